@@ -1,0 +1,484 @@
+"""Boards as data: the board file schema and the frozen board model everyone reads.
+
+One ``Board`` holds one typed memory map; the linker script, the size check, the pyOCD
+target, the simulated flash and the QEMU command line all read it, so no address is
+written twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from hil.errors import ConfigError
+from hil.schema import Reader, load_yaml
+
+SCHEMA_VERSION = 1
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BUILTIN_BOARDS_DIR = PROJECT_ROOT / "boards"
+
+TRIPLES = {
+    "thumbv7em-none-eabi": "arm",
+    "thumbv7em-none-eabihf": "arm",
+    "thumbv7m-none-eabi": "arm",
+    "riscv32imac-unknown-none-elf": "riscv",
+}
+CONSOLE_DRIVERS = ("stm32-usart", "sifive-uart", "pl011")
+LED_DRIVERS = ("stm32f4-gpio", "sifive-gpio", "stellaris-gpio")
+FLASH_TOOLS = ("pyocd", "openocd")
+FLOAT_ABIS = ("soft", "softfp", "hard")
+
+
+@dataclass(frozen=True)
+class Sector:
+    """One erase sector of a flash region."""
+
+    start: int
+    size: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.size
+
+
+@dataclass(frozen=True)
+class Region:
+    """A memory region: flash (with its sectors and app start) or RAM."""
+
+    name: str
+    kind: str  # "flash" | "ram"
+    origin: int
+    length: int
+    access: str = "rwx"
+    sector_layout: tuple[tuple[int, int], ...] = ()  # (size, count) runs
+    app_start: int | None = None
+
+    @property
+    def end(self) -> int:
+        """One past the last byte."""
+        return self.origin + self.length
+
+    @property
+    def is_flash(self) -> bool:
+        return self.kind == "flash"
+
+    def contains(self, address: int, size: int = 1) -> bool:
+        return self.origin <= address and address + size <= self.end
+
+    @cached_property
+    def sectors(self) -> tuple[Sector, ...]:
+        out = []
+        address = self.origin
+        for size, count in self.sector_layout:
+            for _ in range(count):
+                out.append(Sector(address, size))
+                address += size
+        return tuple(out)
+
+    def sector_at(self, address: int) -> Sector | None:
+        for sector in self.sectors:
+            if sector.start <= address < sector.end:
+                return sector
+        return None
+
+
+@dataclass(frozen=True)
+class Console:
+    driver: str
+    base: int
+    baud: int
+    clock_hz: int
+    qemu_serial: int
+
+
+@dataclass(frozen=True)
+class Led:
+    driver: str
+    base: int
+    pin: int
+    active_low: bool = False
+
+
+@dataclass(frozen=True)
+class ChipId:
+    """Where the chip's device id is read and what it must be (STM32: DBGMCU_IDCODE)."""
+
+    address: int
+    mask: int
+    value: int
+
+
+@dataclass(frozen=True)
+class FlashSpec:
+    """How the board is flashed: pyOCD (target name, pack or family) or OpenOCD."""
+
+    tool: str
+    pyocd_target: str | None = None
+    pyocd_family: str | None = None
+    pyocd_pack: str | None = None
+    chip_id: ChipId | None = None
+    connect_mode: str = "halt"
+    reset_type: str = "sw"
+    frequency: int = 4_000_000
+    openocd_config: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class QemuSpec:
+    binary: str
+    machine: str
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Board:
+    """The frozen model of one board file."""
+
+    name: str
+    description: str
+    triple: str
+    cpu: str
+    fpu: str | None
+    float_abi: str
+    march: str | None
+    mabi: str | None
+    cpu_clock_hz: int
+    regions: tuple[Region, ...]
+    console: Console
+    flash: FlashSpec
+    qemu: QemuSpec | None
+    led: Led | None = None
+    aliases: tuple[str, ...] = ()
+    stack_size: int = 4096
+    heap_size: int = 0
+    path: Path | None = field(default=None, compare=False)
+    sha256: str = field(default="", compare=False)
+
+    @property
+    def arch(self) -> str:
+        return TRIPLES[self.triple]
+
+    @property
+    def app_region(self) -> Region:
+        """The flash region holding the application start."""
+        for region in self.regions:
+            if region.is_flash and region.app_start is not None:
+                return region
+        raise AssertionError("validated boards always have an app start")  # pragma: no cover
+
+    @property
+    def app_start(self) -> int:
+        start = self.app_region.app_start
+        assert start is not None
+        return start
+
+    @property
+    def ram_region(self) -> Region:
+        """The RAM region used for .data, .bss, heap and stack (the first RAM region)."""
+        return next(r for r in self.regions if r.kind == "ram")
+
+    def region_named(self, name: str) -> Region | None:
+        return next((r for r in self.regions if r.name == name), None)
+
+    def region_at(self, address: int) -> Region | None:
+        return next((r for r in self.regions if r.contains(address)), None)
+
+    def flash_regions(self) -> Iterator[Region]:
+        return (r for r in self.regions if r.is_flash)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def board_dirs() -> list[Path]:
+    """The directories searched for board files: the project's, then HIL_BOARDS_PATH."""
+    dirs = [BUILTIN_BOARDS_DIR]
+    for entry in os.environ.get("HIL_BOARDS_PATH", "").split(os.pathsep):
+        if entry.strip():
+            dirs.append(Path(entry).expanduser())
+    return dirs
+
+
+def load_board_file(path: Path) -> Board:
+    """Parse and validate one board file; raises ConfigError naming file, key and fix."""
+    data = load_yaml(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return parse_board(data, path, digest)
+
+
+def parse_board(data: object, path: Path, digest: str = "") -> Board:
+    top = Reader(data, path)
+    version = top.int("schema")
+    if version != SCHEMA_VERSION:
+        raise top.error(
+            "schema",
+            f"unsupported board schema version {version}",
+            hint=f"this hil reads schema {SCHEMA_VERSION}; set 'schema: {SCHEMA_VERSION}'",
+        )
+    name = top.str("name")
+    _check_name(top, "name", name)
+    aliases = top.str_list("aliases", ())
+    description = top.str("description", "")
+
+    target = top.sub("target")
+    assert target is not None
+    triple = target.str("triple", choices=tuple(TRIPLES))
+    arch = TRIPLES[triple]
+    cpu = target.str("cpu")
+    fpu = target.str("fpu", None)
+    float_abi = target.str("float_abi", "hard" if triple.endswith("eabihf") else "soft",
+                           choices=FLOAT_ABIS)
+    march = target.str("march", None)
+    mabi = target.str("mabi", None)
+    clock = target.int("clock_hz", minimum=1)
+    if arch == "riscv" and (march is None or mabi is None):
+        raise target.error("march", "RISC-V boards need 'march' and 'mabi'",
+                           hint="e.g. march: rv32imac, mabi: ilp32")
+    if triple.endswith("eabihf") and (float_abi != "hard" or fpu is None):
+        raise target.error("float_abi", f"{triple} is the hard-float ABI: it needs "
+                           "'float_abi: hard' and an 'fpu'",
+                           hint="use thumbv7em-none-eabi for a soft-float build")
+    target.done()
+
+    regions = tuple(_parse_region(r) for r in top.items("memory"))
+    _check_regions(top, regions)
+
+    console = _parse_console(top.sub("console"))
+    led_reader = top.sub("led", required=False)
+    led = _parse_led(led_reader) if led_reader else None
+    flash = _parse_flash(top.sub("flash"), arch)
+    qemu_reader = top.sub("qemu", required=False)
+    qemu = None
+    if qemu_reader:
+        qemu = QemuSpec(
+            binary=qemu_reader.str("binary"),
+            machine=qemu_reader.str("machine"),
+            args=qemu_reader.str_list("args", ()),
+        )
+        qemu_reader.done()
+    stack = top.size("stack", 4096, minimum=256)
+    heap = top.size("heap", 0)
+    top.done()
+
+    return Board(
+        name=name,
+        description=description,
+        triple=triple,
+        cpu=cpu,
+        fpu=fpu,
+        float_abi=float_abi,
+        march=march,
+        mabi=mabi,
+        cpu_clock_hz=clock,
+        regions=regions,
+        console=console,
+        led=led,
+        flash=flash,
+        qemu=qemu,
+        aliases=aliases,
+        stack_size=stack,
+        heap_size=heap,
+        path=path,
+        sha256=digest,
+    )
+
+
+def _check_name(reader: Reader, key: str, name: str) -> None:
+    if not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise reader.error(key, f"'{name}' is not a valid board name",
+                           hint="use letters, digits, '-', '_' and '.' only")
+
+
+def _parse_region(r: Reader) -> Region:
+    name = r.str("name")
+    kind = r.str("kind", choices=("flash", "ram"))
+    origin = r.address("origin")
+    length = r.size("length", minimum=1)
+    access = r.str("access", "rx" if kind == "flash" else "rwx")
+    if not access or any(c not in "rwx" for c in access):
+        raise r.error("access", f"'{access}' is not an access mode",
+                      hint="use letters from r, w, x, such as rx or rwx")
+    if origin + length > 1 << 32:
+        raise r.error(
+            "length",
+            f"region {name} at 0x{origin:08X} with length 0x{length:X} wraps past 4 GiB "
+            f"(ends at 0x{origin + length:X})",
+            hint="check origin and length against the reference manual",
+        )
+    layout: tuple[tuple[int, int], ...] = ()
+    app_start = None
+    if kind == "flash":
+        runs = []
+        for i, run in enumerate(r.items("sectors")):
+            size = run.size("size", minimum=1)
+            count = run.int("count", minimum=1)
+            run.done()
+            runs.append((size, count))
+            del i
+        layout = tuple(runs)
+        total = sum(size * count for size, count in layout)
+        if total != length:
+            raise r.error(
+                "sectors",
+                f"sectors of region {name} add up to {total} bytes (0x{total:X}) but its "
+                f"length is {length} (0x{length:X})",
+                hint="list every sector run so their sizes add up to the region length",
+            )
+        app_start = r.address("app_start", origin)
+        if not origin <= app_start < origin + length:
+            raise r.error(
+                "app_start",
+                f"application start 0x{app_start:08X} is outside flash region {name} "
+                f"(0x{origin:08X}..0x{origin + length - 1:08X})",
+                hint="set app_start to an address inside the region",
+            )
+    r.done()
+    return Region(name, kind, origin, length, access, layout, app_start)
+
+
+def _check_regions(top: Reader, regions: tuple[Region, ...]) -> None:
+    if not regions:
+        raise top.error("memory", "no memory regions", hint="list the flash and RAM regions")
+    seen: dict[str, int] = {}
+    for i, region in enumerate(regions):
+        if region.name in seen:
+            raise top.error(f"memory[{i}].name", f"duplicate region name '{region.name}'",
+                            hint="give every region its own name")
+        seen[region.name] = i
+    ordered = sorted(enumerate(regions), key=lambda item: item[1].origin)
+    for (_, a), (j, b) in zip(ordered, ordered[1:]):
+        if b.origin < a.end:
+            raise top.error(
+                f"memory[{j}]",
+                f"region {b.name} (0x{b.origin:08X}..0x{b.end - 1:08X}) overlaps region "
+                f"{a.name} (0x{a.origin:08X}..0x{a.end - 1:08X})",
+                hint="check origin and length of both regions against the reference manual",
+            )
+    if not any(r.is_flash for r in regions):
+        raise top.error("memory", "no flash region", hint="add a region with kind: flash")
+    if not any(r.kind == "ram" for r in regions):
+        raise top.error("memory", "no RAM region", hint="add a region with kind: ram")
+
+
+def _parse_console(r: Reader | None) -> Console:
+    assert r is not None
+    console = Console(
+        driver=r.str("driver", choices=CONSOLE_DRIVERS),
+        base=r.address("base"),
+        baud=r.int("baud", 115200, minimum=1),
+        clock_hz=r.int("clock_hz", minimum=1),
+        qemu_serial=r.int("qemu_serial", 0, minimum=0),
+    )
+    r.done()
+    return console
+
+
+def _parse_led(r: Reader) -> Led:
+    led = Led(
+        driver=r.str("driver", choices=LED_DRIVERS),
+        base=r.address("base"),
+        pin=r.int("pin", minimum=0),
+        active_low=r.bool("active_low", False),
+    )
+    if led.pin > 31:
+        raise r.error("pin", f"pin {led.pin} is not 0..31")
+    r.done()
+    return led
+
+
+def _parse_flash(r: Reader | None, arch: str) -> FlashSpec:
+    assert r is not None
+    tool = r.str("tool", choices=FLASH_TOOLS)
+    if tool == "pyocd" and arch != "arm":
+        raise r.error("tool", "pyOCD flashes Arm Cortex-M only",
+                      hint="use 'tool: openocd' with an OpenOCD config for this board")
+    chip_id = None
+    chip = r.sub("chip_id", required=False)
+    if chip:
+        chip_id = ChipId(
+            address=chip.address("address"),
+            mask=chip.address("mask", 0xFFFFFFFF),
+            value=chip.address("value"),
+        )
+        chip.done()
+    spec = FlashSpec(
+        tool=tool,
+        pyocd_target=r.str("pyocd_target", None),
+        pyocd_family=r.str("pyocd_family", None),
+        pyocd_pack=r.str("pyocd_pack", None),
+        chip_id=chip_id,
+        connect_mode=r.str("connect_mode", "halt",
+                           choices=("halt", "pre-reset", "under-reset", "attach")),
+        reset_type=r.str("reset_type", "sw", choices=("hw", "sw", "sw_sysresetreq",
+                                                      "sw_vectreset", "sw_emulated")),
+        frequency=r.int("frequency", 4_000_000, minimum=1000),
+        openocd_config=r.str_list("openocd_config", ()),
+    )
+    if tool == "pyocd" and not (spec.pyocd_target or spec.pyocd_family or spec.pyocd_pack):
+        raise r.error("pyocd_family", "a pyOCD board needs pyocd_target, pyocd_family or "
+                      "pyocd_pack", hint="e.g. pyocd_family: stm32f4")
+    if tool == "openocd" and not spec.openocd_config:
+        raise r.error("openocd_config", "an OpenOCD board needs its config files",
+                      hint="e.g. openocd_config: [board/sifive-hifive1-revb.cfg]")
+    r.done()
+    return spec
+
+
+class BoardCatalog:
+    """Every board found in the search path, by name and alias."""
+
+    def __init__(self, dirs: list[Path] | None = None) -> None:
+        self.dirs = board_dirs() if dirs is None else dirs
+        self._boards: dict[str, Board] | None = None
+
+    def _load(self) -> dict[str, Board]:
+        if self._boards is not None:
+            return self._boards
+        boards: dict[str, Board] = {}
+        names: dict[str, Path] = {}
+        for directory in self.dirs:
+            if not directory.is_dir():
+                continue
+            for path in sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml")):
+                board = load_board_file(path)
+                for key in (board.name, *board.aliases):
+                    if key in names:
+                        raise ConfigError(
+                            f"board name '{key}' is already defined in {names[key]}",
+                            path=path,
+                            key="name" if key == board.name else "aliases",
+                            hint="board names and aliases must be unique across all "
+                            "board directories; rename one",
+                        )
+                    names[key] = path
+                    boards[key] = board
+        self._boards = boards
+        return boards
+
+    def get(self, name: str) -> Board:
+        boards = self._load()
+        if name in boards:
+            return boards[name]
+        import difflib
+
+        close = difflib.get_close_matches(name, list(boards), n=1)
+        hint = f"did you mean '{close[0]}'?" if close else (
+            f"known boards: {', '.join(self.names())}; add a board file to boards/ or a "
+            "directory in HIL_BOARDS_PATH")
+        raise ConfigError(f"unknown board '{name}'", hint=hint)
+
+    def names(self) -> list[str]:
+        """Canonical board names (no aliases), sorted."""
+        return sorted({b.name for b in self._load().values()})
+
+    def all(self) -> list[Board]:
+        return [self.get(n) for n in self.names()]
+
+
+def load_board(name: str) -> Board:
+    """Load one board by name or alias from the board search path."""
+    return BoardCatalog().get(name)

@@ -1,0 +1,104 @@
+"""The ``hil`` command: one module per subcommand; the only place errors become exit codes.
+
+A subcommand module in this package defines ``NAME``, ``HELP``, ``add_arguments(parser)``
+and ``run(args) -> int``. ``run`` converts the argparse namespace into typed values and calls
+library code; no namespace is passed below this layer. Modules are discovered by name, so
+adding a subcommand is adding a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+import traceback
+from types import ModuleType
+
+from hil.errors import ExitCode, HilError
+
+EPILOG = """\
+exit codes:
+   0  success                         10  no probe found
+   1  a test failed                   11  probe busy or lost mid-operation
+   2  usage or configuration error    12  wrong chip on the probe
+   3  infrastructure failure          13  flash erase/program failed
+      (emulator died, console lost)   14  read-back verify mismatch
+   4  hardware required, not present  20  timed out waiting for a lease
+   5  build failed / image too big    21  audit verification failed
+   6  toolchain missing              130  interrupted (Ctrl-C)
+
+environment:
+  HIL_BOARDS_PATH  extra board directories (':'-separated), searched after boards/
+  HIL_CACHE_DIR    build cache (default: $XDG_CACHE_HOME/hil or ~/.cache/hil)
+  HIL_STATE_DIR    state: audit store, leases, simulated flash, logs (default: .hil/)
+  HIL_RACK         rack file (default: rack.yaml in the project)
+"""
+
+
+def _subcommand_modules() -> list[ModuleType]:
+    modules = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(module, "NAME") and hasattr(module, "run"):
+            modules.append(module)
+    return modules
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hil",
+        description="Hardware-in-the-loop firmware pipeline: build bare-metal images, flash "
+        "them over SWD, test them over their serial console (QEMU when no board is "
+        "present), and keep an audit trail.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output; -v also shows tracebacks of errors")
+    from hil import __version__
+
+    parser.add_argument("--version", action="version", version=f"hil {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in _subcommand_modules():
+        p = sub.add_parser(
+            module.NAME,
+            help=module.HELP,
+            description=getattr(module, "DESCRIPTION", module.HELP),
+            epilog=getattr(module, "EPILOG", EPILOG),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``hil`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return ExitCode.USAGE
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else
+        logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args._run(args))
+    except HilError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"hil: error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("hil: interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+
+
+def console_main() -> None:  # pragma: no cover - thin wrapper for the console script
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""The one exception tree of hil; only hil.cli turns these into messages and exit codes.
+
+Every error carries what went wrong, where (file, key, address, board) and, in ``hint``,
+how to fix it. Each class has its own exit code so scripts and CI can tell failures apart.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of the ``hil`` command (documented in README and ``--help``)."""
+
+    OK = 0
+    TEST_FAILED = 1
+    USAGE = 2  # bad arguments or configuration (board, rack, app files)
+    INFRASTRUCTURE = 3  # emulator died, console lost, server unreachable
+    NO_HARDWARE = 4  # --require-hardware and no matching board present
+    BUILD_FAILED = 5  # compile, link, or the image does not fit
+    TOOLCHAIN_MISSING = 6
+    NO_PROBE = 10
+    PROBE_LOST = 11  # probe busy, disconnected or failing mid-operation
+    WRONG_CHIP = 12
+    FLASH_FAILED = 13  # erase or program failure
+    VERIFY_FAILED = 14  # read-back differs from the image
+    LEASE_TIMEOUT = 20
+    AUDIT_FAILED = 21  # hash chain or signature check failed
+    INTERRUPTED = 130
+
+
+class HilError(Exception):
+    """Root of every error hil raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.INFRASTRUCTURE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n  hint: {self.hint}"
+        return self.message
+
+
+class ConfigError(HilError):
+    """A board, rack or app file (or a command-line value) is invalid."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: object | None = None,
+        key: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        where = ""
+        if path is not None:
+            where = f"{path}"
+            if key:
+                where += f": {key}"
+            where += ": "
+        elif key:
+            where = f"{key}: "
+        super().__init__(where + message, hint=hint)
+        self.path = path
+        self.key = key
+
+
+class UsageError(HilError):
+    """The command line asks for something that cannot be done."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ToolchainError(HilError):
+    """A compiler, linker or other external tool is missing or unusable."""
+
+    exit_code = ExitCode.TOOLCHAIN_MISSING
+
+
+class BuildError(HilError):
+    """Compiling or linking failed, or the image does not fit the board."""
+
+    exit_code = ExitCode.BUILD_FAILED
+
+
+class ImageError(BuildError):
+    """An image is malformed, overflows a region or has data outside every region."""
+
+
+class EmulatorError(HilError):
+    """The emulator could not start, died, or locked up."""
+
+    exit_code = ExitCode.INFRASTRUCTURE
+
+
+class ConsoleError(HilError):
+    """The serial console could not be opened or was lost."""
+
+    exit_code = ExitCode.INFRASTRUCTURE
+
+
+class NoHardwareError(HilError):
+    """Hardware was required and none matching is present."""
+
+    exit_code = ExitCode.NO_HARDWARE
+
+
+class FlashError(HilError):
+    """Base of flashing errors."""
+
+    exit_code = ExitCode.FLASH_FAILED
+
+
+class NoProbeError(FlashError):
+    exit_code = ExitCode.NO_PROBE
+
+
+class ProbeLostError(FlashError):
+    exit_code = ExitCode.PROBE_LOST
+
+
+class WrongChipError(FlashError):
+    exit_code = ExitCode.WRONG_CHIP
+
+
+class FlashProgramError(FlashError):
+    """Erase or program failed; ``address`` names where."""
+
+    exit_code = ExitCode.FLASH_FAILED
+
+    def __init__(self, message: str, *, address: int | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.address = address
+
+
+class VerifyError(FlashError):
+    """Read-back differs from the image; ``address`` is the first differing byte."""
+
+    exit_code = ExitCode.VERIFY_FAILED
+
+    def __init__(self, message: str, *, address: int | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.address = address
+
+
+class LeaseError(HilError):
+    exit_code = ExitCode.INFRASTRUCTURE
+
+
+class LeaseTimeout(LeaseError):
+    exit_code = ExitCode.LEASE_TIMEOUT
+
+
+class AuditError(HilError):
+    exit_code = ExitCode.AUDIT_FAILED
