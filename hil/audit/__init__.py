@@ -1,0 +1,227 @@
+"""Audit trail: provenance next to every image and a hash-chained record of every build,
+flash and test, keyed by the sha256 of the image's HEX file.
+
+The three hooks other parts of hil call:
+
+- :func:`on_build` - called by ``hil.build`` once the artifacts and ``build.json`` are written;
+- :func:`record_flash` - called after a flash attempt (verified or not);
+- :func:`record_test` - called after a test run on QEMU or hardware.
+
+Each appends one record to the store named by ``store`` (a path or URL), else ``HIL_AUDIT_DB``,
+else ``<state dir>/audit.sqlite``. A store that cannot be opened or written raises
+:class:`hil.errors.AuditError` with the store's location; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from hil.audit import provenance
+from hil.audit.store import Record, now_iso, open_store
+from hil.errors import AuditError
+from hil.paths import state_dir
+
+KEY_ENV_VAR = "HIL_AUDIT_KEY"
+EXECUTORS = ("qemu", "hardware")
+
+__all__ = ["on_build", "record_flash", "record_test", "signing_key_path", "default_key_path",
+           "trusted_public_keys", "image_sha256_of"]
+
+
+def default_key_path() -> Path:
+    """Where ``hil audit keygen`` puts the signing key by default."""
+    return state_dir() / "keys" / "audit-ed25519.pem"
+
+
+def signing_key_path() -> Path | None:
+    """The key builds are signed with: HIL_AUDIT_KEY, else the default key if it exists.
+
+    HIL_AUDIT_KEY naming a missing file is an error (a misconfigured signer must not
+    silently produce unsigned builds); HIL_AUDIT_KEY="" turns signing off.
+    """
+    if KEY_ENV_VAR in os.environ:
+        value = os.environ[KEY_ENV_VAR]
+        if not value:
+            return None
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise AuditError(f"{KEY_ENV_VAR}={value}: no such key file",
+                             hint="make one with `hil audit keygen --out PATH`, or unset "
+                                  f"{KEY_ENV_VAR}")
+        return path
+    path = default_key_path()
+    return path if path.is_file() else None
+
+
+def trusted_public_keys(paths: list[Path] | None = None) -> list[Any]:
+    """Public keys to verify with: the given files, else every ``*.pub`` in the key dir
+    and the public half of the signing key."""
+    if paths:
+        return [provenance.load_public_key(p) for p in paths]
+    keys = []
+    key_dir = default_key_path().parent
+    if key_dir.is_dir():
+        keys += [provenance.load_public_key(p) for p in sorted(key_dir.glob("*.pub"))]
+    signer = signing_key_path()
+    if signer is not None:
+        pub = signer.with_name(signer.name + ".pub")
+        keys.append(provenance.load_public_key(pub if pub.is_file() else signer))
+    return keys
+
+
+def image_sha256_of(record: dict[str, Any]) -> str:
+    """The key of an image in the store: sha256 of its HEX (ELF when there is no HEX)."""
+    artifacts = record.get("artifacts") or {}
+    for role in ("hex", "elf", "bin"):
+        sha = (artifacts.get(role) or {}).get("sha256")
+        if sha:
+            return str(sha)
+    raise AuditError(f"build record for {record.get('board')}/{record.get('app')} has no "
+                     "artifact sha256 (artifacts.hex.sha256 expected)")
+
+
+def _write_json(path: Path, doc: Any) -> bytes:
+    data = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise AuditError(f"cannot write {path}: {exc.strerror}") from exc
+    return data
+
+
+def on_build(out_dir: Path, record: dict[str, Any], *, store: str | None = None) -> Record:
+    """Write provenance and SBOM next to the image and append a ``build`` record.
+
+    Writes ``provenance.intoto.json`` (in-toto v1 Statement, SLSA v1 predicate),
+    ``sbom.cdx.json`` (CycloneDX 1.5) and, when a signing key is configured
+    (HIL_AUDIT_KEY or ``hil audit keygen``), ``provenance.intoto.dsse.json`` into
+    ``out_dir``. The store record carries the whole build record, ``out_dir`` and the
+    digests of the files written (and the envelope). Raises AuditError when the files or
+    the store cannot be written.
+    """
+    out_dir = Path(out_dir)
+    finished = record.get("finished") or now_iso()
+    stmt = provenance.statement(record, started=record.get("started"), finished=finished)
+    statement_bytes = _write_json(out_dir / provenance.STATEMENT_FILE, stmt)
+    sbom_bytes = _write_json(out_dir / provenance.SBOM_FILE,
+                             provenance.sbom(record, timestamp=finished))
+    envelope = None
+    key_path = signing_key_path()
+    envelope_path = out_dir / provenance.ENVELOPE_FILE
+    if key_path is not None:
+        envelope = provenance.sign(stmt, provenance.load_private_key(key_path))
+        _write_json(envelope_path, envelope)
+    elif envelope_path.exists():
+        envelope_path.unlink()  # an envelope from an earlier signed build no longer applies
+    payload = {
+        "build": record,
+        "out_dir": str(out_dir),
+        "provenance": {
+            "statement": provenance.STATEMENT_FILE,
+            "statement_sha256": hashlib.sha256(statement_bytes).hexdigest(),
+            "sbom": provenance.SBOM_FILE,
+            "sbom_sha256": hashlib.sha256(sbom_bytes).hexdigest(),
+            "envelope": envelope,
+        },
+    }
+    with open_store(store) as s:
+        return s.append("build", image_sha256_of(record), payload, time=finished)
+
+
+def record_flash(
+    *,
+    image_sha256: str,
+    board: str,
+    rack_id: str | None,
+    probe: str | None,
+    chip_id: str | int | None,
+    verified: bool,
+    erased: int = 0,
+    programmed: int = 0,
+    user: str | None = None,
+    ok: bool = True,
+    error: str | None = None,
+    store: str | None = None,
+) -> Record:
+    """Append a ``flash`` record: an image was written to a board on the rack.
+
+    image_sha256: sha256 of the HEX file flashed (the image's key in the store).
+    board: board name (e.g. ``nucleo-f4``); rack_id: the rack position / board id the lease
+    named (None outside a rack); probe: the debug probe's unique id; chip_id: the chip id
+    read from the target (int is stored as ``0x...``); verified: read-back matched;
+    erased / programmed: counts of sectors erased and bytes programmed; user: who flashed
+    (default: the login name); ok / error: whether the flash completed and why not.
+    The newest flash at a rack position (rack_id, else board) is what ``hil audit`` says
+    "runs now". Returns the stored record; raises AuditError if the store is unwritable.
+    """
+    payload = {
+        "board": board,
+        "rack_id": rack_id,
+        "probe": probe,
+        "chip_id": f"0x{chip_id:08x}" if isinstance(chip_id, int) else chip_id,
+        "verified": bool(verified),
+        "erased": int(erased),
+        "programmed": int(programmed),
+        "user": user or _user(),
+        "ok": bool(ok),
+        "error": error,
+    }
+    with open_store(store) as s:
+        return s.append("flash", image_sha256, payload)
+
+
+def record_test(
+    *,
+    image_sha256: str,
+    board: str,
+    rack_id: str | None,
+    executor: str,
+    passed: int,
+    failed: int,
+    skipped: int,
+    junit: str | Path | None,
+    toolchain: str | None,
+    errors: int = 0,
+    user: str | None = None,
+    store: str | None = None,
+) -> Record:
+    """Append a ``test`` record: a test run's verdict against an image.
+
+    image_sha256: sha256 of the HEX under test; board: board name; rack_id: rack position
+    (None for QEMU); executor: ``"qemu"`` or ``"hardware"``; passed / failed / skipped /
+    errors: verdict counts; junit: path of the JUnit XML written (stored as given);
+    toolchain: toolchain name or fingerprint id that built the image (for the report);
+    user: who ran it (default: the login name). Returns the stored record; raises
+    AuditError for an unknown executor or an unwritable store.
+    """
+    if executor not in EXECUTORS:
+        raise AuditError(f"test record executor {executor!r} is not one of "
+                         f"{', '.join(EXECUTORS)}")
+    payload = {
+        "board": board,
+        "rack_id": rack_id,
+        "executor": executor,
+        "passed": int(passed),
+        "failed": int(failed),
+        "skipped": int(skipped),
+        "errors": int(errors),
+        "junit": str(junit) if junit is not None else None,
+        "toolchain": toolchain,
+        "user": user or _user(),
+    }
+    with open_store(store) as s:
+        return s.append("test", image_sha256, payload)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())

@@ -1,0 +1,94 @@
+"""Firmware apps: a directory of C sources with an optional ``app.yaml`` manifest."""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+
+from hil.errors import ConfigError
+from hil.paths import EXAMPLES_DIR
+from hil.schema import Reader, load_yaml
+
+MANIFEST = "app.yaml"
+DEFAULT_SOURCES = ("*.c", "*.S")
+
+
+@dataclass(frozen=True)
+class App:
+    """One firmware application: what to compile and with which stack and heap."""
+
+    name: str
+    version: str
+    dir: Path
+    sources: tuple[Path, ...]
+    include_dirs: tuple[Path, ...]
+    stack_size: int | None
+    heap_size: int | None
+    defines: tuple[tuple[str, str], ...] = ()
+    boards: tuple[str, ...] = ()  # empty: every board
+
+
+def resolve_app_dir(app: str | Path) -> Path:
+    """An app argument: a directory path, or the name of a directory in firmware_examples/."""
+    path = Path(app)
+    if path.is_dir():
+        return path.resolve()
+    example = EXAMPLES_DIR / str(app)
+    if example.is_dir() and "/" not in str(app):
+        return example.resolve()
+    known = sorted(p.name for p in EXAMPLES_DIR.iterdir() if (p / MANIFEST).is_file()) \
+        if EXAMPLES_DIR.is_dir() else []
+    raise ConfigError(
+        f"app '{app}' is neither a directory nor an example in firmware_examples/",
+        hint=f"examples: {', '.join(known)}; or pass the path of a directory with C sources",
+    )
+
+
+def load_app(app: str | Path) -> App:
+    """Read an app directory and its manifest; every source glob must match something."""
+    directory = resolve_app_dir(app)
+    manifest = directory / MANIFEST
+    data: object = {}
+    if manifest.is_file():
+        data = load_yaml(manifest) or {}
+    r = Reader(data, manifest)
+    name = r.str("name", directory.name)
+    version = r.str("version", "0.0.0")
+    patterns = r.str_list("sources", DEFAULT_SOURCES)
+    includes = r.str_list("include", ())
+    stack = r.size("stack", None, minimum=256)
+    heap = r.size("heap", None)
+    defines_raw = r.raw("defines", {})
+    if not isinstance(defines_raw, dict):
+        raise r.error("defines", "expected a mapping of NAME: value")
+    defines = tuple(sorted((str(k), str(v)) for k, v in defines_raw.items()))
+    boards = r.str_list("boards", ())
+    r.done()
+
+    sources: list[Path] = []
+    for i, pattern in enumerate(patterns):
+        matched = sorted(glob.glob(str(directory / pattern)))
+        if not matched and "sources" in r.data:
+            raise r.error(f"sources[{i}]", f"'{pattern}' matches no file in {directory}",
+                          hint="fix the glob or remove it")
+        sources += [Path(m).resolve() for m in matched]
+    sources = sorted(set(sources), key=lambda p: str(p))
+    if not sources:
+        raise ConfigError(f"no C or assembly sources (*.c, *.S) in {directory}",
+                          hint="add sources, or list them under 'sources:' in app.yaml")
+    include_dirs = []
+    for i, inc in enumerate(includes):
+        path = (directory / inc).resolve()
+        if not path.is_dir():
+            raise r.error(f"include[{i}]", f"'{inc}' is not a directory")
+        include_dirs.append(path)
+    return App(name, version, directory, tuple(sources), tuple(include_dirs), stack, heap,
+               defines, boards)
+
+
+def example_apps() -> list[App]:
+    """Every example under firmware_examples/ that has a manifest."""
+    if not EXAMPLES_DIR.is_dir():
+        return []
+    return [load_app(p) for p in sorted(EXAMPLES_DIR.iterdir()) if (p / MANIFEST).is_file()]

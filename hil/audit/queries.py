@@ -1,0 +1,345 @@
+"""The auditor's questions, answered from a store as JSON-ready dicts, and chain verification.
+
+Each question reads only indexed rows (by image hash, digest, toolchain name, rack position)
+so it stays fast on a store of millions of records; ``verify`` reads everything once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hil.audit import provenance
+from hil.audit.store import GENESIS, Record, Store, derive, record_hash
+from hil.errors import UsageError
+
+SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def resolve_image(store: Store, ref: str) -> str:
+    """The HEX sha256 an image reference (file or sha256 of its HEX, ELF or BIN) names."""
+    path = Path(ref)
+    if path.is_file():
+        sha = file_sha256(path)
+    elif SHA256_RE.match(ref):
+        sha = ref.lower()
+    else:
+        raise UsageError(f"{ref!r} is neither an image file nor a sha256",
+                         hint="pass build/<board>/<app>/firmware.hex or its 64-digit sha256")
+    if store.build_of(sha) is not None or store.for_image(sha):
+        return sha
+    for image, role in store.images_with_digest(sha):
+        if role.startswith("artifact:"):
+            return image
+    raise UsageError(f"image {sha} ({ref}) is not in the audit store {store.location}",
+                     hint="was it built by hil with this store (HIL_AUDIT_DB)?")
+
+
+def build_summary(rec: Record) -> dict[str, Any]:
+    """The auditor's view of a build record."""
+    b = rec.payload.get("build") or {}
+    tc = b.get("toolchain") or {}
+    tools = tc.get("tools") or {}
+    prov = rec.payload.get("provenance") or {}
+    compiler = {role: tools[role] for role in ("cc", "cc1") if role in tools}
+    return {
+        "seq": rec.seq,
+        "time": rec.time,
+        "image_sha256": rec.image_sha256,
+        "board": b.get("board"),
+        "app": b.get("app"),
+        "app_version": b.get("app_version"),
+        "out_dir": rec.payload.get("out_dir"),
+        "toolchain": {
+            "name": tc.get("name"), "version": tc.get("version"), "triple": tc.get("triple"),
+            "id": tc.get("id"), "compiler": compiler, "tools": tools,
+            "libraries": tc.get("libraries") or {},
+        },
+        "git": b.get("git") or {},
+        "sources": b.get("sources") or [],
+        "artifacts": b.get("artifacts") or {},
+        "regions": b.get("regions") or [],
+        "reproducible_checked": bool(b.get("reproducible_checked")),
+        "signed": bool(prov.get("envelope")),
+        "host": b.get("host"),
+    }
+
+
+def _event(rec: Record) -> dict[str, Any]:
+    out = {"seq": rec.seq, "time": rec.time, "kind": rec.kind, "image_sha256": rec.image_sha256}
+    out.update(rec.payload)
+    return out
+
+
+def image(store: Store, ref: str) -> dict[str, Any]:
+    """Which toolchain built an image, from what, where it was flashed, every verdict."""
+    sha = resolve_image(store, ref)
+    records = store.for_image(sha)
+    builds = [build_summary(r) for r in records if r.kind == "build"]
+    flashes = [_event(r) for r in records if r.kind == "flash"]
+    tests = [_event(r) for r in records if r.kind == "test"]
+    running = [{"location": loc, "since": rec.time, "seq": rec.seq}
+               for loc, rec in store.current() if rec.image_sha256 == sha]
+    return {
+        "image_sha256": sha,
+        "builds": builds,
+        "flashes": flashes,
+        "tests": {ex: [t for t in tests if t.get("executor") == ex] for ex in ("hardware", "qemu")},
+        "running_on": running,
+    }
+
+
+def toolchain(store: Store, ref: str, *, limit: int = 200) -> dict[str, Any]:
+    """Every image a toolchain (name[@version], or sha256 of it or any tool/library) built,
+    and where those images run now."""
+    if SHA256_RE.match(ref):
+        sha = ref.lower()
+        builds, total, roles = store.builds_with_digest(sha, limit)
+
+        def matches(rec: Record) -> bool:
+            return any(d[0] == sha for d in derive("build", rec.payload).digests)
+        query: dict[str, Any] = {"sha256": sha, "matched_as": roles}
+    else:
+        name, _, version = ref.partition("@")
+        builds, total = store.builds_by_toolchain(name, version or None, limit)
+
+        def matches(rec: Record) -> bool:
+            tc = (rec.payload.get("build") or {}).get("toolchain") or {}
+            return tc.get("name") == name and (not version or tc.get("version") == version)
+        query = {"name": name, "version": version or None}
+    if total == 0:
+        raise UsageError(f"no build in the audit store {store.location} used toolchain {ref!r}",
+                         hint="give a toolchain name (gcc, clang, gcc@12.2.0) or the sha256 of "
+                              "the toolchain id or of one of its tools")
+    toolchains: dict[str, dict[str, Any]] = {}
+    images: dict[str, dict[str, Any]] = {}
+    for rec in builds:
+        s = build_summary(rec)
+        tc = s["toolchain"]
+        toolchains.setdefault(tc["id"] or "", {k: tc[k] for k in ("name", "version", "id",
+                                                                    "compiler")})
+        images.setdefault(rec.image_sha256, {
+            "image_sha256": rec.image_sha256, "board": s["board"], "app": s["app"],
+            "app_version": s["app_version"], "built": s["time"], "toolchain_id": tc["id"],
+            "git": s["git"].get("commit"), "out_dir": s["out_dir"]})
+    running = []
+    for loc, flash in store.current():
+        build = store.build_of(flash.image_sha256)
+        if build is not None and matches(build):
+            s = build_summary(build)
+            running.append({"location": loc, "image_sha256": flash.image_sha256,
+                            "board": s["board"], "app": s["app"], "since": flash.time})
+    return {"query": query, "builds_total": total, "limit": limit,
+            "toolchains": list(toolchains.values()), "images": list(images.values()),
+            "running_now": running}
+
+
+def board(store: Store, name: str, *, limit: int = 200) -> dict[str, Any]:
+    """What was flashed to a rack position (or board name), when, by whom, what runs now."""
+    records = store.for_location(name, limit)
+    if not records:
+        raise UsageError(f"no flash or test at {name!r} in the audit store {store.location}",
+                         hint="give a rack id as in rack.yaml (or a board name)")
+    current = None
+    seq = store.locations().get(name)
+    if seq is not None:
+        flash = store.by_seq(seq)
+        if flash is not None:
+            build = store.build_of(flash.image_sha256)
+            current = {"image_sha256": flash.image_sha256, "since": flash.time,
+                       "user": flash.payload.get("user"), "verified": flash.payload.get("verified"),
+                       "build": build_summary(build) if build else None}
+    return {
+        "location": name,
+        "running_now": current,
+        "flashes": [_event(r) for r in records if r.kind == "flash"],
+        "tests": [_event(r) for r in records if r.kind == "test"],
+    }
+
+
+# --- verification ----------------------------------------------------------------------------
+
+
+@dataclass
+class VerifyResult:
+    """Outcome of ``verify``: ``problems`` lists ``(seq, message)``, first bad record first."""
+
+    records: int = 0
+    head_seq: int = 0
+    head_hash: str = GENESIS
+    signatures_checked: int = 0
+    signatures_unchecked: int = 0
+    problems: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "records": self.records, "head_seq": self.head_seq,
+                "head_hash": self.head_hash, "signatures_checked": self.signatures_checked,
+                "signatures_unchecked": self.signatures_unchecked,
+                "problems": [{"seq": s, "message": m} for s, m in self.problems]}
+
+
+MAX_PROBLEMS = 50
+_BLOCK = 1000
+
+
+def verify(store: Store, public_keys: list[Any] | None = None, *,
+           expect_head: str | None = None) -> VerifyResult:
+    """Check the hash chain, the head, the derived indexes and any build signatures.
+
+    A record is named by its ``seq``. Signatures are checked against ``public_keys``; an
+    envelope with no trusted key counts as unchecked (a problem if keys were given).
+    """
+    result = VerifyResult()
+    problems = result.problems
+
+    def problem(seq: int, msg: str) -> None:
+        if len(problems) < MAX_PROBLEMS:
+            problems.append((seq, msg))
+
+    prev_hash, prev_seq = GENESIS, 0
+    expected_digests = hashlib.sha256()
+    blocks_expected: dict[int, str] = {}
+    block_hash = hashlib.sha256()
+    current_block = 0
+    locations: dict[str, int] = {}
+    for row in store.iter_raw():
+        (seq, time, kind, image, text, stored_prev, stored_hash,
+         board_col, rack_col, tc_id, tc_name, tc_version) = row
+        seq = int(seq)
+        result.records += 1
+        if seq != prev_seq + 1:
+            if seq <= prev_seq:
+                problem(seq, f"record {seq}: out of order after record {prev_seq}")
+            else:
+                missing = (f"record {prev_seq + 1}" if seq == prev_seq + 2
+                           else f"records {prev_seq + 1}..{seq - 1}")
+                problem(seq, f"record {seq}: {missing} missing before it (deleted)")
+        if record_hash(seq, time, kind, image, stored_prev, text) != stored_hash:
+            problem(seq, f"record {seq} ({kind}, {time}): contents do not match its hash "
+                         "(the record was edited)")
+        if stored_prev != prev_hash:
+            problem(seq, f"record {seq} ({kind}, {time}): prev_hash does not match the hash of "
+                         f"the record before it (record {prev_seq} was edited, or records "
+                         "were deleted or reordered)")
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            payload = None
+            problem(seq, f"record {seq}: payload is not JSON")
+        if isinstance(payload, dict):
+            d = derive(kind, payload)
+            if (board_col, rack_col, tc_id, tc_name, tc_version) != (
+                    d.board, d.rack_id, d.toolchain_id, d.toolchain_name, d.toolchain_version):
+                problem(seq, f"record {seq}: index columns (board, rack_id, toolchain) differ "
+                             "from its payload (edited to hide it from queries)")
+            if d.location:
+                locations[d.location] = seq
+            block = seq // _BLOCK
+            if block != current_block:
+                blocks_expected[current_block] = block_hash.hexdigest()
+                block_hash, current_block = hashlib.sha256(), block
+            for sha, role in d.digests:
+                line = f"{seq} {sha} {role}\n".encode()
+                expected_digests.update(line)
+                block_hash.update(line)
+            if kind == "build":
+                _check_signature(result, seq, image, payload, public_keys, problem)
+        prev_hash, prev_seq = stored_hash, seq
+    blocks_expected[current_block] = block_hash.hexdigest()
+    result.head_seq, result.head_hash = store.head()
+    if (result.head_seq, result.head_hash) != (prev_seq, prev_hash):
+        problem(result.head_seq, f"head says the last record is {result.head_seq} "
+                                 f"({result.head_hash[:16]}), the chain ends at {prev_seq} "
+                                 f"({prev_hash[:16]}): newest records were deleted or the head "
+                                 "edited")
+    if expect_head and expect_head.lower() not in (result.head_hash, prev_hash):
+        problem(prev_seq, f"head hash {prev_hash} is not the expected {expect_head}: the store "
+                          "was rewritten or rolled back since that hash was taken")
+    _check_digests(store, expected_digests.hexdigest(), blocks_expected, problem)
+    if store.locations() != locations:
+        problem(0, "the rack-position index (audit_location) differs from the newest flash "
+                   "records")
+    problems.sort(key=lambda p: p[0] if p[0] else 1 << 62)
+    return result
+
+
+def _check_digests(store: Store, expected: str, blocks_expected: dict[int, str],
+                   problem: Any) -> None:
+    actual = hashlib.sha256()
+    blocks: dict[int, Any] = {}
+    for seq, sha, role in store.iter_digests():
+        line = f"{int(seq)} {sha} {role}\n".encode()
+        actual.update(line)
+        blocks.setdefault(int(seq) // _BLOCK, hashlib.sha256()).update(line)
+    if actual.hexdigest() == expected:
+        return
+    empty = hashlib.sha256().hexdigest()
+    for block in sorted(set(blocks_expected) | set(blocks)):
+        got = blocks[block].hexdigest() if block in blocks else empty
+        if got != blocks_expected.get(block, empty):
+            first = max(block * _BLOCK, 1)
+            problem(first, f"digest index (audit_digest) rows for records {first}.."
+                           f"{(block + 1) * _BLOCK - 1} differ from their payloads (edited to "
+                           "hide builds from toolchain queries)")
+            return
+
+
+def _check_signature(result: VerifyResult, seq: int, image: str, payload: dict[str, Any],
+                     public_keys: list[Any] | None, problem: Any) -> None:
+    envelope = (payload.get("provenance") or {}).get("envelope")
+    if not envelope:
+        return
+    signer_ids = {s.get("keyid") for s in envelope.get("signatures") or []
+                  if isinstance(s, dict)}
+    trusted = [k for k in public_keys or [] if provenance.key_id(k) in signer_ids]
+    if not trusted:
+        result.signatures_unchecked += 1
+        if public_keys:
+            problem(seq, f"record {seq}: build is signed by key(s) "
+                         f"{', '.join(sorted(str(i)[:16] for i in signer_ids))} which are not "
+                         "trusted")
+        return
+    try:
+        stmt = provenance.verify_envelope(envelope, trusted)
+    except Exception as exc:  # AuditError with the reason
+        problem(seq, f"record {seq}: provenance signature invalid: {exc}")
+        return
+    digests = {s.get("digest", {}).get("sha256") for s in stmt.get("subject") or []}
+    if image not in digests:
+        problem(seq, f"record {seq}: signed statement does not name image {image[:16]}")
+    result.signatures_checked += 1
+
+
+def verify_statement_file(path: Path, public_keys: list[Any]) -> dict[str, Any]:
+    """Verify a DSSE envelope file; also check its subjects against files beside it."""
+    try:
+        envelope = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read envelope {path}: {exc}") from exc
+    stmt = provenance.verify_envelope(envelope, public_keys)
+    problems = provenance.validate_statement(stmt)
+    subjects = []
+    for s in stmt.get("subject") or []:
+        f = path.parent / s.get("name", "")
+        actual = file_sha256(f) if f.is_file() else None
+        subjects.append({"name": s.get("name"), "sha256": s["digest"]["sha256"],
+                         "file_matches": None if actual is None else
+                         actual == s["digest"]["sha256"]})
+    return {"envelope": str(path), "valid_structure": not problems, "problems": problems,
+            "subjects": subjects}

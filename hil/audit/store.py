@@ -1,0 +1,654 @@
+"""The audit store: append-only, hash-chained records in SQLite (default) or PostgreSQL.
+
+Each record is ``(seq, time, kind, image_sha256, payload, prev_hash, hash)``; ``hash`` is the
+sha256 of the record's canonical form, which includes ``prev_hash``, the hash of the record
+before it. Editing, deleting or reordering a record therefore breaks the chain at that record.
+A one-row head table holds the last ``(seq, hash)`` so deleting the newest records is caught
+too; for protection against someone who rewrites the whole file, keep a copy of the head hash
+that ``hil audit verify`` prints (``--head``) or sign builds.
+
+Both backends share one schema. Columns besides the chained ones (board, rack id, toolchain)
+and the side tables ``audit_digest`` (every hash a build names: artifacts, tools, libraries,
+toolchain id) and ``audit_location`` (the newest flash per rack position) are derived from the
+payload so queries use indexes; ``verify`` recomputes them.
+
+Contract: ``Store`` objects do no I/O until entered (``with open_store() as store:``). Every
+append is one transaction (``BEGIN IMMEDIATE`` in SQLite WAL, a row lock on the head in
+PostgreSQL), so a crash leaves the whole record or none and concurrent writers serialise.
+Failures to open or write raise :class:`hil.errors.AuditError` naming the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hil.errors import AuditError
+from hil.paths import state_dir
+
+SCHEMA_VERSION = 1
+GENESIS = "0" * 64
+KINDS = ("build", "flash", "test")
+ENV_VAR = "HIL_AUDIT_DB"
+
+_COLUMNS = (
+    "seq, time, kind, image_sha256, payload, prev_hash, hash, "
+    "board, rack_id, toolchain_id, toolchain_name, toolchain_version"
+)
+
+
+def canonical_json(value: Any) -> str:
+    """The one JSON form that is hashed: sorted keys, no spaces, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def record_hash(
+    seq: int, time: str, kind: str, image_sha256: str, prev_hash: str, payload_text: str
+) -> str:
+    """sha256 of a record's chained fields, as stored (payload as its stored text)."""
+    body = canonical_json([seq, time, kind, image_sha256, prev_hash, payload_text])
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def now_iso() -> str:
+    """The current UTC time as stored in records: ISO 8601 with microseconds and ``Z``."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One audit record as stored."""
+
+    seq: int
+    time: str
+    kind: str
+    image_sha256: str
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "time": self.time,
+            "kind": self.kind,
+            "image_sha256": self.image_sha256,
+            "payload": self.payload,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+
+@dataclass(frozen=True)
+class Derived:
+    """Index columns and side-table rows computed from one record's payload."""
+
+    board: str | None
+    rack_id: str | None
+    toolchain_id: str | None
+    toolchain_name: str | None
+    toolchain_version: str | None
+    digests: tuple[tuple[str, str], ...]  # (sha256, role), sorted
+    location: str | None  # the rack position a flash record programs
+
+
+def derive(kind: str, payload: dict[str, Any]) -> Derived:
+    """Compute a record's index columns from its payload (the payload is the truth)."""
+    if kind == "build":
+        build = payload.get("build") or {}
+        tc = build.get("toolchain") or {}
+        digests: set[tuple[str, str]] = set()
+        if tc.get("id"):
+            digests.add((tc["id"], "toolchain"))
+        for role, tool in sorted((tc.get("tools") or {}).items()):
+            if isinstance(tool, dict) and tool.get("sha256"):
+                digests.add((tool["sha256"], f"tool:{role}"))
+        for role, lib in sorted((tc.get("libraries") or {}).items()):
+            if isinstance(lib, dict) and lib.get("sha256"):
+                digests.add((lib["sha256"], f"library:{role}"))
+        for role, art in sorted((build.get("artifacts") or {}).items()):
+            if isinstance(art, dict) and art.get("sha256"):
+                digests.add((art["sha256"], f"artifact:{role}"))
+        return Derived(
+            board=build.get("board"),
+            rack_id=None,
+            toolchain_id=tc.get("id"),
+            toolchain_name=tc.get("name"),
+            toolchain_version=tc.get("version"),
+            digests=tuple(sorted(digests)),
+            location=None,
+        )
+    board = payload.get("board")
+    rack_id = payload.get("rack_id")
+    location = (rack_id or board) if kind == "flash" else None
+    return Derived(
+        board=board,
+        rack_id=rack_id,
+        toolchain_id=None,
+        toolchain_name=None,
+        toolchain_version=None,
+        digests=(),
+        location=location,
+    )
+
+
+def default_location() -> str:
+    """HIL_AUDIT_DB if set, else ``<state dir>/audit.sqlite``."""
+    return os.environ.get(ENV_VAR) or str(state_dir() / "audit.sqlite")
+
+
+def open_store(location: str | os.PathLike[str] | None = None) -> Store:
+    """A store for a path, ``sqlite:///path`` or ``postgresql://`` URL (default: see above).
+
+    Does no I/O; enter the returned store with ``with`` to open it.
+    """
+    where = str(location) if location is not None else default_location()
+    if where.startswith(("postgresql://", "postgres://")):
+        return PostgresStore(where)
+    if where.startswith("sqlite:///"):
+        where = where[len("sqlite://"):]
+    elif "://" in where:
+        raise AuditError(
+            f"audit store {where!r}: unknown URL scheme",
+            hint=f"use a file path, sqlite:///path or postgresql://... (in {ENV_VAR} or --db)",
+        )
+    return SqliteStore(Path(where))
+
+
+class Store:
+    """Base of both backends: the chain logic; subclasses provide the connection.
+
+    Use as a context manager. ``append`` writes one record atomically and returns it;
+    the query methods return records in ``seq`` order unless said otherwise.
+    """
+
+    placeholder = "?"
+    location: str
+
+    def __enter__(self) -> Store:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- backend hooks -------------------------------------------------------------------
+
+    def open(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _write(self) -> Any:
+        """Context manager: one write transaction holding the append lock; yields a cursor."""
+        raise NotImplementedError
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        yield from self._rows(sql, params)
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def append(
+        self, kind: str, image_sha256: str, payload: dict[str, Any], *, time: str | None = None
+    ) -> Record:
+        """Append one record in one transaction and return it as stored."""
+        return self.append_many([(kind, image_sha256, payload, time)])[-1]
+
+    def append_many(
+        self, items: Iterable[tuple[str, str, dict[str, Any], str | None]]
+    ) -> list[Record]:
+        """Append several ``(kind, image_sha256, payload, time)`` records in one transaction."""
+        prepared = []
+        for kind, image_sha256, payload, time in items:
+            if kind not in KINDS:
+                raise AuditError(f"audit record kind {kind!r} is not one of {', '.join(KINDS)}")
+            if not _is_sha256(image_sha256):
+                raise AuditError(f"audit record image_sha256 {image_sha256!r} is not a sha256")
+            text = canonical_json(payload)
+            prepared.append((kind, image_sha256.lower(), payload, text, time))
+        out: list[Record] = []
+        try:
+            with self._write() as cur:
+                cur.execute(self._sql("SELECT seq, hash FROM audit_head WHERE id = 1"))
+                head = cur.fetchone()
+                seq, prev = (int(head[0]), head[1]) if head else (0, GENESIS)
+                for kind, image_sha256, payload, text, time in prepared:
+                    seq += 1
+                    when = time or now_iso()
+                    digest = record_hash(seq, when, kind, image_sha256, prev, text)
+                    d = derive(kind, payload)
+                    cur.execute(
+                        self._sql(f"INSERT INTO audit_record ({_COLUMNS}) "
+                                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                        (seq, when, kind, image_sha256, text, prev, digest, d.board,
+                         d.rack_id, d.toolchain_id, d.toolchain_name, d.toolchain_version),
+                    )
+                    if d.digests:
+                        cur.executemany(
+                            self._sql("INSERT INTO audit_digest (sha256, seq, role) "
+                                      "VALUES (?, ?, ?)"),
+                            [(sha, seq, role) for sha, role in d.digests],
+                        )
+                    if d.location:
+                        cur.execute(
+                            self._sql("INSERT INTO audit_location (location, seq) VALUES (?, ?) "
+                                      "ON CONFLICT (location) DO UPDATE SET seq = excluded.seq"),
+                            (d.location, seq),
+                        )
+                    out.append(Record(seq, when, kind, image_sha256, payload, prev, digest))
+                    prev = digest
+                cur.execute(self._sql("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1"),
+                            (seq, prev))
+        except AuditError:
+            raise
+        except Exception as exc:  # sqlite3 / psycopg errors: say which store, keep the cause
+            raise AuditError(
+                f"cannot write to the audit store {self.location}: {exc}",
+                hint=f"check that it is writable, or point {ENV_VAR} at another store",
+            ) from exc
+        return out
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _records(self, where: str, params: Sequence[Any], order: str = "seq",
+                 limit: int | None = None) -> list[Record]:
+        sql = f"SELECT seq, time, kind, image_sha256, payload, prev_hash, hash FROM audit_record"
+        if where:
+            sql += f" WHERE {where}"
+        sql += f" ORDER BY {order}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_record(row) for row in self._query(sql, params)]
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._rows(self._sql(sql), params)
+        except Exception as exc:
+            raise AuditError(f"cannot read the audit store {self.location}: {exc}") from exc
+
+    def head(self) -> tuple[int, str]:
+        """The ``(seq, hash)`` of the newest record as kept in the head table."""
+        rows = self._query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        return (int(rows[0][0]), rows[0][1]) if rows else (0, GENESIS)
+
+    def count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM audit_record")[0][0])
+
+    def for_image(self, image_sha256: str) -> list[Record]:
+        """Every record about one image (by its HEX sha256), oldest first."""
+        return self._records("image_sha256 = ?", (image_sha256.lower(),))
+
+    def images_with_digest(self, sha256: str) -> list[tuple[str, str]]:
+        """``(image_sha256, role)`` of builds naming ``sha256`` as an artifact or tool."""
+        rows = self._query(
+            "SELECT r.image_sha256, d.role FROM audit_digest d "
+            "JOIN audit_record r ON r.seq = d.seq WHERE d.sha256 = ? ORDER BY d.seq DESC "
+            "LIMIT 1000",
+            (sha256.lower(),),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def builds_with_digest(self, sha256: str, limit: int) -> tuple[list[Record], int, list[str]]:
+        """Newest builds naming ``sha256`` (toolchain id, tool, library), total, roles."""
+        sha = sha256.lower()
+        roles = [r[0] for r in self._query(
+            "SELECT DISTINCT role FROM audit_digest WHERE sha256 = ?", (sha,))]
+        total = int(self._query("SELECT COUNT(DISTINCT seq) FROM audit_digest WHERE sha256 = ?",
+                                (sha,))[0][0])
+        records = self._records(
+            "seq IN (SELECT seq FROM audit_digest WHERE sha256 = ? ORDER BY seq DESC LIMIT ?)",
+            (sha, limit), order="seq DESC")
+        return records, total, sorted(roles)
+
+    def builds_by_toolchain(self, name: str, version: str | None,
+                            limit: int) -> tuple[list[Record], int]:
+        """Newest builds by toolchain name (and version), and their total number."""
+        where = "toolchain_name = ? AND kind = 'build'"
+        params: list[Any] = [name]
+        if version:
+            where += " AND toolchain_version = ?"
+            params.append(version)
+        total = int(self._query(f"SELECT COUNT(*) FROM audit_record WHERE {where}",
+                                params)[0][0])
+        return self._records(where, params, order="seq DESC", limit=limit), total
+
+    def by_seq(self, seq: int) -> Record | None:
+        found = self._records("seq = ?", (seq,))
+        return found[0] if found else None
+
+    def build_of(self, image_sha256: str) -> Record | None:
+        """The newest build record of an image."""
+        found = self._records("image_sha256 = ? AND kind = 'build'", (image_sha256.lower(),),
+                              order="seq DESC", limit=1)
+        return found[0] if found else None
+
+    def for_location(self, name: str, limit: int) -> list[Record]:
+        """Flash and test records at one rack position (rack id; else board name), newest
+        first."""
+        found = self._records("rack_id = ?", (name,), order="seq DESC", limit=limit)
+        if not found:
+            found = self._records("board = ? AND kind <> 'build'", (name,),
+                                  order="seq DESC", limit=limit)
+        return found
+
+    def current(self) -> list[tuple[str, Record]]:
+        """``(location, flash record)`` for the newest flash at every rack position."""
+        rows = self._query(
+            "SELECT l.location, r.seq, r.time, r.kind, r.image_sha256, r.payload, r.prev_hash, "
+            "r.hash FROM audit_location l JOIN audit_record r ON r.seq = l.seq "
+            "ORDER BY l.location")
+        return [(row[0], _record(row[1:])) for row in rows]
+
+    def since(self, time: str | None, kinds: Sequence[str] = KINDS,
+              limit: int | None = None) -> list[Record]:
+        """Records at or after an ISO time (all when None), newest first."""
+        marks = ", ".join("?" for _ in kinds)
+        where = f"kind IN ({marks})"
+        params: list[Any] = list(kinds)
+        if time:
+            where += " AND time >= ?"
+            params.append(time)
+        return self._records(where, params, order="seq DESC", limit=limit)
+
+    def iter_raw(self) -> Iterator[tuple[Any, ...]]:
+        """Every stored row, seq order, with derived columns (for verify): see ``_COLUMNS``."""
+        try:
+            yield from self._stream(self._sql(f"SELECT {_COLUMNS} FROM audit_record "
+                                              "ORDER BY seq"))
+        except Exception as exc:
+            raise AuditError(f"cannot read the audit store {self.location}: {exc}") from exc
+
+    def iter_digests(self) -> Iterator[tuple[int, str, str]]:
+        """Every ``(seq, sha256, role)`` of the digest index, seq order."""
+        try:
+            yield from self._stream(self._sql(
+                "SELECT seq, sha256, role FROM audit_digest ORDER BY seq, sha256, role"))
+        except Exception as exc:
+            raise AuditError(f"cannot read the audit store {self.location}: {exc}") from exc
+
+    def locations(self) -> dict[str, int]:
+        return {row[0]: int(row[1]) for row in
+                self._query("SELECT location, seq FROM audit_location")}
+
+
+def _record(row: Sequence[Any]) -> Record:
+    seq, time, kind, image, payload, prev, digest = row[:7]
+    try:
+        data = json.loads(payload)
+    except (TypeError, ValueError):
+        data = {"_unreadable_payload": str(payload)}
+    return Record(int(seq), time, kind, image, data, prev, digest)
+
+
+def _is_sha256(value: object) -> bool:
+    return (isinstance(value, str) and len(value) == 64
+            and all(c in "0123456789abcdefABCDEF" for c in value))
+
+
+# --- schema ---------------------------------------------------------------------------------
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_record (
+    seq {seq_type} PRIMARY KEY,
+    time TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    image_sha256 TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    board TEXT,
+    rack_id TEXT,
+    toolchain_id TEXT,
+    toolchain_name TEXT,
+    toolchain_version TEXT);
+CREATE TABLE IF NOT EXISTS audit_digest (
+    sha256 TEXT NOT NULL, seq BIGINT NOT NULL, role TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_location (location TEXT PRIMARY KEY, seq BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_record_image ON audit_record (image_sha256, seq);
+CREATE INDEX IF NOT EXISTS audit_record_toolchain ON audit_record (toolchain_id, seq);
+CREATE INDEX IF NOT EXISTS audit_record_toolchain_name
+    ON audit_record (toolchain_name, toolchain_version, seq);
+CREATE INDEX IF NOT EXISTS audit_record_board ON audit_record (board, seq);
+CREATE INDEX IF NOT EXISTS audit_record_rack ON audit_record (rack_id, seq);
+CREATE INDEX IF NOT EXISTS audit_record_time ON audit_record (time);
+CREATE INDEX IF NOT EXISTS audit_digest_sha ON audit_digest (sha256, seq);
+CREATE INDEX IF NOT EXISTS audit_digest_seq ON audit_digest (seq);
+"""
+
+_SQLITE_TRIGGERS = """
+CREATE TRIGGER IF NOT EXISTS audit_record_no_update BEFORE UPDATE ON audit_record
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_record_no_delete BEFORE DELETE ON audit_record
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+"""
+
+_PG_TRIGGERS = """
+CREATE OR REPLACE FUNCTION hil_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN RAISE EXCEPTION 'audit records are append-only'; END $$;
+CREATE OR REPLACE TRIGGER audit_record_append_only BEFORE UPDATE OR DELETE ON audit_record
+FOR EACH ROW EXECUTE FUNCTION hil_audit_append_only();
+"""
+
+
+class _Transaction:
+    def __init__(self, enter: Any, leave: Any) -> None:
+        self._enter, self._leave = enter, leave
+
+    def __enter__(self) -> Any:
+        return self._enter()
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self._leave(exc_type is None)
+
+
+class SqliteStore(Store):
+    """SQLite in WAL mode, synchronous=FULL: each committed record survives a crash."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.location = str(path)
+        self._conn: sqlite3.Connection | None = None
+
+    def open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 60000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            self._conn = conn
+            version = self._schema_version(conn)
+            if version is None:
+                conn.execute("BEGIN IMMEDIATE")
+                self._create_schema(conn)
+            elif version != SCHEMA_VERSION:
+                raise AuditError(
+                    f"audit store {self.path} has schema version {version}, this hil reads "
+                    f"version {SCHEMA_VERSION}",
+                    hint="upgrade hil, or point HIL_AUDIT_DB at a new store")
+        except AuditError:
+            self.close()
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            self.close()
+            raise AuditError(
+                f"cannot open the audit store {self.path}: {exc}",
+                hint=f"check the directory is writable, or set {ENV_VAR} to another path",
+            ) from exc
+
+    @staticmethod
+    def _schema_version(conn: sqlite3.Connection) -> int | None:
+        try:
+            row = conn.execute(
+                "SELECT value FROM audit_meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError:
+            return None
+        return int(row[0]) if row else None
+
+    @staticmethod
+    def _create_schema(conn: sqlite3.Connection) -> None:
+        # Already inside BEGIN IMMEDIATE: a concurrent creator waits, then finds the tables.
+        try:
+            for statement in (_TABLES.format(seq_type="INTEGER") + _SQLITE_TRIGGERS).split(
+                    ";\n"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT OR IGNORE INTO audit_meta VALUES ('schema_version', ?)",
+                         (str(SCHEMA_VERSION),))
+            conn.execute("INSERT OR IGNORE INTO audit_head VALUES (1, 0, ?)", (GENESIS,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise AuditError(f"audit store {self.path} is not open (use it in a with block)")
+        return self._conn
+
+    def _write(self) -> _Transaction:
+        conn = self.conn
+
+        def enter() -> sqlite3.Cursor:
+            conn.execute("BEGIN IMMEDIATE")
+            return conn.cursor()
+
+        def leave(ok: bool) -> None:
+            conn.execute("COMMIT" if ok else "ROLLBACK")
+
+        return _Transaction(enter, leave)
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.conn.execute(sql, tuple(params)).fetchall()
+
+    def _stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        cur = self.conn.execute(sql, tuple(params))
+        while batch := cur.fetchmany(2000):
+            yield from batch
+
+
+class PostgresStore(Store):
+    """PostgreSQL: the same schema; appends serialise on a row lock of the head row."""
+
+    placeholder = "%s"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.location = _redact(url)
+        self._conn: Any = None
+
+    def open(self) -> None:
+        try:
+            import psycopg
+        except ImportError as exc:  # pragma: no cover - psycopg is a dependency
+            raise AuditError("a postgresql:// audit store needs psycopg",
+                             hint="pip install 'psycopg[binary]'") from exc
+        try:
+            self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            with self._conn.transaction():
+                cur = self._conn.cursor()
+                cur.execute("SELECT pg_advisory_xact_lock(7213305)")
+                cur.execute("SELECT to_regclass('audit_meta')")
+                if cur.fetchone()[0] is None:
+                    for statement in (_TABLES.format(seq_type="BIGINT") + ";\n").split(";\n"):
+                        if statement.strip():
+                            cur.execute(statement)
+                    cur.execute(_PG_TRIGGERS)
+                    cur.execute("INSERT INTO audit_meta VALUES ('schema_version', %s) "
+                                "ON CONFLICT DO NOTHING", (str(SCHEMA_VERSION),))
+                    cur.execute("INSERT INTO audit_head VALUES (1, 0, %s) ON CONFLICT DO NOTHING",
+                                (GENESIS,))
+                cur.execute("SELECT value FROM audit_meta WHERE key = 'schema_version'")
+                version = int(cur.fetchone()[0])
+            if version != SCHEMA_VERSION:
+                raise AuditError(
+                    f"audit store {self.location} has schema version {version}, this hil "
+                    f"reads version {SCHEMA_VERSION}", hint="upgrade hil")
+        except AuditError:
+            self.close()
+            raise
+        except Exception as exc:
+            self.close()
+            raise AuditError(
+                f"cannot open the audit store {self.location}: {exc}",
+                hint=f"check the server is running and the URL in {ENV_VAR} or --db",
+            ) from exc
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @property
+    def conn(self) -> Any:
+        if self._conn is None:
+            raise AuditError(f"audit store {self.location} is not open (use it in a with block)")
+        return self._conn
+
+    def _write(self) -> _Transaction:
+        conn = self.conn
+        state: dict[str, Any] = {}
+
+        def enter() -> Any:
+            tx = conn.transaction()
+            tx.__enter__()
+            state["tx"] = tx
+            cur = conn.cursor()
+            cur.execute("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
+            return cur
+
+        def leave(ok: bool) -> None:
+            tx = state["tx"]
+            if ok:
+                tx.__exit__(None, None, None)
+            else:
+                err = RuntimeError("append aborted")
+                tx.__exit__(type(err), err, None)
+
+        return _Transaction(enter, leave)
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.conn.cursor() as cur:
+            cur.execute(sql, tuple(params))
+            return cur.fetchall()
+
+    def _stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        name = f"hil_audit_{os.getpid()}_{id(sql)}"
+        with self.conn.transaction(), self.conn.cursor(name=name) as cur:
+            cur.itersize = 2000
+            cur.execute(sql, tuple(params))
+            yield from cur
+
+
+def _redact(url: str) -> str:
+    """A URL without its password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}@{host}"
+    return url

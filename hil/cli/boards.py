@@ -1,0 +1,59 @@
+"""hil boards: list the boards found in boards/ and HIL_BOARDS_PATH, or show one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from hil.boards import BoardCatalog, board_dirs
+from hil.ui import human_size, table
+
+NAME = "boards"
+HELP = "list known boards, or show one board's memory map"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("board", nargs="?", help="show this board in detail")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    catalog = BoardCatalog()
+    if args.board:
+        b = catalog.get(args.board)
+        if args.json:
+            print(json.dumps(_board_dict(b), indent=2))
+            return 0
+        print(f"{b.name}: {b.description}")
+        print(f"  file:     {b.path}")
+        print(f"  target:   {b.triple} ({b.cpu})")
+        print(f"  console:  {b.console.driver} at 0x{b.console.base:08X}, {b.console.baud} baud")
+        print(f"  flash:    {b.flash.tool}")
+        if b.qemu:
+            print(f"  qemu:     {b.qemu.binary} -M {b.qemu.machine}")
+        table(["region", "kind", "origin", "size", "sectors", "app start"], [
+            [r.name, r.kind, f"0x{r.origin:08X}", human_size(r.length),
+             ", ".join(f"{c}x{human_size(s)}" for s, c in r.sector_layout) or "-",
+             f"0x{r.app_start:08X}" if r.app_start is not None else "-"]
+            for r in b.regions])
+        return 0
+    boards = catalog.all()
+    if args.json:
+        print(json.dumps([_board_dict(b) for b in boards], indent=2))
+        return 0
+    table(["board", "aliases", "target", "flash via", "qemu", "description"], [
+        [b.name, ", ".join(b.aliases) or "-", b.triple, b.flash.tool,
+         b.qemu.machine if b.qemu else "-", b.description] for b in boards])
+    print(f"\nsearched: {', '.join(str(d) for d in board_dirs())}")
+    return 0
+
+
+def _board_dict(b) -> dict:
+    return {
+        "name": b.name, "aliases": list(b.aliases), "description": b.description,
+        "triple": b.triple, "cpu": b.cpu, "file": str(b.path), "flash_tool": b.flash.tool,
+        "qemu": {"binary": b.qemu.binary, "machine": b.qemu.machine} if b.qemu else None,
+        "regions": [{"name": r.name, "kind": r.kind, "origin": r.origin, "length": r.length,
+                     "sectors": [{"size": s, "count": c} for s, c in r.sector_layout],
+                     "app_start": r.app_start} for r in b.regions],
+    }

@@ -1,0 +1,114 @@
+"""Fault injection for the simulated probe: parsed from HIL_SIM_FAULTS or a rack entry.
+
+Syntax: comma-separated items, each optionally prefixed ``<sim name>:`` to apply to one
+simulated probe only::
+
+    erase@0x08004000        erasing the sector holding this address fails (FlashProgramError, 13)
+    program@0x08000400      programming a page that covers this address fails there (13)
+    corrupt@0x08000010      that byte silently keeps its old value (read-back VerifyError, 14)
+    disconnect_after=5000   the probe vanishes after this many DAP transfers (ProbeLostError, 11)
+    device_id=0x413         the chip reports this device id (WrongChipError, 12)
+    slow[=SECONDS]          every flash-algorithm call runs this long (default 0.05 s); past
+                            pyOCD's flash timeouts this is a timed-out erase/program (13)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+from hil.errors import ConfigError
+
+ENV = "HIL_SIM_FAULTS"
+DEFAULT_SLOW = 0.05
+
+
+@dataclass(frozen=True)
+class Faults:
+    """The faults one simulated probe injects; the default injects none."""
+
+    erase_at: tuple[int, ...] = ()
+    program_at: tuple[int, ...] = ()
+    corrupt_at: tuple[int, ...] = ()
+    disconnect_after: int | None = None
+    device_id: int | None = None
+    slow: float = 0.0
+    source: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.erase_at or self.program_at or self.corrupt_at or self.slow
+                    or self.disconnect_after is not None or self.device_id is not None)
+
+    def merged(self, other: Faults) -> Faults:
+        return replace(
+            self,
+            erase_at=self.erase_at + other.erase_at,
+            program_at=self.program_at + other.program_at,
+            corrupt_at=self.corrupt_at + other.corrupt_at,
+            disconnect_after=other.disconnect_after if other.disconnect_after is not None
+            else self.disconnect_after,
+            device_id=other.device_id if other.device_id is not None else self.device_id,
+            slow=other.slow or self.slow,
+            source=self.source + other.source,
+        )
+
+
+def _int(text: str, item: str, origin: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise ConfigError(f"fault '{item}': '{text}' is not a number", key=origin,
+                          hint="write addresses as 0x08004000 and counts as 5000") from None
+
+
+def parse_faults(spec: str | None, sim_name: str, origin: str = ENV) -> Faults:
+    """Parse a fault spec, keeping items without a prefix or prefixed with ``sim_name:``."""
+    faults = Faults()
+    if not spec:
+        return faults
+    erase: list[int] = []
+    program: list[int] = []
+    corrupt: list[int] = []
+    kwargs: dict[str, object] = {}
+    for raw in spec.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        if ":" in item:
+            prefix, item = item.split(":", 1)
+            if prefix.strip() != sim_name:
+                continue
+            item = item.strip()
+        if "@" in item:
+            kind, _, where = item.partition("@")
+            address = _int(where, item, origin)
+            target = {"erase": erase, "program": program, "corrupt": corrupt}.get(kind)
+            if target is None:
+                raise ConfigError(f"unknown fault '{kind}@'", key=origin,
+                                  hint="use erase@ADDR, program@ADDR or corrupt@ADDR")
+            target.append(address)
+        elif item.startswith("disconnect_after="):
+            kwargs["disconnect_after"] = _int(item.split("=", 1)[1], item, origin)
+        elif item.startswith("device_id="):
+            kwargs["device_id"] = _int(item.split("=", 1)[1], item, origin)
+        elif item == "slow" or item.startswith("slow="):
+            value = item.split("=", 1)[1] if "=" in item else str(DEFAULT_SLOW)
+            try:
+                kwargs["slow"] = float(value)
+            except ValueError:
+                raise ConfigError(f"fault '{item}': '{value}' is not seconds", key=origin,
+                                  hint="write slow or slow=0.2") from None
+        else:
+            raise ConfigError(
+                f"unknown fault '{item}'", key=origin,
+                hint="known: erase@ADDR, program@ADDR, corrupt@ADDR, disconnect_after=N, "
+                "device_id=0xID, slow[=SECONDS]")
+    return Faults(tuple(erase), tuple(program), tuple(corrupt), source=(origin,),
+                  **kwargs)  # type: ignore[arg-type]
+
+
+def faults_for(sim_name: str, rack_spec: str | None = None) -> Faults:
+    """The faults for one simulated probe: its rack entry's, then HIL_SIM_FAULTS on top."""
+    faults = parse_faults(rack_spec, sim_name, "rack: sim_faults")
+    return faults.merged(parse_faults(os.environ.get(ENV), sim_name, ENV))

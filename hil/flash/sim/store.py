@@ -1,0 +1,181 @@
+"""Persistent simulated flash: ``state_dir()/simflash/<name>.bin`` plus ``<name>.json``.
+
+The ``.bin`` holds every flash region of the board back to back, in board order (erased bytes
+are 0xFF); the ``.json`` names the board and where each region sits in the ``.bin``. Any later
+process (a test, a virtual board booting QEMU from what pyOCD wrote) reads it with
+``SimFlashStore.open(name)`` and ``segments()`` / ``to_intelhex()`` / ``write_hex()``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from hil.boards import Board
+from hil.errors import ConfigError
+from hil.paths import state_dir
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def sim_dir() -> Path:
+    return state_dir() / "simflash"
+
+
+def check_sim_name(name: str) -> str:
+    if not _NAME_RE.match(name):
+        raise ConfigError(f"'{name}' is not a valid simulated probe name",
+                          hint="use letters, digits, '.', '_' and '-', e.g. hilsim:f4-a")
+    return name
+
+
+@dataclass
+class FlashArea:
+    """One flash region of the simulated chip, backed by a slice of the store's buffer."""
+
+    name: str
+    origin: int
+    length: int
+    offset: int  # into the .bin
+
+    @property
+    def end(self) -> int:
+        return self.origin + self.length
+
+
+class SimFlashStore:
+    """The flash contents of one simulated board, loaded in memory and saved atomically."""
+
+    def __init__(self, name: str, board_name: str, areas: list[FlashArea], data: bytearray,
+                 directory: Path) -> None:
+        self.name = name
+        self.board_name = board_name
+        self.areas = areas
+        self.data = data
+        self.directory = directory
+
+    # ------------------------------------------------------------------ paths
+    @staticmethod
+    def paths(name: str, directory: Path | None = None) -> tuple[Path, Path]:
+        d = directory or sim_dir()
+        return d / f"{name}.bin", d / f"{name}.json"
+
+    @property
+    def bin_path(self) -> Path:
+        return self.paths(self.name, self.directory)[0]
+
+    @property
+    def meta_path(self) -> Path:
+        return self.paths(self.name, self.directory)[1]
+
+    # ------------------------------------------------------------------ construction
+    @staticmethod
+    def read_metadata(name: str, directory: Path | None = None) -> dict | None:
+        """The metadata beside a persisted flash, or None when there is none (or it is bad)."""
+        meta = SimFlashStore.paths(name, directory)[1]
+        try:
+            data = json.loads(meta.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) and isinstance(data.get("board"), str) else None
+
+    @classmethod
+    def for_board(cls, name: str, board: Board, directory: Path | None = None) -> SimFlashStore:
+        """Load the persisted flash of ``name`` (erased if none, or if its layout changed)."""
+        check_sim_name(name)
+        directory = directory or sim_dir()
+        areas = []
+        offset = 0
+        for region in board.flash_regions():
+            areas.append(FlashArea(region.name, region.origin, region.length, offset))
+            offset += region.length
+        data = bytearray(b"\xff" * offset)
+        bin_path, _ = cls.paths(name, directory)
+        meta = cls.read_metadata(name, directory)
+        if meta and meta.get("board") == board.name and bin_path.exists():
+            saved = bin_path.read_bytes()
+            if len(saved) == offset:
+                data[:] = saved
+        return cls(name, board.name, areas, data, directory)
+
+    @classmethod
+    def open(cls, name: str, directory: Path | None = None) -> SimFlashStore:
+        """Open the persisted flash of a simulated probe for reading (no board needed)."""
+        directory = directory or sim_dir()
+        meta = cls.read_metadata(name, directory)
+        if meta is None:
+            raise ConfigError(f"simulated probe hilsim:{name} has never been flashed "
+                              f"(no {cls.paths(name, directory)[1]})",
+                              hint=f"flash it first: hil flash --probe hilsim:{name} ...")
+        areas = [FlashArea(a["name"], a["origin"], a["length"], a["offset"])
+                 for a in meta["regions"]]
+        data = bytearray(cls.paths(name, directory)[0].read_bytes())
+        return cls(name, meta["board"], areas, data, directory)
+
+    # ------------------------------------------------------------------ access
+    def area_at(self, address: int) -> FlashArea | None:
+        for area in self.areas:
+            if area.origin <= address < area.end:
+                return area
+        return None
+
+    def read(self, address: int, size: int) -> bytes:
+        area = self.area_at(address)
+        if area is None or address + size > area.end:
+            raise ValueError(f"0x{address:08X}+{size} is outside the simulated flash")
+        start = area.offset + address - area.origin
+        return bytes(self.data[start:start + size])
+
+    def segments(self) -> list[tuple[int, bytes]]:
+        """(address, bytes) runs of programmed (non-0xFF) data, 16-byte aligned and merged."""
+        out: list[tuple[int, bytes]] = []
+        for area in self.areas:
+            blob = bytes(self.data[area.offset:area.offset + area.length])
+            run_start = None
+            for pos in range(0, area.length, 16):
+                chunk = blob[pos:pos + 16]
+                used = chunk.count(0xFF) != len(chunk)
+                if used and run_start is None:
+                    run_start = pos
+                elif not used and run_start is not None:
+                    out.append((area.origin + run_start, blob[run_start:pos]))
+                    run_start = None
+            if run_start is not None:
+                out.append((area.origin + run_start, blob[run_start:]))
+        return out
+
+    def to_intelhex(self):  # -> intelhex.IntelHex
+        from intelhex import IntelHex
+
+        ih = IntelHex()
+        for address, blob in self.segments():
+            ih.frombytes(blob, offset=address)
+        return ih
+
+    def write_hex(self, path: Path) -> Path:
+        """Write the programmed contents as Intel HEX (what QEMU's -device loader takes)."""
+        self.to_intelhex().write_hex_file(str(path))
+        return path
+
+    def save(self) -> None:
+        """Write .bin then .json atomically (readers never see a half-written flash)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "board": self.board_name,
+            "probe": f"hilsim:{self.name}",
+            "regions": [vars(a) for a in self.areas],
+        }
+        for path, payload in ((self.bin_path, bytes(self.data)),
+                              (self.meta_path, json.dumps(meta, indent=1).encode())):
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{path.name}.")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(payload)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise

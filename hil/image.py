@@ -1,0 +1,251 @@
+"""ELF to Intel HEX and BIN, memory use per region, and the fit check.
+
+The HEX and BIN hold exactly the ELF's loadable bytes at their load addresses (LMA), the
+bytes a flasher writes. Conversion uses pyelftools and intelhex, no external tool.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from elftools.elf.constants import SH_FLAGS
+from elftools.elf.elffile import ELFFile
+from intelhex import IntelHex
+
+from hil.boards import Board, Region
+from hil.errors import ImageError
+
+BIN_FILL = 0xFF  # erased flash
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Bytes to be written at a load address, from one ELF section."""
+
+    section: str
+    address: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class RegionUse:
+    name: str
+    kind: str
+    origin: int
+    length: int
+    used: int
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.used / self.length if self.length else 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {"name": self.name, "kind": self.kind, "origin": self.origin,
+                "length": self.length, "used": self.used}
+
+
+@dataclass(frozen=True)
+class SectionPlacement:
+    name: str
+    vma: int
+    lma: int
+    size: int
+    loaded: bool  # has bytes in the image (PROGBITS), as opposed to NOBITS
+
+
+def read_sections(elf_path: Path) -> list[SectionPlacement]:
+    """Allocated sections with their run (VMA) and load (LMA) addresses."""
+    with open(elf_path, "rb") as f:
+        elf = ELFFile(f)
+        segments = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+        out = []
+        for sec in elf.iter_sections():
+            if not sec["sh_flags"] & SH_FLAGS.SHF_ALLOC or sec["sh_size"] == 0:
+                continue
+            vma = sec["sh_addr"]
+            lma = vma
+            for seg in segments:
+                if seg.section_in_segment(sec):
+                    lma = vma - seg["p_vaddr"] + seg["p_paddr"]
+                    break
+            out.append(SectionPlacement(sec.name, vma, lma, sec["sh_size"],
+                                        sec["sh_type"] != "SHT_NOBITS"))
+        return out
+
+
+def load_chunks(elf_path: Path) -> list[Chunk]:
+    """The loadable bytes of an ELF, by section, at their load addresses."""
+    with open(elf_path, "rb") as f:
+        elf = ELFFile(f)
+        segments = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+        chunks = []
+        for sec in elf.iter_sections():
+            if (not sec["sh_flags"] & SH_FLAGS.SHF_ALLOC or sec["sh_type"] == "SHT_NOBITS"
+                    or sec["sh_size"] == 0):
+                continue
+            lma = sec["sh_addr"]
+            for seg in segments:
+                if seg.section_in_segment(sec):
+                    lma = sec["sh_addr"] - seg["p_vaddr"] + seg["p_paddr"]
+                    break
+            chunks.append(Chunk(sec.name, lma, sec.data()))
+        return sorted(chunks, key=lambda c: c.address)
+
+
+def entry_point(elf_path: Path) -> int:
+    with open(elf_path, "rb") as f:
+        return int(ELFFile(f).header["e_entry"])
+
+
+def check_placement(board: Board, elf_path: Path) -> None:
+    """Every loaded byte must land in a flash region of the board (ImageError otherwise)."""
+    for chunk in load_chunks(elf_path):
+        end = chunk.address + len(chunk.data)
+        region = board.region_at(chunk.address)
+        if region is None or not region.contains(chunk.address, len(chunk.data)):
+            raise ImageError(
+                f"section {chunk.section} has data at 0x{chunk.address:08X}..0x{end - 1:08X}, "
+                f"outside every memory region of board {board.name} "
+                f"({_regions_text(board)})",
+                hint="check the section's placement in your linker script or sources",
+            )
+        if not region.is_flash:
+            raise ImageError(
+                f"section {chunk.section} loads data into {region.kind} region {region.name} "
+                f"at 0x{chunk.address:08X}: a flashed image cannot hold it",
+                hint="place initialised data with '> RAM AT > FLASH' so it loads from flash",
+            )
+
+
+def _regions_text(board: Board) -> str:
+    return ", ".join(f"{r.name} 0x{r.origin:08X}..0x{r.end - 1:08X}" for r in board.regions)
+
+
+def region_use(board: Board, elf_path: Path) -> list[RegionUse]:
+    """Bytes used per region: run addresses of all sections plus load copies in flash."""
+    used = {r.name: 0 for r in board.regions}
+    for sec in read_sections(elf_path):
+        region = board.region_at(sec.vma)
+        if region:
+            used[region.name] += sec.size
+        if sec.loaded and sec.lma != sec.vma:
+            load_region = board.region_at(sec.lma)
+            if load_region:
+                used[load_region.name] += sec.size
+    return [RegionUse(r.name, r.kind, r.origin, r.length, used[r.name]) for r in board.regions]
+
+
+def to_intelhex(elf_path: Path) -> IntelHex:
+    ih = IntelHex()
+    for chunk in load_chunks(elf_path):
+        ih.puts(chunk.address, chunk.data)
+    ih.start_addr = {"EIP": entry_point(elf_path)}
+    return ih
+
+
+def write_hex(elf_path: Path, hex_path: Path) -> None:
+    """Write the ELF's loadable bytes as Intel HEX, 16 data bytes a record, with the entry
+    point as a start-linear-address record before the end record (as objcopy writes it)."""
+    ih = to_intelhex(elf_path)
+    start = ih.start_addr["EIP"]
+    ih.start_addr = None
+    buf = io.StringIO()
+    ih.write_hex_file(buf, byte_count=16)
+    lines = buf.getvalue().splitlines()
+    assert lines[-1] == ":00000001FF"
+    lines.insert(-1, _record(0x05, 0, start.to_bytes(4, "big")))
+    hex_path.write_bytes(("\r\n".join(lines) + "\r\n").encode("ascii"))  # CRLF, as objcopy
+
+
+def _record(kind: int, address: int, data: bytes) -> str:
+    raw = bytes([len(data), address >> 8 & 0xFF, address & 0xFF, kind]) + data
+    checksum = (-sum(raw)) & 0xFF
+    return ":" + (raw + bytes([checksum])).hex().upper()
+
+
+def write_bin(elf_path: Path, bin_path: Path) -> int:
+    """Write the loadable bytes from the lowest load address, gaps filled with 0xFF.
+
+    Returns the base address (where the first byte of the BIN goes)."""
+    chunks = load_chunks(elf_path)
+    if not chunks:
+        raise ImageError(f"{elf_path}: the image has no loadable bytes",
+                         hint="check that the sources define a vector table / entry point")
+    base = chunks[0].address
+    end = max(c.address + len(c.data) for c in chunks)
+    image = bytearray([BIN_FILL]) * (end - base)
+    for c in chunks:
+        image[c.address - base: c.address - base + len(c.data)] = c.data
+    bin_path.write_bytes(bytes(image))
+    return base
+
+
+def read_image(path: Path) -> IntelHex:
+    """Load a HEX or ELF as an IntelHex of its loadable bytes."""
+    if path.suffix.lower() in (".hex", ".ihex"):
+        ih = IntelHex()
+        try:
+            ih.loadhex(str(path))
+        except Exception as exc:  # intelhex raises its own hierarchy and ValueError
+            raise ImageError(f"{path}: not a valid Intel HEX file: {exc}") from exc
+        return ih
+    try:
+        return to_intelhex(path)
+    except Exception as exc:
+        raise ImageError(f"{path}: not a readable ELF file: {exc}",
+                         hint="pass a .hex or .elf image") from exc
+
+
+def image_ranges(ih: IntelHex) -> list[tuple[int, int]]:
+    """Contiguous [start, end) ranges of an image."""
+    return [(s, e) for s, e in ih.segments()]
+
+
+def check_image_fits(board: Board, ih: IntelHex, name: str = "image") -> None:
+    """Every byte of a HEX image must be inside one of the board's flash regions."""
+    for start, end in ih.segments():
+        region = board.region_at(start)
+        if region is None or not region.is_flash or end > region.end:
+            where = region.name if region else "no region"
+            raise ImageError(
+                f"{name} has data at 0x{start:08X}..0x{end - 1:08X} that is not inside a flash "
+                f"region of board {board.name} (starts in {where}; flash: "
+                f"{', '.join(f'{r.name} 0x{r.origin:08X}..0x{r.end - 1:08X}' for r in board.flash_regions())})",
+                hint="was the image built for this board? rebuild with hil build --board "
+                f"{board.name}",
+            )
+
+
+# GNU ld:  "region `SRAM' overflowed by 1234 bytes" + "section `.bss' will not fit in region `SRAM'"
+# LLD:     "section '.bss' will not fit in region 'SRAM': overflowed by 1234 bytes"
+_GNU_REGION = re.compile(r"region [`'](?P<region>[^'`]+)' overflowed by (?P<bytes>\d+) bytes")
+_GNU_SECTION = re.compile(r"section [`'](?P<section>[^'`]+)' will not fit in region "
+                          r"[`'](?P<region>[^'`]+)'")
+_LLD = re.compile(r"section '(?P<section>[^']+)' will not fit in region '(?P<region>[^']+)': "
+                  r"overflowed by (?P<bytes>\d+) bytes")
+
+
+def overflow_from_linker(output: str, board: Board) -> ImageError | None:
+    """Turn a linker's region-overflow message into an ImageError naming region, section,
+    and bytes over; None when the output is not about an overflow."""
+    m = _LLD.search(output)
+    if m:
+        section, region, over = m["section"], m["region"], int(m["bytes"])
+    else:
+        r = _GNU_REGION.search(output)
+        if not r:
+            return None
+        region, over = r["region"], int(r["bytes"])
+        s = _GNU_SECTION.search(output)
+        section = s["section"] if s else "?"
+    reg: Region | None = board.region_named(region)
+    size = f" ({reg.length} bytes)" if reg else ""
+    return ImageError(
+        f"image does not fit board {board.name}: section {section} overflows region "
+        f"{region}{size} by {over} bytes",
+        hint="make the code or data smaller (or the stack/heap in app.yaml), or check the "
+        "region length in the board file",
+    )

@@ -1,0 +1,134 @@
+"""The rack inventory (``rack.yaml``): which board sits on which probe and console.
+
+Minimal form for flashing (issue 5); the rack issue grows it (leases, health). Validated with
+the same Reader as board files: unknown keys, duplicate ids and unknown boards are errors that
+name the file and key.
+
+    schema: 1
+    boards:
+      - id: f4-a                 # unique rack entry id
+        board: nucleo-f4         # a board name from boards/
+        probe: hilsim:f4-a       # probe unique id: stlink:..., a pyOCD id, hilsim:<name>,
+                                 # remote:host:port
+        console: null            # device path or pyserial URL; null for a virtual board
+        tags: [virtual]
+        emulator: qemu           # optional: a virtual board
+        sim_faults: ""           # optional: faults a hilsim probe injects (HIL_SIM_FAULTS syntax)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from hil.errors import ConfigError
+from hil.paths import PROJECT_ROOT
+from hil.schema import Reader, load_yaml
+
+SCHEMA_VERSION = 1
+EMULATORS = ("qemu",)
+
+
+@dataclass(frozen=True)
+class RackEntry:
+    """One board on the rack."""
+
+    id: str
+    board: str
+    probe: str
+    console: str | None = None
+    tags: tuple[str, ...] = ()
+    emulator: str | None = None
+    sim_faults: str | None = None
+
+    @property
+    def is_virtual(self) -> bool:
+        return self.emulator is not None
+
+
+@dataclass(frozen=True)
+class Rack:
+    path: Path | None
+    entries: tuple[RackEntry, ...]
+
+    def entry_for_probe(self, probe: str) -> RackEntry | None:
+        probe = probe.lower()
+        return next((e for e in self.entries if e.probe.lower() == probe), None)
+
+    def entries_for_board(self, board_name: str) -> list[RackEntry]:
+        return [e for e in self.entries if e.board == board_name]
+
+    def entry(self, entry_id: str) -> RackEntry | None:
+        return next((e for e in self.entries if e.id == entry_id), None)
+
+
+def default_rack_path() -> Path:
+    """HIL_RACK, else rack.yaml in the project."""
+    env = os.environ.get("HIL_RACK")
+    if env:
+        return Path(env).expanduser()
+    return PROJECT_ROOT / "rack.yaml"
+
+
+def load_rack(path: Path | None = None, *, required: bool = False) -> Rack:
+    """Load and validate the rack file; an absent default file is an empty rack."""
+    explicit = path is not None or bool(os.environ.get("HIL_RACK"))
+    path = path or default_rack_path()
+    if not path.exists():
+        if required or explicit:
+            raise ConfigError("rack file does not exist", path=path,
+                              hint="create it (see rack.yaml in the project) or unset HIL_RACK")
+        return Rack(None, ())
+    return parse_rack(load_yaml(path), path)
+
+
+def parse_rack(data: object, path: Path) -> Rack:
+    from hil.boards import BoardCatalog
+
+    top = Reader(data if data is not None else {}, path)
+    version = top.int("schema", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise top.error("schema", f"unsupported rack schema version {version}",
+                        hint=f"this hil reads schema {SCHEMA_VERSION}")
+    leases = top.sub("leases", required=False)
+    if leases is not None:
+        leases.str("database", None)
+        leases.done()
+    catalog = BoardCatalog()
+    entries: list[RackEntry] = []
+    seen_ids: dict[str, str] = {}
+    seen_probes: dict[str, str] = {}
+    for r in top.items("boards", []):
+        entry = RackEntry(
+            id=r.str("id"),
+            board=r.str("board"),
+            probe=r.str("probe"),
+            console=r.str("console", None),
+            tags=r.str_list("tags", ()),
+            emulator=r.str("emulator", None, choices=EMULATORS),
+            sim_faults=r.str("sim_faults", None),
+        )
+        if not entry.id or not all(c.isalnum() or c in "-_." for c in entry.id):
+            raise r.error("id", f"'{entry.id}' is not a valid rack entry id",
+                          hint="use letters, digits, '-', '_' and '.'")
+        if entry.id in seen_ids:
+            raise r.error("id", f"duplicate rack entry id '{entry.id}'",
+                          hint="every rack entry needs its own id")
+        if entry.probe.lower() in seen_probes:
+            raise r.error("probe", f"probe {entry.probe} is already used by rack entry "
+                          f"'{seen_probes[entry.probe.lower()]}'",
+                          hint="one probe drives one board")
+        try:
+            board = catalog.get(entry.board)
+        except ConfigError as exc:
+            raise r.error("board", exc.message, hint=exc.hint) from None
+        if entry.sim_faults and not entry.probe.startswith("hilsim:"):
+            raise r.error("sim_faults", "only a simulated probe (hilsim:<name>) injects faults")
+        r.done()
+        entry = RackEntry(**{**vars(entry), "board": board.name})
+        seen_ids[entry.id] = entry.id
+        seen_probes[entry.probe.lower()] = entry.id
+        entries.append(entry)
+    top.done()
+    return Rack(path, tuple(entries))
