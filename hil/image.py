@@ -147,16 +147,40 @@ def to_intelhex(elf_path: Path) -> IntelHex:
 
 
 def write_hex(elf_path: Path, hex_path: Path) -> None:
-    """Write the ELF's loadable bytes as Intel HEX, 16 data bytes a record, with the entry
-    point as a start-linear-address record before the end record (as objcopy writes it)."""
-    ih = to_intelhex(elf_path)
-    start = ih.start_addr["EIP"]
-    ih.start_addr = None
-    buf = io.StringIO()
-    ih.write_hex_file(buf, byte_count=16)
-    lines = buf.getvalue().splitlines()
-    assert lines[-1] == ":00000001FF"
-    lines.insert(-1, _record(0x05, 0, start.to_bytes(4, "big")))
+    """Write the ELF's loadable bytes as Intel HEX, laid out as GNU objcopy lays it out.
+
+    Records hold 16 bytes, restart at each section and never cross a 64 KiB boundary;
+    addresses below 1 MiB use segment records (02), others extended linear ones (04);
+    the entry point ends the file as a start address (03 below 1 MiB, else 05). Matching
+    objcopy byte for byte lets a team diff hil's HEX against the one its old build made.
+    """
+    lines: list[str] = []
+    extbase = segbase = 0
+    for chunk in load_chunks(elf_path):
+        offset = 0
+        while offset < len(chunk.data):
+            where = chunk.address + offset
+            if where > segbase + extbase + 0xFFFF:
+                if extbase == 0 and where <= 0xFFFFF:
+                    segbase = where & 0xF0000
+                    lines.append(_record(0x02, 0, (segbase >> 4).to_bytes(2, "big")))
+                else:
+                    if segbase:
+                        lines.append(_record(0x02, 0, b"\0\0"))
+                        segbase = 0
+                    extbase = where & 0xFFFF0000
+                    lines.append(_record(0x04, 0, (extbase >> 16).to_bytes(2, "big")))
+            rec_addr = where - extbase - segbase
+            now = min(16, len(chunk.data) - offset, 0x10000 - rec_addr)
+            lines.append(_record(0x00, rec_addr, chunk.data[offset:offset + now]))
+            offset += now
+    start = entry_point(elf_path)
+    if start and start <= 0xFFFFF:
+        cs_ip = ((start & 0xF0000) >> 4).to_bytes(2, "big") + (start & 0xFFFF).to_bytes(2, "big")
+        lines.append(_record(0x03, 0, cs_ip))
+    elif start:
+        lines.append(_record(0x05, 0, start.to_bytes(4, "big")))
+    lines.append(":00000001FF")
     hex_path.write_bytes(("\r\n".join(lines) + "\r\n").encode("ascii"))  # CRLF, as objcopy
 
 

@@ -229,7 +229,8 @@ def verify(store: Store, public_keys: list[Any] | None = None, *,
             else:
                 missing = (f"record {prev_seq + 1}" if seq == prev_seq + 2
                            else f"records {prev_seq + 1}..{seq - 1}")
-                problem(seq, f"record {seq}: {missing} missing before it (deleted)")
+                problem(prev_seq + 1, f"{missing} missing (deleted): record {seq} follows "
+                                      f"record {prev_seq}")
         if record_hash(seq, time, kind, image, stored_prev, text) != stored_hash:
             problem(seq, f"record {seq} ({kind}, {time}): contents do not match its hash "
                          "(the record was edited)")
@@ -264,10 +265,11 @@ def verify(store: Store, public_keys: list[Any] | None = None, *,
     blocks_expected[current_block] = block_hash.hexdigest()
     result.head_seq, result.head_hash = store.head()
     if (result.head_seq, result.head_hash) != (prev_seq, prev_hash):
-        problem(result.head_seq, f"head says the last record is {result.head_seq} "
-                                 f"({result.head_hash[:16]}), the chain ends at {prev_seq} "
-                                 f"({prev_hash[:16]}): newest records were deleted or the head "
-                                 "edited")
+        gone = (f"record {result.head_seq}" if result.head_seq == prev_seq + 1 else
+                f"records {prev_seq + 1}..{result.head_seq}")
+        problem(prev_seq + 1, f"{gone} missing (deleted) or the head edited: the head names "
+                              f"record {result.head_seq} ({result.head_hash[:16]}), the chain "
+                              f"ends at record {prev_seq} ({prev_hash[:16]})")
     if expect_head and expect_head.lower() not in (result.head_hash, prev_hash):
         problem(prev_seq, f"head hash {prev_hash} is not the expected {expect_head}: the store "
                           "was rewritten or rolled back since that hash was taken")
@@ -293,11 +295,28 @@ def _check_digests(store: Store, expected: str, blocks_expected: dict[int, str],
     for block in sorted(set(blocks_expected) | set(blocks)):
         got = blocks[block].hexdigest() if block in blocks else empty
         if got != blocks_expected.get(block, empty):
-            first = max(block * _BLOCK, 1)
-            problem(first, f"digest index (audit_digest) rows for records {first}.."
-                           f"{(block + 1) * _BLOCK - 1} differ from their payloads (edited to "
-                           "hide builds from toolchain queries)")
+            first, last = block * _BLOCK, (block + 1) * _BLOCK - 1
+            seq = _first_digest_difference(store, first, last) or max(first, 1)
+            problem(seq, f"record {seq}: its rows in the digest index (audit_digest) differ "
+                         "from its payload (edited to hide a build from toolchain queries)")
             return
+
+
+def _first_digest_difference(store: Store, first: int, last: int) -> int | None:
+    expected: dict[int, set[tuple[str, str]]] = {}
+    for row in store.iter_raw(first, last):
+        try:
+            payload = json.loads(row[4])
+        except ValueError:
+            continue
+        expected[int(row[0])] = set(derive(row[2], payload).digests)
+    actual: dict[int, set[tuple[str, str]]] = {}
+    for seq, sha, role in store.iter_digests(first, last):
+        actual.setdefault(int(seq), set()).add((sha, role))
+    for seq in sorted(set(expected) | set(actual)):
+        if expected.get(seq, set()) != actual.get(seq, set()):
+            return seq
+    return None
 
 
 def _check_signature(result: VerifyResult, seq: int, image: str, payload: dict[str, Any],

@@ -364,19 +364,22 @@ class Store:
             params.append(time)
         return self._records(where, params, order="seq DESC", limit=limit)
 
-    def iter_raw(self) -> Iterator[tuple[Any, ...]]:
-        """Every stored row, seq order, with derived columns (for verify): see ``_COLUMNS``."""
+    def iter_raw(self, first: int = 0, last: int = 1 << 62) -> Iterator[tuple[Any, ...]]:
+        """Stored rows, seq order, with derived columns (for verify): see ``_COLUMNS``."""
         try:
             yield from self._stream(self._sql(f"SELECT {_COLUMNS} FROM audit_record "
-                                              "ORDER BY seq"))
+                                              "WHERE seq BETWEEN ? AND ? ORDER BY seq"),
+                                    (first, last))
         except Exception as exc:
             raise AuditError(f"cannot read the audit store {self.location}: {exc}") from exc
 
-    def iter_digests(self) -> Iterator[tuple[int, str, str]]:
-        """Every ``(seq, sha256, role)`` of the digest index, seq order."""
+    def iter_digests(self, first: int = 0,
+                     last: int = 1 << 62) -> Iterator[tuple[int, str, str]]:
+        """``(seq, sha256, role)`` rows of the digest index, seq order."""
         try:
             yield from self._stream(self._sql(
-                "SELECT seq, sha256, role FROM audit_digest ORDER BY seq, sha256, role"))
+                "SELECT seq, sha256, role FROM audit_digest WHERE seq BETWEEN ? AND ? "
+                "ORDER BY seq, sha256, role"), (first, last))
         except Exception as exc:
             raise AuditError(f"cannot read the audit store {self.location}: {exc}") from exc
 

@@ -1,0 +1,223 @@
+"""Executors: one interface for "a running board", on QEMU or on real hardware.
+
+Contract of an ``Executor`` (a context manager; the constructor does no I/O):
+
+1. ``start(image)`` boots ``image`` (flash + reset on hardware; spawn the emulator in QEMU)
+   and returns the open ``Console``; raises EmulatorError, ConsoleError, FlashError,
+   NoHardwareError.
+2. ``console`` is that console while running; ``reset()`` restarts the image from the
+   beginning (the console stays the same object, with its input discarded).
+3. ``stop()`` (or leaving the ``with`` block) ends everything: no process, port or lease is left
+   behind, whatever happened before. ``outcome`` then says how the run ended.
+
+``select_executor`` picks one from ``--on auto|hardware|qemu`` and says on the terminal which
+and why; ``choose_executor`` is the same decision without constructing anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hil.boards import Board
+from hil.errors import ConfigError, NoHardwareError, UsageError
+
+if TYPE_CHECKING:
+    from hil.console import Console
+
+ON_CHOICES = ("auto", "hardware", "qemu")
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image to run: the HEX that would be flashed, its ELF (for symbols) when known."""
+
+    hex: Path
+    elf: Path | None = None
+    sha256: str = ""
+    toolchain: str | None = None
+    app: str | None = None
+
+    @classmethod
+    def from_build(cls, result: object) -> Image:
+        """From a hil.build.BuildResult."""
+        record = getattr(result, "record", {}) or {}
+        return cls(hex=Path(result.hex), elf=Path(result.elf),  # type: ignore[attr-defined]
+                   sha256=result.hex_sha256,  # type: ignore[attr-defined]
+                   toolchain=_toolchain_label(record),
+                   app=getattr(getattr(result, "app", None), "name", None))
+
+    @classmethod
+    def from_path(cls, path: Path, *, work_dir: Path | None = None) -> Image:
+        """From an existing ``.hex`` or ``.elf`` (built elsewhere). An ELF is converted to
+        HEX in ``work_dir``; a HEX finds ``firmware.elf``/``<stem>.elf`` and ``build.json``
+        next to it when they exist."""
+        path = Path(path).resolve()
+        if not path.is_file():
+            raise ConfigError("image file does not exist", path=path,
+                              hint="pass a .hex or .elf file")
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+        if magic == b"\x7fELF":
+            from hil.image import write_hex
+
+            elf = path
+            out = (work_dir or path.parent) / f"{path.stem}.hex"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            write_hex(elf, out)
+            hex_path = out
+        elif magic[:1] == b":":
+            hex_path = path
+            elf = next((p for p in (path.with_suffix(".elf"), path.parent / "firmware.elf")
+                        if p.is_file()), None)
+        else:
+            raise ConfigError("not an Intel HEX or ELF file", path=path,
+                              hint="hil runs the HEX it would flash; give a .hex or .elf")
+        toolchain = app = None
+        record_path = hex_path.parent / "build.json"
+        if record_path.is_file():
+            try:
+                record = json.loads(record_path.read_text())
+                toolchain = _toolchain_label(record)
+                app = (record.get("app") or {}).get("name") if isinstance(
+                    record.get("app"), dict) else record.get("app")
+            except (OSError, ValueError):
+                pass
+        sha = hashlib.sha256(hex_path.read_bytes()).hexdigest()
+        return cls(hex=hex_path, elf=elf, sha256=sha, toolchain=toolchain, app=app)
+
+
+def _toolchain_label(record: dict) -> str | None:
+    tc = record.get("toolchain")
+    if isinstance(tc, dict):
+        name = tc.get("name") or tc.get("kind") or ""
+        version = tc.get("version") or ""
+        label = tc.get("label") or f"{name} {version}".strip()
+        return label or None
+    return str(tc) if tc else None
+
+
+@dataclass
+class Outcome:
+    """How a run ended: ``stopped`` (by us), ``crashed``, ``died`` or ``running``."""
+
+    state: str = "running"
+    detail: str = ""
+    exit_code: int | None = None
+
+
+class Executor(ABC):
+    """A running board; see the module doc for the contract."""
+
+    kind: str = ""
+
+    def __init__(self, board: Board, *, work_dir: Path, timeout: float = 10.0) -> None:
+        self.board = board
+        self.work_dir = Path(work_dir)
+        self.timeout = timeout
+        self.image: Image | None = None
+        self.outcome = Outcome("not started")
+        self._console: Console | None = None
+
+    @property
+    @abstractmethod
+    def description(self) -> str:
+        """For humans: ``QEMU (netduinoplus2)``, ``hardware f4-a (stlink:...)``."""
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            raise UsageError(f"{self.description}: not started")
+        return self._console
+
+    @abstractmethod
+    def start(self, image: Image) -> Console: ...
+
+    @abstractmethod
+    def reset(self) -> None: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Which executor to use and why (for the terminal and the verdict)."""
+
+    kind: str  # "qemu" | "hardware"
+    reason: str
+    entry: object | None = None  # the rack entry for hardware
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def describe(self, board: Board) -> str:
+        if self.kind == "qemu":
+            machine = board.qemu.machine if board.qemu else "?"
+            return f"{board.name}: running in QEMU ({machine}): {self.reason}"
+        return f"{board.name}: running on hardware: {self.reason}"
+
+
+def choose_executor(board: Board, on: str = "auto", require_hardware: bool = False, *,
+                    rack_path: Path | None = None) -> Choice:
+    """Decide between hardware and QEMU; raises NoHardwareError or UsageError."""
+    if on not in ON_CHOICES:
+        raise UsageError(f"--on must be one of {', '.join(ON_CHOICES)}, not '{on}'")
+    if require_hardware and on == "qemu":
+        raise UsageError("--require-hardware contradicts --on qemu")
+    if on == "qemu":
+        if board.qemu is None:
+            raise ConfigError(f"board {board.name} has no qemu section",
+                              hint="run it on hardware (--on hardware)")
+        return Choice("qemu", "requested with --on qemu")
+    from hil.executors.hardware import find_hardware
+
+    entry, why_not = find_hardware(board, rack_path=rack_path)
+    if entry is not None:
+        return Choice("hardware", f"rack entry {entry.id} (probe {entry.probe})", entry)
+    if on == "hardware" or require_hardware:
+        flag = "--require-hardware" if require_hardware else "--on hardware"
+        raise NoHardwareError(f"board {board.name} is required ({flag}) but no {board.name} "
+                              f"hardware is present: {why_not}",
+                              hint="attach the board and list it in rack.yaml, or drop "
+                              f"{flag} to fall back to QEMU")
+    if board.qemu is None:
+        raise NoHardwareError(f"no {board.name} hardware is present ({why_not}) and the "
+                              "board has no QEMU machine to fall back to")
+    return Choice("qemu", f"no hardware present ({why_not})")
+
+
+def make_executor(board: Board, choice: Choice, *, work_dir: Path,
+                  timeout: float = 10.0) -> Executor:
+    """Construct (no I/O) the executor ``choice`` names."""
+    if choice.kind == "qemu":
+        from hil.executors.qemu import QemuExecutor
+
+        return QemuExecutor(board, work_dir=work_dir, timeout=timeout)
+    from hil.executors.hardware import HardwareExecutor
+
+    return HardwareExecutor(board, choice.entry, work_dir=work_dir,  # type: ignore[arg-type]
+                            timeout=timeout)
+
+
+def select_executor(board: Board, on: str = "auto", require_hardware: bool = False, *,
+                    work_dir: Path, timeout: float = 10.0, rack_path: Path | None = None,
+                    announce: Callable[[str], None] | None = None) -> Executor:
+    """Choose, say which and why (on stderr unless ``announce`` is given), and construct."""
+    choice = choose_executor(board, on, require_hardware, rack_path=rack_path)
+    (announce or _stderr)(f"hil: {choice.describe(board)}")
+    return make_executor(board, choice, work_dir=work_dir, timeout=timeout)
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)

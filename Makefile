@@ -1,0 +1,71 @@
+# hil: `make demo` and `make test` work on a fresh Debian machine. They install the Debian
+# packages that are missing (cross toolchains, clang/lld, QEMU, OpenOCD, ser2net,
+# PostgreSQL, Chromium) and the Python packages from pyproject.toml into .venv/.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+HIL := $(VENV)/bin/hil
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
+# Debian packages hil runs (see `hil doctor`).
+APT_PACKAGES := \
+	gcc-arm-none-eabi binutils-arm-none-eabi \
+	gcc-riscv64-unknown-elf binutils-riscv64-unknown-elf \
+	clang lld llvm \
+	qemu-system-arm qemu-system-misc \
+	openocd ser2net postgresql chromium \
+	python3-venv
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help deps system-deps venv demo test bench lint clean
+
+help:
+	@echo "make demo   install what is missing, then build and run the main job on the examples"
+	@echo "make test   install what is missing, then run the whole test suite"
+	@echo "make bench  run the benchmarks in bench/ (prints ratios against baselines)"
+	@echo "make clean  remove build outputs and local state (keeps .venv)"
+
+deps: system-deps venv
+
+# Install only the Debian packages that are missing; `apt-get update` only when needed.
+system-deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@[ -x $(PY) ] || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+demo: deps
+	@echo "== hil doctor"
+	$(HIL) doctor
+	@echo "== building every example for every board with GCC and Clang"
+	$(HIL) build --all --toolchain gcc --toolchain clang -j $(JOBS)
+
+test: deps
+	$(PY) -m pytest -n $(JOBS) -p no:cacheprovider
+
+bench: deps
+	$(PY) bench/build.py
+
+lint: venv
+	$(PY) -m ruff check hil tests bench || true
+
+clean:
+	rm -rf build .hil

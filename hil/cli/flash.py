@@ -1,0 +1,163 @@
+"""hil flash: program a board (or a simulated one), verify by read-back, reset and run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from hil.boards import load_board
+from hil.errors import AuditError, HilError, UsageError
+from hil.flash import ERASE_MODES, FlashReport, make_flasher
+from hil.flash.probes import select_probe
+from hil.rack.inventory import load_rack
+from hil.ui import Progress
+
+NAME = "flash"
+HELP = "flash an image to a board through its probe (pyOCD, OpenOCD, or a simulated probe)"
+DESCRIPTION = """\
+Flash an image to a board: pick the probe (--probe, else the board's rack entry, else the
+only connected probe reporting this board; never a guess between two), check the image fits
+the board's flash before touching the probe, connect, check the chip's device id is the
+board's, erase and program only the sectors whose contents differ (pyOCD smart flash), read
+the image back and compare, then reset and run.
+
+APP is built first (as hil build would); --image flashes an existing .hex, .elf or .bin (a
+.bin goes to the board's application start).
+
+Simulated probes: hilsim:<name> is a simulated SWD probe driven through pyOCD's real flash
+path; its flash persists under HIL_STATE_DIR/simflash/<name>.bin. Its board comes from the
+rack entry naming it, else from its state file, else from --board. Inject faults with
+HIL_SIM_FAULTS (or sim_faults in the rack entry), e.g.
+  erase@0x08004000  program@0x08000400  corrupt@0x08000010  disconnect_after=5000
+  device_id=0x413   slow=0.2            (prefix an item with NAME: for one probe only)
+
+examples:
+  hil flash --board nucleo-f4 shell --probe hilsim:f4-a
+  hil flash --board nucleo-f4 --image build/nucleo-f4/shell/firmware.hex --json
+  hil flash --board hifive1-revb shell          (OpenOCD; untested on real hardware here)
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("app", nargs="?", metavar="APP", help="app directory or example name to "
+                   "build and flash")
+    p.add_argument("--board", "-b", required=True, help="board name or alias")
+    p.add_argument("--image", type=Path, help="flash this .hex/.elf/.bin instead of building")
+    p.add_argument("--probe", help="probe unique id (stlink:..., SERIAL, hilsim:NAME, "
+                   "remote:HOST:PORT); see hil probes")
+    p.add_argument("--rack", type=Path, default=None, help="rack file (default: HIL_RACK or "
+                   "rack.yaml)")
+    p.add_argument("--frequency", type=int, default=None, metavar="HZ",
+                   help="SWD clock (default: the board file's)")
+    p.add_argument("--connect-mode", choices=("halt", "pre-reset", "under-reset", "attach"),
+                   default=None, help="override the board file's connect mode")
+    p.add_argument("--reset-type", default=None, help="override the board file's reset type")
+    p.add_argument("--erase", choices=ERASE_MODES, default="sector",
+                   help="sector: only sectors that differ (default); chip: whole chip first; "
+                   "auto: whichever pyOCD estimates faster")
+    p.add_argument("--no-reset", action="store_true", help="leave the core halted after "
+                   "flashing")
+    p.add_argument("--toolchain", default="gcc", choices=("gcc", "clang"),
+                   help="toolchain for building APP")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+
+class _PhaseProgress:
+    """Two-phase (erase, program) progress bar on a TTY, plain lines otherwise, on stderr."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.phase: str | None = None
+        self.bar: Progress | None = None
+
+    def __call__(self, phase: str, fraction: float) -> None:
+        if phase != self.phase:
+            if self.bar is not None:
+                self.bar.update(1.0, self.phase or "")
+                self.bar.done()
+            self.phase = phase
+            self.bar = Progress(self.label)
+        assert self.bar is not None
+        self.bar.update(fraction, phase)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.done()
+            self.bar = None
+
+
+def _image_for(args: argparse.Namespace, board) -> Path:
+    if args.image and args.app:
+        raise UsageError("give either APP or --image, not both")
+    if args.image:
+        return args.image
+    if not args.app:
+        raise UsageError("nothing to flash: give an APP to build or --image PATH",
+                         hint=f"e.g. hil flash --board {board.name} shell")
+    from hil.build import build
+
+    return build(board, args.app, toolchain=args.toolchain).hex
+
+
+def _audit_sha(image: Path, report: FlashReport | None) -> str:
+    hex_twin = image.with_suffix(".hex")
+    if image.suffix.lower() != ".hex" and hex_twin.is_file():
+        from hil.flash import sha256_file
+
+        return sha256_file(hex_twin)
+    if report is not None:
+        return report.image_sha256
+    from hil.flash import sha256_file
+
+    return sha256_file(image) if image.is_file() else ""
+
+
+def _record(board, choice, image: Path, report: FlashReport | None,
+            error: HilError | None) -> None:
+    from hil import audit
+
+    audit.record_flash(
+        image_sha256=_audit_sha(image, report), board=board.name,
+        rack_id=choice.rack_entry.id if choice.rack_entry else None,
+        probe=choice.unique_id, chip_id=report.chip_id if report else None,
+        verified=bool(report and report.verified),
+        erased=report.erased_sectors if report else 0,
+        programmed=report.programmed_bytes if report else 0,
+        ok=error is None, error=str(error) if error else None)
+
+
+def run(args: argparse.Namespace) -> int:
+    board = load_board(args.board)
+    rack = load_rack(args.rack)
+    image = _image_for(args, board)
+    choice = select_probe(board, args.probe, rack)
+    flasher = make_flasher(board, choice.unique_id, frequency=args.frequency,
+                           connect_mode=args.connect_mode, reset_type=args.reset_type,
+                           rack_entry=choice.rack_entry.id if choice.rack_entry else None)
+    progress = _PhaseProgress(f"flash {board.name}")
+    try:
+        report = flasher.flash(image, erase=args.erase, reset=not args.no_reset,
+                               progress=progress)
+    except HilError as exc:
+        progress.close()
+        if image.is_file():
+            try:
+                _record(board, choice, image, None, exc)
+            except AuditError as audit_exc:
+                print(f"hil: warning: flash failure not recorded: {audit_exc}",
+                      file=sys.stderr)
+        raise
+    progress.close()
+    if args.json:
+        print(json.dumps(report.as_dict(), sort_keys=True))
+    else:
+        print(report.summary())
+    try:
+        _record(board, choice, image, report, None)
+    except AuditError as exc:
+        print(f"hil: error: the board was flashed but the audit trail could not record it: "
+              f"{exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    return 0

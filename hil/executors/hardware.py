@@ -1,0 +1,135 @@
+"""The hardware executor: a board on this machine's rack, flashed and reset through its probe.
+
+The console is the rack entry's device path or pyserial URL; flashing and reset go through
+``hil.flash`` (``make_flasher``). ``find_hardware`` decides whether a board is present: a
+non-virtual rack entry for it whose console exists and whose probe is connected (probes served
+by another host, ``remote:``, are taken as present: they are checked when flashing).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from pathlib import Path
+
+from hil.boards import Board
+from hil.console import Console
+from hil.errors import ConfigError, HilError, NoHardwareError
+from hil.executors import Executor, Image, Outcome
+
+_URL = re.compile(r"^(?P<scheme>[a-z0-9+]+)://(?P<host>[^:/]+):(?P<port>\d+)")
+
+
+def _console_present(console: str) -> tuple[bool, str]:
+    m = _URL.match(console)
+    if m:
+        try:
+            with socket.create_connection((m["host"], int(m["port"])), timeout=0.5):
+                return True, ""
+        except OSError as exc:
+            return False, f"console {console} unreachable ({exc.strerror or exc})"
+    if "://" in console:
+        return True, ""  # other pyserial URLs (loop://, spy://...): cannot check, assume yes
+    if os.path.exists(console):
+        return True, ""
+    return False, f"console device {console} does not exist"
+
+
+def _probe_present(probe: str) -> tuple[bool, str]:
+    if probe.lower().startswith("remote:"):
+        return True, ""
+    try:
+        from hil.flash.probes import _same_id, list_probes
+    except ImportError:  # pragma: no cover - flashing is part of hil
+        return False, "hil.flash is not available"
+    try:
+        found = list_probes(with_rack=False)
+    except Exception as exc:  # noqa: BLE001 - pyOCD backends raise anything
+        return False, f"cannot list probes ({exc})"
+    if any(_same_id(probe, p.unique_id) for p in found):
+        return True, ""
+    return False, f"probe {probe} not connected"
+
+
+def find_hardware(board: Board, *, rack_path: Path | None = None):
+    """(first present rack entry for ``board``, None) or (None, why none is present)."""
+    try:
+        from hil.rack.inventory import load_rack
+    except ImportError:  # pragma: no cover
+        return None, "no rack inventory"
+    rack = load_rack(rack_path)
+    entries = rack.entries_for_board(board.name)
+    real = [e for e in entries if not e.is_virtual]
+    where = str(rack.path) if rack.path else "no rack file"
+    if not real:
+        if entries:
+            return None, f"{where} lists only virtual {board.name} boards"
+        return None, f"{where} lists no {board.name}"
+    reasons = []
+    for entry in real:
+        if not entry.console:
+            reasons.append(f"{entry.id}: no console in the rack entry")
+            continue
+        ok, why = _console_present(entry.console)
+        if ok:
+            ok, why = _probe_present(entry.probe)
+        if ok:
+            return entry, ""
+        reasons.append(f"{entry.id}: {why}")
+    return None, "; ".join(reasons)
+
+
+class HardwareExecutor(Executor):
+    """A real board: flash + reset through its probe, console over its serial port."""
+
+    kind = "hardware"
+
+    def __init__(self, board: Board, entry, *, work_dir: Path, timeout: float = 10.0) -> None:
+        super().__init__(board, work_dir=work_dir, timeout=timeout)
+        if entry is None:
+            raise NoHardwareError(f"no rack entry for a {board.name} board")
+        if not getattr(entry, "console", None):
+            raise ConfigError(f"rack entry {entry.id} has no console", key="console",
+                              hint="set its device path or pyserial URL in rack.yaml")
+        self.entry = entry
+        self._flasher = None
+
+    @property
+    def description(self) -> str:
+        return f"hardware {self.entry.id} (probe {self.entry.probe}, console {self.entry.console})"
+
+    def start(self, image: Image) -> Console:
+        from hil.flash import make_flasher
+
+        self.image = image
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._console = Console(self.entry.console, baudrate=self.board.console.baud,
+                                timeout=self.timeout, transcript=self.work_dir / "console.log",
+                                name=f"{self.board.name} on {self.entry.id}", elf=image.elf)
+        self._console.open()  # before the reset, so the boot banner is not lost
+        self._flasher = make_flasher(self.board, self.entry.probe, rack_entry=self.entry.id)
+        try:
+            self._flasher.flash(image.hex, reset=True)
+        except HilError:
+            self.stop()
+            raise
+        self.outcome = Outcome("running")
+        return self._console
+
+    def reset(self) -> None:
+        if self._flasher is None or self.image is None:
+            raise NoHardwareError(f"{self.description}: not started")
+        self.console.discard()
+        self.console.note("reset")
+        reset = getattr(self._flasher, "reset", None)
+        if callable(reset):
+            reset()
+        else:  # the Flasher interface has no reset yet: an unchanged image flashes nothing
+            self._flasher.flash(self.image.hex, reset=True)
+
+    def stop(self) -> None:
+        if self._console is not None:
+            self._console.close()
+        if self.outcome.state == "running":
+            self.outcome = Outcome("stopped")
