@@ -29,6 +29,8 @@ def state_dir() -> Path:
 
 
 def build_root() -> Path:
-    """Default output root for images: build/ in the project."""
+    """Default output root for images: HIL_BUILD_DIR, else build/ in the project."""
+    if os.environ.get("HIL_BUILD_DIR"):
+        return Path(os.environ["HIL_BUILD_DIR"]).expanduser()
     root = PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").exists() else Path.cwd()
     return root / "build"

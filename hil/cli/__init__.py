@@ -32,6 +32,7 @@ exit codes:
 environment:
   HIL_BOARDS_PATH  extra board directories (':'-separated), searched after boards/
   HIL_CACHE_DIR    build cache (default: $XDG_CACHE_HOME/hil or ~/.cache/hil)
+  HIL_BUILD_DIR    output root of images (default: build/ in the project)
   HIL_STATE_DIR    state: audit store, leases, simulated flash, logs (default: .hil/)
   HIL_RACK         rack file (default: rack.yaml in the project)
 """
