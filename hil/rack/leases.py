@@ -1,0 +1,508 @@
+"""Board leases: atomic, first-come-first-served, crash-safe, on SQLite or PostgreSQL.
+
+Every change happens in one transaction that holds the database's own lock (SQLite:
+``BEGIN IMMEDIATE``; PostgreSQL: a transaction-scoped advisory lock), and the lease table's
+primary key is the rack entry id, so two holders of one board cannot exist even if the
+allocation logic were wrong.
+
+Fairness: a process that wants a board enters a queue (``hil_waiters``, ordered by ticket).
+Whenever anyone looks, free healthy boards are handed out to the queue in ticket order; a
+waiter takes a board only when the hand-out gives it one, so later arrivals never overtake.
+
+Crash safety: a lease has an expiry renewed by a heartbeat thread while the holder lives.
+An expired lease is reclaimed by the next transaction, and so is a lease or queue place
+whose holder was on this host and whose pid is gone. Only the lease token releases or
+renews a lease.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+import secrets
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hil.errors import ConfigError, LeaseError, LeaseTimeout
+
+log = logging.getLogger(__name__)
+
+UNHEALTHY_AFTER = 3  # consecutive infrastructure failures
+WAITER_STALE_S = 15.0  # a queue place whose heartbeat is older is dropped
+POLL_S = 0.05
+_ADVISORY_KEY = 0x68696C  # "hil"
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS hil_leases (
+        rack_id TEXT PRIMARY KEY,
+        token TEXT NOT NULL UNIQUE,
+        user_name TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
+        ci_job TEXT, purpose TEXT,
+        acquired_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS hil_waiters (
+        ticket {autoinc},
+        candidates TEXT NOT NULL,
+        host TEXT NOT NULL, pid INTEGER NOT NULL,
+        since DOUBLE PRECISION NOT NULL, heartbeat DOUBLE PRECISION NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS hil_health (
+        rack_id TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL DEFAULT 0,
+        unhealthy_reason TEXT, updated_at DOUBLE PRECISION NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS hil_lease_log (
+        seq {autoinc},
+        rack_id TEXT NOT NULL, token TEXT NOT NULL, event TEXT NOT NULL,
+        ticket INTEGER, at DOUBLE PRECISION NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL)""",
+]
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds (or waits for) a lease."""
+
+    user: str
+    host: str
+    pid: int
+    ci_job: str | None = None
+    purpose: str | None = None
+
+    @classmethod
+    def current(cls, purpose: str | None = None) -> Holder:
+        ci_job = None
+        for var in ("HIL_CI_JOB", "CI_JOB_ID", "GITHUB_RUN_ID", "BUILD_TAG", "BUILD_ID"):
+            if os.environ.get(var):
+                ci_job = os.environ[var]
+                break
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = str(os.getuid())
+        return cls(user, socket.gethostname(), os.getpid(), ci_job, purpose)
+
+
+@dataclass(frozen=True)
+class LeaseInfo:
+    rack_id: str
+    token: str
+    holder: Holder
+    acquired_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class Health:
+    rack_id: str
+    failures: int
+    unhealthy_reason: str | None
+
+    @property
+    def healthy(self) -> bool:
+        return self.unhealthy_reason is None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is dead for our purposes
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+class LeaseStore:
+    """The lease database. Use ``open_store(url)``; a store is a context manager."""
+
+    dialect = "sqlite"
+
+    def __init__(self) -> None:
+        self.host = socket.gethostname()
+
+    # -- backend hooks -------------------------------------------------------------------
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:  # pragma: no cover - implemented by backends
+        raise NotImplementedError
+        yield
+
+    def _now(self, cur: Any) -> float:
+        return time.time()
+
+    def close(self) -> None:  # pragma: no cover - implemented by backends
+        raise NotImplementedError
+
+    def __enter__(self) -> LeaseStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _q(self, sql: str) -> str:
+        return sql
+
+    # -- housekeeping (inside a transaction) ---------------------------------------------
+    def _reap(self, cur: Any, now: float) -> None:
+        q = self._q
+        cur.execute(q("SELECT rack_id, token, host, pid, expires_at FROM hil_leases"))
+        for rack_id, token, host, pid, expires in cur.fetchall():
+            why = None
+            if expires < now:
+                why = "expired"
+            elif host == self.host and not _pid_alive(pid):
+                why = "holder-died"
+            if why:
+                cur.execute(q("DELETE FROM hil_leases WHERE token = ?"), (token,))
+                self._log(cur, rack_id, token, why, None, now)
+                log.info("lease %s on %s reclaimed: %s", token[:8], rack_id, why)
+        cur.execute(q("SELECT ticket, host, pid, heartbeat FROM hil_waiters"))
+        for ticket, host, pid, beat in cur.fetchall():
+            if beat < now - WAITER_STALE_S or (host == self.host and not _pid_alive(pid)):
+                cur.execute(q("DELETE FROM hil_waiters WHERE ticket = ?"), (ticket,))
+
+    def _log(self, cur: Any, rack_id: str, token: str, event: str, ticket: int | None,
+             now: float) -> None:
+        cur.execute(self._q("INSERT INTO hil_lease_log (rack_id, token, event, ticket, at, "
+                            "host, pid) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+                    (rack_id, token, event, ticket, now, self.host, os.getpid()))
+
+    def _unhealthy(self, cur: Any) -> set[str]:
+        cur.execute(self._q("SELECT rack_id FROM hil_health WHERE unhealthy_reason IS NOT NULL"))
+        return {row[0] for row in cur.fetchall()}
+
+    def _handout(self, cur: Any) -> tuple[dict[int, str], list[int]]:
+        """Free healthy boards handed out to the queue in ticket order (not yet taken)."""
+        cur.execute(self._q("SELECT rack_id FROM hil_leases"))
+        busy = {row[0] for row in cur.fetchall()} | self._unhealthy(cur)
+        cur.execute(self._q("SELECT ticket, candidates FROM hil_waiters ORDER BY ticket"))
+        assigned: dict[int, str] = {}
+        order = []
+        for ticket, candidates in cur.fetchall():
+            order.append(ticket)
+            for rack_id in json.loads(candidates):
+                if rack_id not in busy:
+                    assigned[ticket] = rack_id
+                    busy.add(rack_id)
+                    break
+        return assigned, order
+
+    # -- the API ---------------------------------------------------------------------------
+    def acquire(self, candidates: Sequence[str], *, holder: Holder | None = None,
+                ttl: float = 60.0, wait: float | None = 0.0,
+                on_wait: Callable[[int, int], None] | None = None) -> LeaseInfo:
+        """Lease one of ``candidates`` (rack ids, in order of preference).
+
+        ``wait``: seconds to wait for a free board (None: forever; 0: not at all).
+        ``on_wait(position, queue_length)`` is called when the queue position changes.
+        Raises LeaseTimeout when no board became free in time."""
+        if not candidates:
+            raise LeaseError("no rack entry matches", hint="check --board / --tag against "
+                             "'hil rack status'")
+        holder = holder or Holder.current()
+        deadline = None if wait is None else time.monotonic() + wait
+        with self._tx() as cur:
+            now = self._now(cur)
+            cur.execute(self._q(
+                "INSERT INTO hil_waiters (candidates, host, pid, since, heartbeat) "
+                "VALUES (?, ?, ?, ?, ?) RETURNING ticket"),
+                (json.dumps(list(candidates)), holder.host, holder.pid, now, now))
+            ticket = cur.fetchone()[0]
+        last_position = None
+        try:
+            while True:
+                with self._tx() as cur:
+                    now = self._now(cur)
+                    self._reap(cur, now)
+                    cur.execute(self._q("UPDATE hil_waiters SET heartbeat = ? WHERE ticket = ?"),
+                                (now, ticket))
+                    if cur.rowcount == 0:
+                        raise LeaseError("this process's place in the lease queue was dropped "
+                                         "(it did not poll for too long)")
+                    assigned, order = self._handout(cur)
+                    rack_id = assigned.get(ticket)
+                    if rack_id:
+                        token = secrets.token_hex(16)
+                        cur.execute(self._q(
+                            "INSERT INTO hil_leases (rack_id, token, user_name, host, pid, "
+                            "ci_job, purpose, acquired_at, expires_at) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                            (rack_id, token, holder.user, holder.host, holder.pid,
+                             holder.ci_job, holder.purpose, now, now + ttl))
+                        cur.execute(self._q("DELETE FROM hil_waiters WHERE ticket = ?"),
+                                    (ticket,))
+                        self._log(cur, rack_id, token, "acquire", ticket, now)
+                        return LeaseInfo(rack_id, token, holder, now, now + ttl)
+                    position = order.index(ticket) + 1
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise LeaseTimeout(
+                        f"no free board among {', '.join(candidates)} after waiting "
+                        f"{wait:.0f} s (place {position} of {len(order)} in the queue)",
+                        hint="'hil rack status' shows who holds them; raise --wait to wait "
+                        "longer")
+                if on_wait and position != last_position:
+                    on_wait(position, len(order))
+                last_position = position
+                # the head of the queue polls fast; places far back poll less often, so
+                # many waiters do not keep the database's lock busy
+                time.sleep(POLL_S * min(max(1.0, position / len(candidates)), 10.0))
+        finally:
+            with self._tx() as cur:
+                cur.execute(self._q("DELETE FROM hil_waiters WHERE ticket = ?"), (ticket,))
+
+    def release(self, token: str) -> str:
+        """Release the lease with ``token``; returns its rack id."""
+        with self._tx() as cur:
+            now = self._now(cur)
+            cur.execute(self._q("SELECT rack_id FROM hil_leases WHERE token = ?"), (token,))
+            row = cur.fetchone()
+            if not row:
+                raise LeaseError(f"no lease with token {token[:8]}... (already released, "
+                                 "expired, or not yours)",
+                                 hint="'hil rack status' lists the current leases")
+            cur.execute(self._q("DELETE FROM hil_leases WHERE token = ?"), (token,))
+            self._log(cur, row[0], token, "release", None, now)
+            return str(row[0])
+
+    def renew(self, token: str, ttl: float) -> float:
+        """Extend the lease with ``token`` by ``ttl`` from now; returns the new expiry."""
+        with self._tx() as cur:
+            now = self._now(cur)
+            cur.execute(self._q("UPDATE hil_leases SET expires_at = ? WHERE token = ?"),
+                        (now + ttl, token))
+            if cur.rowcount == 0:
+                raise LeaseError(f"lease {token[:8]}... is gone (expired or released)",
+                                 hint="the heartbeat stalled for longer than the TTL")
+            return now + ttl
+
+    def leases(self) -> dict[str, LeaseInfo]:
+        with self._tx() as cur:
+            self._reap(cur, self._now(cur))
+            cur.execute(self._q("SELECT rack_id, token, user_name, host, pid, ci_job, purpose, "
+                                "acquired_at, expires_at FROM hil_leases"))
+            return {r[0]: LeaseInfo(r[0], r[1], Holder(r[2], r[3], r[4], r[5], r[6]), r[7], r[8])
+                    for r in cur.fetchall()}
+
+    def queue_length(self) -> int:
+        with self._tx() as cur:
+            cur.execute(self._q("SELECT COUNT(*) FROM hil_waiters"))
+            return int(cur.fetchone()[0])
+
+    def health(self) -> dict[str, Health]:
+        with self._tx() as cur:
+            cur.execute(self._q("SELECT rack_id, failures, unhealthy_reason FROM hil_health"))
+            return {r[0]: Health(r[0], r[1], r[2]) for r in cur.fetchall()}
+
+    def report_failure(self, rack_id: str, reason: str) -> Health:
+        """Count an infrastructure failure; the board turns unhealthy after a few in a row."""
+        with self._tx() as cur:
+            now = self._now(cur)
+            cur.execute(self._q("SELECT failures FROM hil_health WHERE rack_id = ?"), (rack_id,))
+            row = cur.fetchone()
+            failures = (row[0] if row else 0) + 1
+            reason_text = (f"{failures} infrastructure failures in a row; last: {reason}"
+                           if failures >= UNHEALTHY_AFTER else None)
+            cur.execute(self._q(
+                "INSERT INTO hil_health (rack_id, failures, unhealthy_reason, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (rack_id) DO UPDATE SET "
+                "failures = excluded.failures, unhealthy_reason = excluded.unhealthy_reason, "
+                "updated_at = excluded.updated_at"), (rack_id, failures, reason_text, now))
+            return Health(rack_id, failures, reason_text)
+
+    def report_ok(self, rack_id: str) -> None:
+        """A successful use resets the failure count (an unhealthy board stays unhealthy)."""
+        with self._tx() as cur:
+            cur.execute(self._q("UPDATE hil_health SET failures = 0 WHERE rack_id = ? AND "
+                                "unhealthy_reason IS NULL"), (rack_id,))
+
+    def reset(self, rack_id: str) -> None:
+        """Mark a board healthy again (``hil rack reset``)."""
+        with self._tx() as cur:
+            cur.execute(self._q("DELETE FROM hil_health WHERE rack_id = ?"), (rack_id,))
+
+    def lease_log(self) -> list[tuple[int, str, str, str, int | None, float]]:
+        with self._tx() as cur:
+            cur.execute(self._q("SELECT seq, rack_id, token, event, ticket, at FROM "
+                                "hil_lease_log ORDER BY seq"))
+            return [tuple(r) for r in cur.fetchall()]
+
+
+class SqliteLeaseStore(LeaseStore):
+    dialect = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._tx() as cur:
+            for stmt in SCHEMA:
+                cur.execute(stmt.format(autoinc="INTEGER PRIMARY KEY AUTOINCREMENT"))
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Cursor]:
+        conn = self._conn()
+        cur = conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            yield cur
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+class PostgresLeaseStore(LeaseStore):
+    dialect = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+        self._local = threading.local()
+        with self._tx() as cur:
+            for stmt in SCHEMA:
+                cur.execute(stmt.format(autoinc="BIGSERIAL PRIMARY KEY"))
+
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            import psycopg
+
+            try:
+                conn = psycopg.connect(self.url, connect_timeout=10)
+            except psycopg.OperationalError as exc:
+                raise LeaseError(f"cannot connect to the lease database {_redact(self.url)}: "
+                                 f"{str(exc).strip().splitlines()[-1]}",
+                                 hint="check the rack file's 'leases:' URL and that the "
+                                 "server is reachable") from exc
+            self._local.conn = conn
+        return conn
+
+    def _q(self, sql: str) -> str:
+        return sql.replace("?", "%s")
+
+    def _now(self, cur: Any) -> float:
+        cur.execute("SELECT extract(epoch from clock_timestamp())")
+        return float(cur.fetchone()[0])
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        conn = self._conn()
+        with conn.transaction():
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_KEY,))
+                yield cur
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def open_store(url: str | Path) -> LeaseStore:
+    """A lease store from a SQLite path (or ``sqlite:///path``) or a ``postgresql://`` URL."""
+    text = str(url)
+    if text.startswith(("postgresql://", "postgres://")):
+        return PostgresLeaseStore(text)
+    if text.startswith("sqlite:///"):
+        text = text[len("sqlite://"):]
+    elif "://" in text:
+        raise ConfigError(f"unsupported lease database URL '{text}'",
+                          hint="use a file path, sqlite:///path or postgresql://...")
+    return SqliteLeaseStore(Path(text))
+
+
+@dataclass
+class Lease:
+    """A held lease, renewed by a heartbeat thread until released (context manager)."""
+
+    store: LeaseStore
+    info: LeaseInfo
+    ttl: float
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    lost: str | None = None
+
+    @property
+    def rack_id(self) -> str:
+        return self.info.rack_id
+
+    @property
+    def token(self) -> str:
+        return self.info.token
+
+    def start_heartbeat(self) -> None:
+        def beat() -> None:
+            while not self._stop.wait(max(self.ttl / 3, 0.2)):
+                try:
+                    self.store.renew(self.token, self.ttl)
+                except LeaseError as exc:
+                    self.lost = str(exc)
+                    log.error("lease on %s lost: %s", self.rack_id, exc)
+                    return
+                except Exception as exc:  # database hiccup: try again next beat
+                    log.warning("lease heartbeat for %s failed: %s", self.rack_id, exc)
+
+        self._thread = threading.Thread(target=beat, name=f"lease-{self.rack_id}",
+                                        daemon=True)
+        self._thread.start()
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+        if self.lost is None:
+            try:
+                self.store.release(self.token)
+            except LeaseError:
+                pass
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def hold(store: LeaseStore, candidates: Sequence[str], *, ttl: float = 60.0,
+         wait: float | None = 0.0, purpose: str | None = None,
+         on_wait: Callable[[int, int], None] | None = None) -> Lease:
+    """Acquire a lease and keep it alive with a heartbeat until ``release()``."""
+    info = store.acquire(candidates, holder=Holder.current(purpose), ttl=ttl, wait=wait,
+                         on_wait=on_wait)
+    lease = Lease(store, info, ttl)
+    lease.start_heartbeat()
+    return lease

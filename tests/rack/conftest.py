@@ -1,0 +1,1 @@
+from pgserver import pg_server, pg_url  # noqa: F401  (fixtures)
