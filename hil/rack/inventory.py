@@ -51,6 +51,7 @@ class RackEntry:
 class Rack:
     path: Path | None
     entries: tuple[RackEntry, ...]
+    leases_url: str | None = None  # None: SQLite in the state directory
 
     def entry_for_probe(self, probe: str) -> RackEntry | None:
         probe = probe.lower()
@@ -92,8 +93,14 @@ def parse_rack(data: object, path: Path) -> Rack:
         raise top.error("schema", f"unsupported rack schema version {version}",
                         hint=f"this hil reads schema {SCHEMA_VERSION}")
     leases = top.sub("leases", required=False)
+    leases_url = None
     if leases is not None:
-        leases.str("database", None)
+        leases_url = leases.str("database", None)
+        if leases_url and not leases_url.startswith(("postgresql://", "postgres://",
+                                                     "sqlite:///")):
+            raise leases.error("database", f"'{leases_url}' is not a lease database URL",
+                               hint="use postgresql://user@host/db for a shared rack, or "
+                               "leave it out for SQLite in the state directory")
         leases.done()
     catalog = BoardCatalog()
     entries: list[RackEntry] = []
@@ -131,4 +138,4 @@ def parse_rack(data: object, path: Path) -> Rack:
         seen_probes[entry.probe.lower()] = entry.id
         entries.append(entry)
     top.done()
-    return Rack(path, tuple(entries))
+    return Rack(path, tuple(entries), leases_url)
