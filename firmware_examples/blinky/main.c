@@ -5,13 +5,10 @@
 int main(void)
 {
     uint32_t beats = 0;
-    uint32_t next = hil_millis();
 
     hil_println("hil-blinky " HIL_BOARD_NAME);
     for (;;) {
-        next += 1000u;
-        while ((int32_t)(hil_millis() - next) < 0) {
-        }
+        hil_delay_ms(1000u); /* sleeps between ticks where the core can (Arm: WFI) */
         hil_led_toggle();
         hil_puts("heartbeat ");
         hil_put_u32(++beats);

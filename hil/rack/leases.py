@@ -210,24 +210,26 @@ class LeaseStore:
                              "'hil rack status'")
         holder = holder or Holder.current()
         deadline = None if wait is None else time.monotonic() + wait
-        with self._tx() as cur:
-            now = self._now(cur)
-            cur.execute(self._q(
-                "INSERT INTO hil_waiters (candidates, host, pid, since, heartbeat) "
-                "VALUES (?, ?, ?, ?, ?) RETURNING ticket"),
-                (json.dumps(list(candidates)), holder.host, holder.pid, now, now))
-            ticket = cur.fetchone()[0]
+        ticket: int | None = None
         last_position = None
         try:
             while True:
                 with self._tx() as cur:
                     now = self._now(cur)
                     self._reap(cur, now)
-                    cur.execute(self._q("UPDATE hil_waiters SET heartbeat = ? WHERE ticket = ?"),
-                                (now, ticket))
-                    if cur.rowcount == 0:
-                        raise LeaseError("this process's place in the lease queue was dropped "
-                                         "(it did not poll for too long)")
+                    if ticket is None:  # first look: join the queue in the same transaction
+                        cur.execute(self._q(
+                            "INSERT INTO hil_waiters (candidates, host, pid, since, heartbeat) "
+                            "VALUES (?, ?, ?, ?, ?) RETURNING ticket"),
+                            (json.dumps(list(candidates)), holder.host, holder.pid, now, now))
+                        ticket = int(cur.fetchone()[0])
+                    else:
+                        cur.execute(self._q(
+                            "UPDATE hil_waiters SET heartbeat = ? WHERE ticket = ?"),
+                            (now, ticket))
+                        if cur.rowcount == 0:
+                            raise LeaseError("this process's place in the lease queue was "
+                                             "dropped (it did not poll for too long)")
                     assigned, order = self._handout(cur)
                     rack_id = assigned.get(ticket)
                     if rack_id:
@@ -241,6 +243,7 @@ class LeaseStore:
                         cur.execute(self._q("DELETE FROM hil_waiters WHERE ticket = ?"),
                                     (ticket,))
                         self._log(cur, rack_id, token, "acquire", ticket, now)
+                        ticket = None  # taken: nothing to clean up
                         return LeaseInfo(rack_id, token, holder, now, now + ttl)
                     position = order.index(ticket) + 1
                 if deadline is not None and time.monotonic() >= deadline:
@@ -256,8 +259,9 @@ class LeaseStore:
                 # many waiters do not keep the database's lock busy
                 time.sleep(POLL_S * min(max(1.0, position / len(candidates)), 10.0))
         finally:
-            with self._tx() as cur:
-                cur.execute(self._q("DELETE FROM hil_waiters WHERE ticket = ?"), (ticket,))
+            if ticket is not None:  # gave up or failed: leave the queue
+                with self._tx() as cur:
+                    cur.execute(self._q("DELETE FROM hil_waiters WHERE ticket = ?"), (ticket,))
 
     def release(self, token: str) -> str:
         """Release the lease with ``token``; returns its rack id."""

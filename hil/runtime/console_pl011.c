@@ -48,14 +48,17 @@ void hil_console_init(void)
     UART_CTL = CTL_UARTEN | CTL_TXE | CTL_RXE;
 }
 
-void hil_console_putc(char c)
+int hil_console_tx_ready(void)
 {
-    while ((UART_FR & FR_TXFF) != 0u) {
-    }
-    UART_DR = (uint8_t)c;
+    return (UART_FR & FR_TXFF) == 0u;
 }
 
-int hil_console_getc(void)
+void hil_console_tx(uint8_t byte)
+{
+    UART_DR = byte;
+}
+
+int hil_console_rx(void)
 {
     if ((UART_FR & FR_RXFE) != 0u) {
         return -1;

@@ -33,14 +33,17 @@ void hil_console_init(void)
     UART_RXCTRL = CTRL_EN;
 }
 
-void hil_console_putc(char c)
+int hil_console_tx_ready(void)
 {
-    while ((UART_TXDATA & DATA_FLAG) != 0u) {
-    }
-    UART_TXDATA = (uint8_t)c;
+    return (UART_TXDATA & DATA_FLAG) == 0u;
 }
 
-int hil_console_getc(void)
+void hil_console_tx(uint8_t byte)
+{
+    UART_TXDATA = byte;
+}
+
+int hil_console_rx(void)
 {
     uint32_t d = UART_RXDATA; /* one read: it pops the FIFO */
     if ((d & DATA_FLAG) != 0u) {

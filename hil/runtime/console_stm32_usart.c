@@ -45,14 +45,17 @@ void hil_console_init(void)
     USART_CR1 = CR1_UE | CR1_TE | CR1_RE;
 }
 
-void hil_console_putc(char c)
+int hil_console_tx_ready(void)
 {
-    while ((USART_SR & SR_TXE) == 0u) {
-    }
-    USART_DR = (uint8_t)c;
+    return (USART_SR & SR_TXE) != 0u;
 }
 
-int hil_console_getc(void)
+void hil_console_tx(uint8_t byte)
+{
+    USART_DR = byte;
+}
+
+int hil_console_rx(void)
 {
     /* Reading SR then DR also clears an overrun. */
     if ((USART_SR & SR_RXNE) == 0u) {

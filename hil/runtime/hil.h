@@ -49,10 +49,17 @@ extern "C" {
 /* Called by the startup code before main(): console, LED, tick. */
 void hil_runtime_init(void);
 
-/* Console (the board's UART at HIL_CONSOLE_BAUD). */
+/* Console (the board's UART at HIL_CONSOLE_BAUD). While putc waits for room in the TX
+ * FIFO it moves received bytes into a small buffer that getc reads first, so replies that
+ * overlap incoming bytes do not overrun a UART without an RX FIFO (STM32 USART). */
 void hil_console_init(void);
 void hil_console_putc(char c); /* raw byte, blocks while the TX FIFO is full */
 int hil_console_getc(void);    /* next received byte 0..255, or -1 if none (never blocks) */
+
+/* The UART driver's raw operations (console_*.c; used by console.c). */
+int hil_console_tx_ready(void);    /* room for one byte in the TX FIFO/register */
+void hil_console_tx(uint8_t byte); /* write one byte; only after hil_console_tx_ready() */
+int hil_console_rx(void);          /* one byte from the RX FIFO/register, or -1 */
 
 /* Print helpers on top of the console. */
 void hil_putc(char c); /* '\n' is sent as "\r\n" */
