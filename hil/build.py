@@ -12,6 +12,7 @@ leaves no artifact, old or half-written, that a later flash could mistake for it
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -19,8 +20,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -423,15 +425,26 @@ def _finish(p: _Plan, linked_dir: Path) -> BuildResult:
             "reproducible_checked": False,
         }
         (stage / "build.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        os.rename(stage, out)
+        with _locked(out.parent / f".{out.name}.lock"):  # two builds of one output dir
+            if out.exists():
+                shutil.rmtree(out)
+            os.rename(stage, out)
     finally:
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)
     return BuildResult(board, app, tc, out, record, regions,
                        compiled=p.compiled, cached=len(p.objects) - p.compiled,
                        linked=p.linked)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _discard(out_dir: Path) -> None:

@@ -144,8 +144,8 @@ def _run(args: list[str]) -> str:
     return out.stdout.strip()
 
 
-@lru_cache(maxsize=256)
-def _sha256_cached(path: str, mtime_ns: int, size: int) -> str:
+@lru_cache(maxsize=4096)
+def _sha256_cached(path: str, mtime_ns: int, size: int, inode: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -154,13 +154,44 @@ def _sha256_cached(path: str, mtime_ns: int, size: int) -> str:
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file, remembered per process while its size, mtime and inode stay."""
     st = os.stat(path)
-    return _sha256_cached(os.fspath(path), st.st_mtime_ns, st.st_size)
+    return _sha256_cached(os.fspath(path), st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+_BIG = 8 << 20  # files this large (compilers, libLLVM) are worth remembering across runs
+
+
+def tool_sha256(path: str) -> str:
+    """SHA-256 of a toolchain file; large ones are remembered in the cache directory by
+    (path, size, mtime, inode), so every hil invocation does not rehash libLLVM."""
+    st = os.stat(path)
+    if st.st_size < _BIG:
+        return file_sha256(path)
+    from hil.paths import cache_dir
+
+    key = hashlib.sha256(f"{path}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}".encode())
+    memo = cache_dir() / "toolhash" / key.hexdigest()[:32]
+    try:
+        digest = memo.read_text().strip()
+        if len(digest) == 64:
+            return digest
+    except OSError:
+        pass
+    digest = file_sha256(path)
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(digest)
+        os.replace(tmp, memo)
+    except OSError:
+        pass  # a read-only cache only costs time
+    return digest
 
 
 def _tool(role: str, path: str, version: str) -> Tool:
     real = os.path.realpath(path)
-    return Tool(role, real, version, file_sha256(real))
+    return Tool(role, real, version, tool_sha256(real))
 
 
 @lru_cache(maxsize=32)
@@ -215,8 +246,27 @@ def resolve(board_triple: str, arch: str, name: str, flags: tuple[str, ...]) -> 
         _tool("objcopy", objcopy, _first_line_version(objcopy).strip()),
     )
     version = _run([clang, "-dumpversion"])
-    return Toolchain("clang", board_triple, version, clang, objcopy, flags, tools, libs,
-                     (libs[0].path,))
+    # clang's driver binary is small: the compiler proper lives in shared libraries
+    shared = tuple(_tool(role, path, clang_version)
+                   for role, path in _llvm_shared_libraries(os.path.realpath(clang)))
+    return Toolchain("clang", board_triple, version, clang, objcopy, flags, tools,
+                     libs + shared, (libs[0].path,))
+
+
+def _llvm_shared_libraries(binary: str) -> list[tuple[str, str]]:
+    """The libclang-cpp / libLLVM shared objects ``binary`` loads, as (role, path)."""
+    try:
+        out = subprocess.run(["ldd", binary], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    found = []
+    for line in out.stdout.splitlines():
+        name, _, rest = line.strip().partition(" => ")
+        if name.startswith(("libclang-cpp", "libLLVM")) and rest:
+            path = rest.split(" (")[0].strip()
+            if os.path.isfile(path):
+                found.append((name.split(".so")[0], path))
+    return found
 
 
 def _gcc_flags(clang_flags: tuple[str, ...]) -> list[str]:

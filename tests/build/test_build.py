@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -235,3 +236,16 @@ def test_hil_console_script_runs_as_a_subprocess(tmp_path):
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["board"] == "lm3s6965evb"
+
+
+def test_two_processes_building_one_output_directory(tmp_path):
+    code = ("import sys; from pathlib import Path; from hil.boards import load_board; "
+            "from hil.build import build; "
+            "build(load_board('nucleo-f4'), 'blinky', out=Path(sys.argv[1]))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "out")],
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    assert read_image(tmp_path / "out" / "firmware.hex").segments()
+    assert json.loads((tmp_path / "out" / "build.json").read_text())["board"] == "nucleo-f4"
