@@ -65,15 +65,17 @@ def read_sections(elf_path: Path) -> list[SectionPlacement]:
         for sec in elf.iter_sections():
             if not sec["sh_flags"] & SH_FLAGS.SHF_ALLOC or sec["sh_size"] == 0:
                 continue
-            vma = sec["sh_addr"]
-            lma = vma
-            for seg in segments:
-                if seg.section_in_segment(sec):
-                    lma = vma - seg["p_vaddr"] + seg["p_paddr"]
-                    break
-            out.append(SectionPlacement(sec.name, vma, lma, sec["sh_size"],
-                                        sec["sh_type"] != "SHT_NOBITS"))
+            out.append(SectionPlacement(sec.name, sec["sh_addr"], _lma(sec, segments),
+                                        sec["sh_size"], sec["sh_type"] != "SHT_NOBITS"))
         return out
+
+
+def _lma(section, segments) -> int:
+    """A section's load address: its run address moved by its segment's paddr - vaddr."""
+    for seg in segments:
+        if seg.section_in_segment(section):
+            return int(section["sh_addr"] - seg["p_vaddr"] + seg["p_paddr"])
+    return int(section["sh_addr"])
 
 
 def load_chunks(elf_path: Path) -> list[Chunk]:
@@ -86,12 +88,7 @@ def load_chunks(elf_path: Path) -> list[Chunk]:
             if (not sec["sh_flags"] & SH_FLAGS.SHF_ALLOC or sec["sh_type"] == "SHT_NOBITS"
                     or sec["sh_size"] == 0):
                 continue
-            lma = sec["sh_addr"]
-            for seg in segments:
-                if seg.section_in_segment(sec):
-                    lma = sec["sh_addr"] - seg["p_vaddr"] + seg["p_paddr"]
-                    break
-            chunks.append(Chunk(sec.name, lma, sec.data()))
+            chunks.append(Chunk(sec.name, _lma(sec, segments), sec.data()))
         return sorted(chunks, key=lambda c: c.address)
 
 
