@@ -261,7 +261,7 @@ def plan(request: BuildRequest, cache: Path) -> _Plan:
         src_hash = file_sha256(src)
         key = _sha(tc.id, flags_key, mapped, src_hash, digest)
         objects.append(_Object(src, mapped, key, cache / "obj" / key[:2] / f"{key}.o"))
-        records.append({"path": mapped, "sha256": src_hash})
+        records.append({"path": _relative(src), "compiled_as": mapped, "sha256": src_hash})
     ldflags = [*tc.ldflags()]
     link_key = _sha(tc.id, " ".join(ldflags), script, *(o.key for o in objects),
                     " ".join(tc.link_libs))

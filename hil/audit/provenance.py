@@ -172,7 +172,8 @@ def validate_statement(doc: Any) -> list[str]:
         need(isinstance(builder, dict) and isinstance(builder.get("id"), str)
              and ":" in builder.get("id", ""), "predicate.runDetails.builder.id must be a URI")
         if "metadata" in rd:
-            need(isinstance(rd["metadata"], dict), "predicate.runDetails.metadata must be an object")
+            need(isinstance(rd["metadata"], dict),
+                 "predicate.runDetails.metadata must be an object")
     return problems
 
 

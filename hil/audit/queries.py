@@ -135,8 +135,10 @@ def toolchain(store: Store, ref: str, *, limit: int = 200) -> dict[str, Any]:
             "app_version": s["app_version"], "built": s["time"], "toolchain_id": tc["id"],
             "git": s["git"].get("commit"), "out_dir": s["out_dir"]})
     running = []
-    for loc, flash in store.current():
-        build = store.build_of(flash.image_sha256)
+    current = store.current()
+    built = store.builds_of(flash.image_sha256 for _, flash in current)
+    for loc, flash in current:
+        build = built.get(flash.image_sha256)
         if build is not None and matches(build):
             s = build_summary(build)
             running.append({"location": loc, "image_sha256": flash.image_sha256,

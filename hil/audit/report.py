@@ -53,8 +53,10 @@ def collect(store: Store, *, since: str | None = None, limit: int = 1000) -> dic
             "images": 0})
         entry["images"] += 1
     boards = []
-    for location, flash in store.current():
-        build = store.build_of(flash.image_sha256)
+    current = store.current()
+    built = store.builds_of(flash.image_sha256 for _, flash in current)
+    for location, flash in current:
+        build = built.get(flash.image_sha256)
         s = build_summary(build) if build else {}
         boards.append({"location": location, "board": flash.payload.get("board"),
                        "image_sha256": flash.image_sha256, "app": s.get("app"),
@@ -68,6 +70,8 @@ def collect(store: Store, *, since: str | None = None, limit: int = 1000) -> dic
             "boards": boards, "verdicts": verdicts}
 
 
+# Nothing may be fetched: a report that loads anything from the network is a bug.
+_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em}
@@ -138,7 +142,8 @@ def render(data: dict[str, Any]) -> str:
             level = "full" if pct > 95 else "high" if pct > 80 else ""
             memory.append(
                 f'<tr data-sha256="{_e(i["image_sha256"])}" data-region="{_e(r.get("name"))}">'
-                f'<td>{_e(i["board"])}/{_e(i["app"])}</td><td>{_short(i["image_sha256"])}</td>'
+                f'<td>{_e(i["board"])}/{_e(i["app"])} ({_e(i["toolchain"]["name"])})</td>'
+                f'<td>{_short(i["image_sha256"])}</td>'
                 f'<td>{_e(r.get("name"))} ({_e(r.get("kind"))})</td>'
                 f'<td><div class="bar" title="{pct:.1f}%"><div class="fill {level}" '
                 f'style="width:{min(pct, 100.0):.1f}%"></div></div></td>'
@@ -147,7 +152,7 @@ def render(data: dict[str, Any]) -> str:
     since = f" since {_e(data['since'])}" if data.get("since") else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<meta http-equiv="Content-Security-Policy" content="{_CSP}">
 <link rel="icon" href="data:,">
 <title>hil audit report</title><style>{_CSS}</style></head>
 <body>

@@ -12,10 +12,11 @@ and the side tables ``audit_digest`` (every hash a build names: artifacts, tools
 toolchain id) and ``audit_location`` (the newest flash per rack position) are derived from the
 payload so queries use indexes; ``verify`` recomputes them.
 
-Contract: ``Store`` objects do no I/O until entered (``with open_store() as store:``). Every
-append is one transaction (``BEGIN IMMEDIATE`` in SQLite WAL, a row lock on the head in
-PostgreSQL), so a crash leaves the whole record or none and concurrent writers serialise.
-Failures to open or write raise :class:`hil.errors.AuditError` naming the store.
+The backends are in :mod:`hil.audit.backends`. Contract: ``Store`` objects do no I/O until
+entered (``with open_store() as store:``). Every append is one transaction (``BEGIN
+IMMEDIATE`` in SQLite WAL, a row lock on the head row in PostgreSQL), so a crash leaves the
+whole record or none and concurrent writers serialise. Failures to open or write raise
+:class:`hil.errors.AuditError` naming the store.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,9 +53,10 @@ def canonical_json(value: Any) -> str:
 def record_hash(
     seq: int, time: str, kind: str, image_sha256: str, prev_hash: str, payload_text: str
 ) -> str:
-    """sha256 of a record's chained fields, as stored (payload as its stored text)."""
-    body = canonical_json([seq, time, kind, image_sha256, prev_hash, payload_text])
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+    """sha256 of a record's chained fields as stored: the JSON array
+    ``[seq, time, kind, image_sha256, prev_hash]``, a newline, then the payload text."""
+    head = canonical_json([seq, time, kind, image_sha256, prev_hash])
+    return hashlib.sha256(f"{head}\n{payload_text}".encode()).hexdigest()
 
 
 def now_iso() -> str:
@@ -149,6 +151,8 @@ def open_store(location: str | os.PathLike[str] | None = None) -> Store:
 
     Does no I/O; enter the returned store with ``with`` to open it.
     """
+    from hil.audit.backends import PostgresStore, SqliteStore
+
     where = str(location) if location is not None else default_location()
     if where.startswith(("postgresql://", "postgres://")):
         return PostgresStore(where)
@@ -303,21 +307,22 @@ class Store:
         return [(r[0], r[1]) for r in rows]
 
     def builds_with_digest(self, sha256: str, limit: int) -> tuple[list[Record], int, list[str]]:
-        """Newest builds naming ``sha256`` (toolchain id, tool, library), total, roles."""
+        """Newest builds naming ``sha256`` (toolchain id, tool, library), their total, and
+        the roles it has in them (e.g. ``tool:as``)."""
         sha = sha256.lower()
-        roles = [r[0] for r in self._query(
-            "SELECT DISTINCT role FROM audit_digest WHERE sha256 = ?", (sha,))]
         total = int(self._query("SELECT COUNT(DISTINCT seq) FROM audit_digest WHERE sha256 = ?",
                                 (sha,))[0][0])
         records = self._records(
             "seq IN (SELECT seq FROM audit_digest WHERE sha256 = ? ORDER BY seq DESC LIMIT ?)",
             (sha, limit), order="seq DESC")
+        roles = {role for rec in records for digest, role in derive("build", rec.payload).digests
+                 if digest == sha}
         return records, total, sorted(roles)
 
     def builds_by_toolchain(self, name: str, version: str | None,
                             limit: int) -> tuple[list[Record], int]:
         """Newest builds by toolchain name (and version), and their total number."""
-        where = "toolchain_name = ? AND kind = 'build'"
+        where = "toolchain_name = ?"  # only build records have a toolchain_name
         params: list[Any] = [name]
         if version:
             where += " AND toolchain_version = ?"
@@ -336,6 +341,17 @@ class Store:
                               order="seq DESC", limit=1)
         return found[0] if found else None
 
+    def builds_of(self, images: Iterable[str]) -> dict[str, Record]:
+        """The newest build record of each image (one query; images without one are absent)."""
+        wanted = sorted({i.lower() for i in images})
+        out: dict[str, Record] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for rec in self._records(f"image_sha256 IN ({marks}) AND kind = 'build'", chunk):
+                out[rec.image_sha256] = rec  # seq order: the newest wins
+        return out
+
     def for_location(self, name: str, limit: int) -> list[Record]:
         """Flash and test records at one rack position (rack id; else board name), newest
         first."""
@@ -347,11 +363,13 @@ class Store:
 
     def current(self) -> list[tuple[str, Record]]:
         """``(location, flash record)`` for the newest flash at every rack position."""
-        rows = self._query(
-            "SELECT l.location, r.seq, r.time, r.kind, r.image_sha256, r.payload, r.prev_hash, "
-            "r.hash FROM audit_location l JOIN audit_record r ON r.seq = l.seq "
-            "ORDER BY l.location")
-        return [(row[0], _record(row[1:])) for row in rows]
+        # Two primary-key steps rather than a join: no plan depends on table statistics.
+        where = self.locations()
+        if not where:
+            return []
+        marks = ", ".join("?" for _ in where)
+        by_seq = {r.seq: r for r in self._records(f"seq IN ({marks})", list(where.values()))}
+        return [(loc, by_seq[seq]) for loc, seq in sorted(where.items()) if seq in by_seq]
 
     def since(self, time: str | None, kinds: Sequence[str] = KINDS,
               limit: int | None = None) -> list[Record]:
@@ -397,261 +415,8 @@ def _record(row: Sequence[Any]) -> Record:
     return Record(int(seq), time, kind, image, data, prev, digest)
 
 
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+
+
 def _is_sha256(value: object) -> bool:
-    return (isinstance(value, str) and len(value) == 64
-            and all(c in "0123456789abcdefABCDEF" for c in value))
-
-
-# --- schema ---------------------------------------------------------------------------------
-
-_TABLES = """
-CREATE TABLE IF NOT EXISTS audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS audit_head (
-    id INTEGER PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL, hash TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS audit_record (
-    seq {seq_type} PRIMARY KEY,
-    time TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    image_sha256 TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    board TEXT,
-    rack_id TEXT,
-    toolchain_id TEXT,
-    toolchain_name TEXT,
-    toolchain_version TEXT);
-CREATE TABLE IF NOT EXISTS audit_digest (
-    sha256 TEXT NOT NULL, seq BIGINT NOT NULL, role TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS audit_location (location TEXT PRIMARY KEY, seq BIGINT NOT NULL);
-CREATE INDEX IF NOT EXISTS audit_record_image ON audit_record (image_sha256, seq);
-CREATE INDEX IF NOT EXISTS audit_record_toolchain ON audit_record (toolchain_id, seq);
-CREATE INDEX IF NOT EXISTS audit_record_toolchain_name
-    ON audit_record (toolchain_name, toolchain_version, seq);
-CREATE INDEX IF NOT EXISTS audit_record_board ON audit_record (board, seq);
-CREATE INDEX IF NOT EXISTS audit_record_rack ON audit_record (rack_id, seq);
-CREATE INDEX IF NOT EXISTS audit_record_time ON audit_record (time);
-CREATE INDEX IF NOT EXISTS audit_digest_sha ON audit_digest (sha256, seq);
-CREATE INDEX IF NOT EXISTS audit_digest_seq ON audit_digest (seq);
-"""
-
-_SQLITE_TRIGGERS = """
-CREATE TRIGGER IF NOT EXISTS audit_record_no_update BEFORE UPDATE ON audit_record
-BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_record_no_delete BEFORE DELETE ON audit_record
-BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
-"""
-
-_PG_TRIGGERS = """
-CREATE OR REPLACE FUNCTION hil_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
-$$ BEGIN RAISE EXCEPTION 'audit records are append-only'; END $$;
-CREATE OR REPLACE TRIGGER audit_record_append_only BEFORE UPDATE OR DELETE ON audit_record
-FOR EACH ROW EXECUTE FUNCTION hil_audit_append_only();
-"""
-
-
-class _Transaction:
-    def __init__(self, enter: Any, leave: Any) -> None:
-        self._enter, self._leave = enter, leave
-
-    def __enter__(self) -> Any:
-        return self._enter()
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self._leave(exc_type is None)
-
-
-class SqliteStore(Store):
-    """SQLite in WAL mode, synchronous=FULL: each committed record survives a crash."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.location = str(path)
-        self._conn: sqlite3.Connection | None = None
-
-    def open(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 60000")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            self._conn = conn
-            version = self._schema_version(conn)
-            if version is None:
-                conn.execute("BEGIN IMMEDIATE")
-                self._create_schema(conn)
-            elif version != SCHEMA_VERSION:
-                raise AuditError(
-                    f"audit store {self.path} has schema version {version}, this hil reads "
-                    f"version {SCHEMA_VERSION}",
-                    hint="upgrade hil, or point HIL_AUDIT_DB at a new store")
-        except AuditError:
-            self.close()
-            raise
-        except (sqlite3.Error, OSError) as exc:
-            self.close()
-            raise AuditError(
-                f"cannot open the audit store {self.path}: {exc}",
-                hint=f"check the directory is writable, or set {ENV_VAR} to another path",
-            ) from exc
-
-    @staticmethod
-    def _schema_version(conn: sqlite3.Connection) -> int | None:
-        try:
-            row = conn.execute(
-                "SELECT value FROM audit_meta WHERE key = 'schema_version'").fetchone()
-        except sqlite3.OperationalError:
-            return None
-        return int(row[0]) if row else None
-
-    @staticmethod
-    def _create_schema(conn: sqlite3.Connection) -> None:
-        # Already inside BEGIN IMMEDIATE: a concurrent creator waits, then finds the tables.
-        try:
-            for statement in (_TABLES.format(seq_type="INTEGER") + _SQLITE_TRIGGERS).split(
-                    ";\n"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute("INSERT OR IGNORE INTO audit_meta VALUES ('schema_version', ?)",
-                         (str(SCHEMA_VERSION),))
-            conn.execute("INSERT OR IGNORE INTO audit_head VALUES (1, 0, ?)", (GENESIS,))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise AuditError(f"audit store {self.path} is not open (use it in a with block)")
-        return self._conn
-
-    def _write(self) -> _Transaction:
-        conn = self.conn
-
-        def enter() -> sqlite3.Cursor:
-            conn.execute("BEGIN IMMEDIATE")
-            return conn.cursor()
-
-        def leave(ok: bool) -> None:
-            conn.execute("COMMIT" if ok else "ROLLBACK")
-
-        return _Transaction(enter, leave)
-
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return self.conn.execute(sql, tuple(params)).fetchall()
-
-    def _stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
-        cur = self.conn.execute(sql, tuple(params))
-        while batch := cur.fetchmany(2000):
-            yield from batch
-
-
-class PostgresStore(Store):
-    """PostgreSQL: the same schema; appends serialise on a row lock of the head row."""
-
-    placeholder = "%s"
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.location = _redact(url)
-        self._conn: Any = None
-
-    def open(self) -> None:
-        try:
-            import psycopg
-        except ImportError as exc:  # pragma: no cover - psycopg is a dependency
-            raise AuditError("a postgresql:// audit store needs psycopg",
-                             hint="pip install 'psycopg[binary]'") from exc
-        try:
-            self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
-            with self._conn.transaction():
-                cur = self._conn.cursor()
-                cur.execute("SELECT pg_advisory_xact_lock(7213305)")
-                cur.execute("SELECT to_regclass('audit_meta')")
-                if cur.fetchone()[0] is None:
-                    for statement in (_TABLES.format(seq_type="BIGINT") + ";\n").split(";\n"):
-                        if statement.strip():
-                            cur.execute(statement)
-                    cur.execute(_PG_TRIGGERS)
-                    cur.execute("INSERT INTO audit_meta VALUES ('schema_version', %s) "
-                                "ON CONFLICT DO NOTHING", (str(SCHEMA_VERSION),))
-                    cur.execute("INSERT INTO audit_head VALUES (1, 0, %s) ON CONFLICT DO NOTHING",
-                                (GENESIS,))
-                cur.execute("SELECT value FROM audit_meta WHERE key = 'schema_version'")
-                version = int(cur.fetchone()[0])
-            if version != SCHEMA_VERSION:
-                raise AuditError(
-                    f"audit store {self.location} has schema version {version}, this hil "
-                    f"reads version {SCHEMA_VERSION}", hint="upgrade hil")
-        except AuditError:
-            self.close()
-            raise
-        except Exception as exc:
-            self.close()
-            raise AuditError(
-                f"cannot open the audit store {self.location}: {exc}",
-                hint=f"check the server is running and the URL in {ENV_VAR} or --db",
-            ) from exc
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    @property
-    def conn(self) -> Any:
-        if self._conn is None:
-            raise AuditError(f"audit store {self.location} is not open (use it in a with block)")
-        return self._conn
-
-    def _write(self) -> _Transaction:
-        conn = self.conn
-        state: dict[str, Any] = {}
-
-        def enter() -> Any:
-            tx = conn.transaction()
-            tx.__enter__()
-            state["tx"] = tx
-            cur = conn.cursor()
-            cur.execute("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
-            return cur
-
-        def leave(ok: bool) -> None:
-            tx = state["tx"]
-            if ok:
-                tx.__exit__(None, None, None)
-            else:
-                err = RuntimeError("append aborted")
-                tx.__exit__(type(err), err, None)
-
-        return _Transaction(enter, leave)
-
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self.conn.cursor() as cur:
-            cur.execute(sql, tuple(params))
-            return cur.fetchall()
-
-    def _stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
-        name = f"hil_audit_{os.getpid()}_{id(sql)}"
-        with self.conn.transaction(), self.conn.cursor(name=name) as cur:
-            cur.itersize = 2000
-            cur.execute(sql, tuple(params))
-            yield from cur
-
-
-def _redact(url: str) -> str:
-    """A URL without its password, for messages."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}@{host}"
-    return url
+    return isinstance(value, str) and _SHA256.fullmatch(value) is not None

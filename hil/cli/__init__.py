@@ -43,10 +43,33 @@ def _subcommand_modules() -> list[ModuleType]:
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
+        try:
+            module = importlib.import_module(f"{__name__}.{info.name}")
+        except Exception as exc:  # one broken subcommand must not take the others down
+            modules.append(_unavailable(info.name, exc))
+            continue
         if hasattr(module, "NAME") and hasattr(module, "run"):
             modules.append(module)
     return modules
+
+
+def _unavailable(name: str, exc: Exception) -> ModuleType:
+    """A stand-in subcommand that reports why the real one could not be loaded."""
+    module = ModuleType(name)
+    module.NAME = name  # type: ignore[attr-defined]
+    module.HELP = f"(unavailable: {type(exc).__name__})"  # type: ignore[attr-defined]
+
+    def add_arguments(p: argparse.ArgumentParser) -> None:
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+
+    def run(args: argparse.Namespace) -> int:
+        raise HilError(f"'hil {name}' cannot be loaded: {type(exc).__name__}: {exc}",
+                       hint="reinstall hil ('make test' or pip install -e .); "
+                       "run with -v for details")
+
+    module.add_arguments = add_arguments  # type: ignore[attr-defined]
+    module.run = run  # type: ignore[attr-defined]
+    return module
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,6 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hil: interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        # the reader went away (hil ... | head): stop quietly, as other tools do
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return int(ExitCode.OK)
 
 
 def console_main() -> None:  # pragma: no cover - thin wrapper for the console script

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +123,8 @@ def _parse_since(value: str | None) -> str | None:
     except ValueError as exc:
         raise UsageError(f"--since {value!r} is not a date",
                          hint="use YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)") from exc
+    if when.tzinfo is not None:  # records are stored in UTC
+        when = when.astimezone(UTC)
     return when.strftime("%Y-%m-%dT%H:%M:%S")
 
 
