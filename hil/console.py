@@ -26,7 +26,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Self
 
 import serial
 
@@ -91,13 +91,15 @@ class Console:
         self.monitor = monitor
         self.detect_faults = detect_faults
         self.banner: str | None = None
+        self.crashed: Crash | None = None  # set by a crash, cleared by discard() (a reset)
+        self.wedged = False  # a timeout left the board in an unknown state; cleared by discard()
         self._port: serial.SerialBase | None = None
         self._sock: socket.socket | None = None
         self._fd: int | None = None
         self._log: IO[str] | None = None
         self._t0 = 0.0
         self._buf = ""
-        self._scan = 0  # buffer offset up to which complete lines were checked for FAULT
+        self._line = ""  # the incomplete last line received, for FAULT detection
         self._tail = ""
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
@@ -105,8 +107,15 @@ class Console:
 
     def open(self) -> Console:
         try:
+            # pyserial's rfc2217:// client raises NotImplementedError on a write_timeout
+            write_timeout = None if self.url.startswith("rfc2217://") else self.timeout
             port = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=0,
-                                         write_timeout=self.timeout)
+                                         write_timeout=write_timeout, do_not_open=True)
+            if self.url.startswith("socket://"):
+                # pyserial's socket open() discards whatever already arrived: that would be
+                # the boot banner of an emulator that started on this very connection.
+                port.reset_input_buffer = lambda: None  # type: ignore[method-assign]
+            port.open()
         except (serial.SerialException, OSError, ValueError) as exc:
             raise ConsoleError(f"cannot open console {self.url}: {exc}",
                                hint="check the rack entry's console (device path or URL)") \
@@ -114,7 +123,7 @@ class Console:
         self._attach(port)
         if self._log is None and self.transcript_path is not None:
             self.transcript_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = open(self.transcript_path, "a", encoding="utf-8")
+            self._log = open(self.transcript_path, "a", encoding="utf-8")  # noqa: SIM115
             self._t0 = time.monotonic()
             self._log.write(f"# hil console transcript: {self.name} ({self.url}) opened "
                             f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n")
@@ -156,9 +165,19 @@ class Console:
             self._log = None
 
     def _close_port(self) -> None:
-        if self._port is not None:
+        port, sock = self._port, self._sock
+        if sock is not None and port is not None:
+            # pyserial's socket close() skips close() when shutdown() fails (a reset
+            # connection) and then sleeps 0.3 s: close the socket ourselves.
             try:
-                self._port.close()
+                sock.close()
+            except OSError:
+                pass
+            port._socket = None  # type: ignore[attr-defined]
+            port.is_open = False
+        elif port is not None:
+            try:
+                port.close()
             except (serial.SerialException, OSError):
                 pass
         self._port, self._sock, self._fd = None, None, None
@@ -167,8 +186,10 @@ class Console:
     def is_open(self) -> bool:
         return self._port is not None
 
-    def __enter__(self) -> Console:
-        return self.open() if self._port is None else self
+    def __enter__(self) -> Self:
+        if self._port is None:
+            self.open()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -197,7 +218,9 @@ class Console:
     def discard(self) -> None:
         """Forget input received so far (not the transcript)."""
         self._buf = ""
-        self._scan = 0
+        self._line = ""
+        self.crashed = None
+        self.wedged = False
 
     # ------------------------------------------------------------------ output
 
@@ -253,9 +276,11 @@ class Console:
         self._record("<", data)
         text = self._decoder.decode(data)
         self._buf += text
-        self._tail = (self._tail + text)[-TAIL_CHARS:]
+        self._tail += text
+        if len(self._tail) > 2 * TAIL_CHARS:
+            self._tail = self._tail[-TAIL_CHARS:]
         if self.detect_faults:
-            self._check_faults()
+            self._check_faults(text)
         return True
 
     def _idle(self) -> None:
@@ -273,15 +298,16 @@ class Console:
         raise ConsoleLost(f"lost the console of {self.name} ({self.url}): {exc}",
                           hint=f"transcript: {self.transcript_path}") from exc
 
-    def _check_faults(self) -> None:
-        end = self._buf.rfind("\n")
-        if end < self._scan:
+    def _check_faults(self, text: str) -> None:
+        """Check each completed line (across reads and consumption) for a FAULT report."""
+        acc = self._line + text
+        if "\n" not in text:
+            self._line = acc[-1024:]
             return
-        start = self._buf.find("FAULT", max(self._scan - 1, 0), end)
-        self._scan = end + 1
-        if start < 0:
+        *lines, self._line = acc.split("\n")
+        if "FAULT" not in acc:
             return
-        for line in self._buf[:end].splitlines():
+        for line in lines:
             if line.startswith("FAULT"):
                 crash = parse_fault_line(line)
                 if crash is not None:
@@ -289,12 +315,14 @@ class Console:
 
     def raise_crash(self, crash: Crash) -> None:
         crash = crash.symbolized(self.elf)
+        self.crashed = crash
         self.note(f"crash: {crash.describe()}")
         self.flush()
         raise CrashError(crash, transcript=self.transcript_path,
                          last_lines=self.last_lines(10))
 
     def _timeout(self, what: str, timeout: float) -> ConsoleTimeout:
+        self.wedged = True
         self.note(f"timeout waiting for {what}")
         self.flush()
         return ConsoleTimeout(f"{self.name}: no {what} within {timeout:g} s",
@@ -302,14 +330,13 @@ class Console:
 
     def expect(self, pattern: str | re.Pattern[str], timeout: float | None = None) -> re.Match[str]:
         """Wait for ``pattern`` (multiline regex) in the input; consume input up to the match."""
-        regex = re.compile(pattern, re.M) if isinstance(pattern, str) else pattern
+        regex = re.compile(pattern, re.MULTILINE) if isinstance(pattern, str) else pattern
         timeout = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         while True:
             m = regex.search(self._buf)
             if m:
                 self._buf = self._buf[m.end():]
-                self._scan = max(self._scan - m.end(), 0)
                 return m
             if time.monotonic() >= deadline:
                 raise self._timeout(f"match for /{regex.pattern}/", timeout)
@@ -324,16 +351,22 @@ class Console:
             if i >= 0:
                 line = self._buf[:i]
                 self._buf = self._buf[i + 1:]
-                self._scan = max(self._scan - i - 1, 0)
-                return line[:-1] if line.endswith("\r") else line
+                return line.removesuffix("\r")
             if time.monotonic() >= deadline:
                 raise self._timeout("complete line", timeout)
             self._receive(deadline)
 
+    def read_available(self, timeout: float = POLL) -> str:
+        """Whatever arrives within ``timeout`` (and was not consumed yet), consumed now."""
+        if not self._buf:
+            self._receive(time.monotonic() + timeout)
+        text, self._buf = self._buf, ""
+        return text
+
     def wait_ready(self, timeout: float | None = None, pattern: str = READY) -> str | None:
         """Wait for the shell's ``READY``; keeps the banner line before it in ``banner``."""
         m = self.expect(re.compile(rf"(?:^(?P<banner>hil-shell [^\r\n]*)\r?\n)?{pattern}\n",
-                                   re.M), timeout)
+                                   re.MULTILINE), timeout)
         self.banner = m.group("banner") or self.banner
         return self.banner
 
@@ -355,9 +388,7 @@ class Console:
                 continue
             text = self._buf[:i]
             self._buf = self._buf[i + 1:]
-            self._scan = max(self._scan - i - 1, 0)
-            if text.endswith("\r"):
-                text = text[:-1]
+            text = text.removesuffix("\r")
             if text == "OK":
                 return reply
             if text.startswith("ERR"):

@@ -218,6 +218,6 @@ class Symbolizer:
                 function, offset = name, addr - start
         file, line = None, None
         j = bisect.bisect_right(self._line_addrs, addr) - 1
-        if j >= 0 and (function is None or self._lines[j][0] >= addr - offset):
+        if j >= 0 and function is not None and self._lines[j][0] >= addr - offset:
             _, file, line = self._lines[j]
         return Location(address, function, offset, file, line)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -35,7 +35,7 @@ class Suite:
     cases: list[Case] = field(default_factory=list)
     properties: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
-    timestamp: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def count(self, status: str) -> int:
         return sum(1 for c in self.cases if c.status == status)

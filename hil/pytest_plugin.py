@@ -1,1 +1,260 @@
-"""pytest plugin of hil: the dut, board and image fixtures (filled in by the run/test work)."""
+"""The hil pytest plugin (entry point ``pytest11``): a booted board as a fixture.
+
+Options: ``--hil-board`` (required by the fixtures), ``--hil-image`` (HEX or ELF; else
+``--hil-app`` is built, default ``shell``), ``--hil-on auto|hardware|qemu``,
+``--hil-require-hardware``, ``--hil-timeout`` (console timeout per expect/command).
+
+Fixtures: ``board`` (the Board), ``image`` (an ``hil.executors.Image``: HEX, ELF, sha256,
+toolchain), ``hil_executor`` and ``dut`` (the started executor and its ``Console``, after
+``READY``; one per test module by default, ``--hil-scope`` changes it), ``hil_reset`` (reset
+the board and wait for ``READY``; returns ``dut``). A test that crashed the board (CrashError),
+lost it, or timed out waiting for it, gets a reset before the next test that uses ``dut``.
+
+Markers: ``hardware_only`` (skipped, with the reason, when running in QEMU) and
+``boards(name, ...)`` (skipped on other boards). With pytest-xdist every worker starts its own
+board instance. A failed test's report ends with the console transcript tail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hil.errors import ExitCode, HilError
+
+_CHOICE = pytest.StashKey[object]()
+_INFRA = pytest.StashKey[list]()
+_EXECUTORS = pytest.StashKey[list]()
+SCOPES = ("function", "class", "module", "package", "session")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("hil", "hil: run tests against a board (hardware or QEMU)")
+    g.addoption("--hil-board", default=None, help="board name or alias (see 'hil boards')")
+    g.addoption("--hil-image", default=None, type=Path,
+                help="image to run (.hex or .elf); default: build --hil-app")
+    g.addoption("--hil-elf", default=None, type=Path,
+                help="the ELF of a --hil-image HEX (for decoding crash addresses)")
+    g.addoption("--hil-app", default="shell", help="app to build when no --hil-image is given")
+    g.addoption("--hil-toolchain", default="gcc", help="toolchain for building --hil-app")
+    g.addoption("--hil-on", default="auto", choices=("auto", "hardware", "qemu"),
+                help="where to run: hardware if present, else QEMU (auto)")
+    g.addoption("--hil-require-hardware", action="store_true",
+                help="never fall back to QEMU; error if no hardware is present")
+    g.addoption("--hil-timeout", default=10.0, type=float,
+                help="console timeout in seconds for each expect/command (default 10)")
+    g.addoption("--hil-ready", default=r"^READY\r?$",
+                help="regex the dut fixture waits for after boot ('' to not wait)")
+    g.addoption("--hil-scope", default="module", choices=SCOPES,
+                help="one board instance per ... (default: module)")
+    g.addoption("--hil-work-dir", default=None, type=Path,
+                help="where transcripts and emulator logs go (default: pytest's tmp dir)")
+    g.addoption("--hil-run-info", default=None, type=Path, help=argparse.SUPPRESS)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "hardware_only: run only on real hardware (skipped in "
+                            "QEMU, with the reason)")
+    config.addinivalue_line("markers", "boards(*names): run only on these boards")
+    config.stash[_INFRA] = []
+    config.stash[_EXECUTORS] = []
+
+
+def _board(config: pytest.Config):
+    from hil.boards import load_board
+
+    name = config.getoption("--hil-board")
+    if not name:
+        raise pytest.UsageError("this test needs a board: pass --hil-board NAME")
+    try:
+        return load_board(name)
+    except HilError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+
+
+def _choice(config: pytest.Config):
+    """The executor choice, made once per process."""
+    if _CHOICE not in config.stash:
+        from hil.executors import choose_executor
+
+        try:
+            config.stash[_CHOICE] = choose_executor(
+                _board(config), config.getoption("--hil-on"),
+                config.getoption("--hil-require-hardware"))
+        except HilError as exc:
+            config.stash[_CHOICE] = exc
+    choice = config.stash[_CHOICE]
+    if isinstance(choice, HilError):
+        raise choice
+    return choice
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if not config.getoption("--hil-board"):
+        return None
+    try:
+        return f"hil: {_choice(config).describe(_board(config))}"
+    except HilError as exc:
+        return f"hil: {exc}"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    boards = item.get_closest_marker("boards")
+    if boards is not None and item.config.getoption("--hil-board"):
+        board = _board(item.config)
+        names = set(boards.args)
+        if not names & {board.name, *board.aliases}:
+            pytest.skip(f"only for boards {', '.join(sorted(names))}, not {board.name}")
+    if item.get_closest_marker("hardware_only") is not None:
+        choice = _choice(item.config)
+        if choice.kind != "hardware":
+            pytest.skip(f"hardware_only: running in QEMU ({choice.reason})")
+
+
+@pytest.fixture(scope="session")
+def board(pytestconfig: pytest.Config):
+    """The Board model of --hil-board."""
+    return _board(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def image(pytestconfig: pytest.Config, board, tmp_path_factory: pytest.TempPathFactory):
+    """The image under test (hil.executors.Image): --hil-image, or --hil-app built now."""
+    from hil.executors import Image
+
+    path = pytestconfig.getoption("--hil-image")
+    if path is not None:
+        image = Image.from_path(Path(path), work_dir=tmp_path_factory.mktemp("hil-image"))
+        elf = pytestconfig.getoption("--hil-elf")
+        if elf is not None:
+            image = dataclasses.replace(image, elf=Path(elf).resolve())
+        return image
+    from hil.build import build
+
+    result = build(board, pytestconfig.getoption("--hil-app"),
+                   toolchain=pytestconfig.getoption("--hil-toolchain"),
+                   out=tmp_path_factory.mktemp("hil-build"))
+    return Image.from_build(result)
+
+
+def _scope(fixture_name: str, config: pytest.Config) -> str:
+    return config.getoption("--hil-scope", "module")
+
+
+def _work_dir(request: pytest.FixtureRequest, factory: pytest.TempPathFactory) -> Path:
+    base = request.config.getoption("--hil-work-dir")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    node = request.node.nodeid if request.node is not None else "session"
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "_", node.split("::")[-1] or node)[-60:] or "session"
+    if base is None:
+        return factory.mktemp(f"hil-{label}")
+    path = Path(base) / worker / label
+    n = 0
+    while path.exists():
+        n += 1
+        path = Path(base) / worker / f"{label}-{n}"
+    path.mkdir(parents=True)
+    return path
+
+
+@pytest.fixture(scope=_scope)
+def hil_executor(request: pytest.FixtureRequest, board, image,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The started executor (QEMU or hardware) running ``image``; stopped afterwards."""
+    from hil.executors import make_executor
+
+    config = request.config
+    executor = make_executor(board, _choice(config), work_dir=_work_dir(request,
+                                                                          tmp_path_factory),
+                             timeout=config.getoption("--hil-timeout"))
+    config.stash[_EXECUTORS].append(executor)
+    with executor:
+        executor.start(image)
+        yield executor
+
+
+@pytest.fixture(scope=_scope)
+def dut(request: pytest.FixtureRequest, hil_executor):
+    """The board's console (hil.console.Console), booted to READY."""
+    console = hil_executor.console
+    _wait_ready(request.config, console)
+    return console
+
+
+def _wait_ready(config: pytest.Config, console) -> None:
+    pattern = config.getoption("--hil-ready")
+    if pattern:
+        console.wait_ready(timeout=max(config.getoption("--hil-timeout"), 10.0),
+                           pattern=pattern)
+
+
+@pytest.fixture
+def hil_reset(request: pytest.FixtureRequest, hil_executor, dut):
+    """Reset the board (fresh boot, input discarded) and wait for READY; returns ``dut``."""
+    hil_executor.reset()
+    _wait_ready(request.config, hil_executor.console)
+    return hil_executor.console
+
+
+@pytest.fixture(autouse=True)
+def _hil_recover(request: pytest.FixtureRequest) -> None:
+    """Before a test that uses the board: reset it if it crashed or was lost."""
+    if "hil_executor" not in request.fixturenames:  # (a project's own ``dut`` is not ours)
+        return
+    executor = request.getfixturevalue("hil_executor")
+    console = executor._console
+    broken = (console is None or not console.is_open or console.crashed is not None
+              or console.wedged or executor.outcome.state in ("crashed", "died"))
+    if broken and executor.image is not None:
+        executor.reset()
+        _wait_ready(request.config, executor.console)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    if call.excinfo is not None and call.excinfo.errisinstance(HilError):
+        exc = call.excinfo.value
+        if exc.exit_code == ExitCode.INFRASTRUCTURE:
+            item.config.stash[_INFRA].append(f"{item.nodeid}: {exc}".splitlines()[0])
+    if report.failed and "hil_executor" in getattr(item, "fixturenames", ()):
+        executor = next((e for e in reversed(item.config.stash[_EXECUTORS])
+                         if e._console is not None), None)
+        if executor is not None and hasattr(report.longrepr, "addsection"):
+            console = executor._console
+            console.flush()
+            tail = "\n".join(console.last_lines(20)) or "(nothing received)"
+            report.longrepr.addsection(
+                f"hil console of {executor.board.name} ({executor.description}), last lines",
+                f"{tail}\ntranscript: {console.transcript_path}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    path = session.config.getoption("--hil-run-info")
+    if path is None or not session.config.getoption("--hil-board"):
+        return
+    info: dict[str, object] = {"worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+                               "infrastructure_errors": session.config.stash[_INFRA]}
+    try:
+        choice = _choice(session.config)
+        info.update(kind=choice.kind, reason=choice.reason,
+                    rack_id=getattr(choice.entry, "id", None),
+                    probe=getattr(choice.entry, "probe", None))
+    except HilError as exc:
+        info.update(error=str(exc), exit_code=int(exc.exit_code))
+    executors = session.config.stash[_EXECUTORS]
+    if executors:
+        ex = executors[0]
+        info.update(description=ex.description, image_sha256=ex.image.sha256 if ex.image
+                    else None, toolchain=ex.image.toolchain if ex.image else None,
+                    outcomes=[e.outcome.state for e in executors])
+    with open(path, "a", encoding="utf-8") as fh:  # one short line: O_APPEND keeps it whole
+        fh.write(json.dumps(info) + "\n")

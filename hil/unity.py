@@ -18,8 +18,8 @@ RESULT = re.compile(
     r"^(?P<file>(?:[A-Za-z]:)?[^:\r\n]+):(?P<line>\d+):(?P<name>[^:\r\n]+):"
     r"(?P<status>PASS|FAIL|IGNORE)(?::\s?(?P<message>.*?))?\s*$")
 SUMMARY = re.compile(r"^(?P<tests>\d+) Tests (?P<failures>\d+) Failures (?P<ignored>\d+) Ignored"
-                     r"\s*$", re.M)
-VERDICT = re.compile(r"^(?P<verdict>OK|FAIL)\s*$", re.M)
+                     r"\s*$", re.MULTILINE)
+VERDICT = re.compile(r"^(?P<verdict>OK|FAIL)\s*$", re.MULTILINE)
 
 
 @dataclass

@@ -21,9 +21,9 @@ import json
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from hil.boards import Board
 from hil.errors import ConfigError, NoHardwareError, UsageError
@@ -89,8 +89,49 @@ class Image:
                     record.get("app"), dict) else record.get("app")
             except (OSError, ValueError):
                 pass
+        if toolchain is None and elf is not None:
+            toolchain = _elf_toolchain(elf)
         sha = hashlib.sha256(hex_path.read_bytes()).hexdigest()
         return cls(hex=hex_path, elf=elf, sha256=sha, toolchain=toolchain, app=app)
+
+    def copy_to(self, directory: Path) -> Image:
+        """The same image with its HEX and ELF copied into ``directory``: a run keeps the
+        exact files it ran, unaffected by a later build into the same output directory."""
+        return _copy(self, directory)
+
+
+def _copy(image: Image, directory: Path) -> Image:
+    import shutil
+
+    directory.mkdir(parents=True, exist_ok=True)
+    hex_copy = directory / image.hex.name
+    if hex_copy.resolve() != image.hex.resolve():
+        shutil.copyfile(image.hex, hex_copy)
+    elf_copy = None
+    if image.elf is not None:
+        elf_copy = directory / image.elf.name
+        if elf_copy.resolve() != image.elf.resolve():
+            shutil.copyfile(image.elf, elf_copy)
+    return replace(image, hex=hex_copy, elf=elf_copy)
+
+
+def _elf_toolchain(elf: Path) -> str | None:
+    """The compiler named in the ELF's .comment section ("GCC: (...) 12.2.1", "clang 14")."""
+    try:
+        from elftools.elf.elffile import ELFFile
+
+        with open(elf, "rb") as fh:
+            section = ELFFile(fh).get_section_by_name(".comment")
+            data = section.data() if section is not None else b""
+    except Exception:  # noqa: BLE001 - a foreign ELF without it is fine
+        return None
+    for item in data.split(b"\0"):
+        text = item.decode(errors="replace").strip()
+        if text.startswith("GCC:"):
+            return "gcc " + text.rsplit(" ", 1)[-1]
+        if "clang version" in text:
+            return "clang " + text.split("clang version", 1)[1].split()[0]
+    return None
 
 
 def _toolchain_label(record: dict) -> str | None:
@@ -145,7 +186,7 @@ class Executor(ABC):
     @abstractmethod
     def stop(self) -> None: ...
 
-    def __enter__(self) -> Executor:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -27,6 +27,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from hil.boards import Board
@@ -103,13 +104,15 @@ class QemuExecutor(Executor):
     kind = "qemu"
 
     def __init__(self, board: Board, *, work_dir: Path, timeout: float = 10.0,
-                 extra_args: tuple[str, ...] = ()) -> None:
+                 extra_args: tuple[str, ...] = (),
+                 boot_image: Callable[[], Path] | None = None) -> None:
         super().__init__(board, work_dir=work_dir, timeout=timeout)
         if board.qemu is None:
             raise ConfigError(f"board {board.name} has no qemu section: it cannot run in QEMU",
                               hint="run it on hardware (--on hardware)")
         self.qemu = board.qemu
         self.extra_args = extra_args
+        self._boot_image = boot_image
         self.proc: subprocess.Popen[bytes] | None = None
         self.port: int | None = None
         self.spawned_at = 0.0
@@ -130,8 +133,11 @@ class QemuExecutor(Executor):
                 "-device", f"loader,file={hex_path}", *self.extra_args]
 
     def boot_hex(self) -> Path:
-        """The HEX to boot (at start and at every reset). The rack's virtual boards override
-        this to boot from the simulated flash contents."""
+        """The HEX to boot, asked again at start and at every reset: ``boot_image()`` when
+        given (a virtual board passes one that writes its simulated flash out as HEX), else
+        the started image's HEX."""
+        if self._boot_image is not None:
+            return self._boot_image()
         assert self.image is not None
         return self.image.hex
 
@@ -199,7 +205,8 @@ class QemuExecutor(Executor):
             self.spawned_at = time.monotonic()
             self.proc = subprocess.Popen(self._cmd, stdin=subprocess.DEVNULL,
                                          stdout=err, stderr=err, start_new_session=True,
-                                         preexec_fn=_child_setup, close_fds=True)
+                                         preexec_fn=_child_setup,  # noqa: PLW1509 - needs prctl
+                                         close_fds=True)
         with _LIVE_LOCK:
             _LIVE[self.proc.pid] = self.proc
 

@@ -1,0 +1,248 @@
+"""Test runs: one board, one image, one harness (pytest suite or Unity output) -> a verdict.
+
+``run_board(plan)`` runs one board (the pytest harness in a ``python -m pytest`` subprocess
+with the hil plugin, so several boards run in parallel and a crash of one run cannot take
+another down; the Unity harness in-process) and returns a ``BoardResult`` with the JUnit suite.
+``exit_code(results)`` folds results into the ``hil`` exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hil import junit
+from hil.boards import Board
+from hil.errors import ExitCode, HilError
+from hil.executors import Choice, Image, make_executor
+
+# pytest's own exit codes
+PYTEST_OK, PYTEST_FAILED, PYTEST_INTERRUPTED, PYTEST_INTERNAL, PYTEST_USAGE, PYTEST_NO_TESTS = \
+    range(6)
+
+
+@dataclass
+class Plan:
+    """Everything one board run needs, as typed values."""
+
+    board: Board
+    image: Image
+    choice: Choice
+    harness: str  # "pytest" | "unity"
+    app: str
+    suite: Path | None
+    work_dir: Path
+    on: str = "auto"
+    require_hardware: bool = False
+    timeout: float = 10.0
+    workers: int | None = None
+    stream: bool = True  # pytest output to the terminal (one board) or to a log (several)
+    extra_pytest_args: tuple[str, ...] = ()
+
+
+@dataclass
+class BoardResult:
+    plan: Plan
+    suite: junit.Suite
+    exit_code: int = ExitCode.OK
+    error: str = ""
+    executor: str = ""  # description: "QEMU (netduinoplus2)", "hardware f4-a (...)"
+    kind: str = ""
+    log: Path | None = None
+    seconds: float = 0.0
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def count(self, status: str) -> int:
+        return self.suite.count(status)
+
+    @property
+    def verdict(self) -> str:
+        """In words, saying when a pass did not come from hardware."""
+        if self.exit_code == ExitCode.OK:
+            if self.kind == "qemu":
+                return f"PASSED in {self.executor} - not a hardware pass"
+            return f"PASSED on {self.executor}"
+        if self.exit_code == ExitCode.TEST_FAILED:
+            return f"FAILED on {self.executor}" if self.kind == "hardware" else \
+                f"FAILED in {self.executor}"
+        return f"ERROR: {self.error.splitlines()[0] if self.error else 'see log'}"
+
+
+def _properties(plan: Plan, kind: str, extra: dict[str, object]) -> dict[str, str]:
+    return junit.suite_properties(
+        board=plan.board.name, executor=kind, image_sha256=plan.image.sha256,
+        toolchain=plan.image.toolchain, app=plan.app, harness=plan.harness,
+        rack_id=extra.get("rack_id"), probe=extra.get("probe"))  # type: ignore[arg-type]
+
+
+def run_board(plan: Plan) -> BoardResult:
+    """Run one board; never raises HilError (it becomes the result's error and exit code)."""
+    t0 = time.monotonic()
+    plan.work_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        if plan.harness == "unity":
+            result = _run_unity(plan)
+        else:
+            result = _run_pytest(plan)
+    except HilError as exc:
+        result = BoardResult(plan, junit.Suite(f"{plan.board.name}/{plan.app}"),
+                             int(exc.exit_code), str(exc), kind=plan.choice.kind)
+    result.seconds = time.monotonic() - t0
+    result.suite.seconds = result.seconds
+    if not result.suite.properties:
+        result.suite.properties = _properties(plan, result.kind or plan.choice.kind,
+                                              result.extra)
+    return result
+
+
+# ---------------------------------------------------------------- pytest harness
+
+def pytest_command(plan: Plan, junit_path: Path, info_path: Path) -> list[str]:
+    args = [sys.executable, "-m", "pytest", str(plan.suite), "-p", "no:cacheprovider",
+            "--hil-board", plan.board.name, "--hil-image", str(plan.image.hex),
+            "--hil-on", plan.on, "--hil-timeout", f"{plan.timeout:g}",
+            "--hil-work-dir", str(plan.work_dir / "transcripts"),
+            "--hil-run-info", str(info_path), "--junitxml", str(junit_path),
+            "-o", f"junit_suite_name={plan.board.name}", "-q", "-rfEs"]
+    if plan.image.elf is not None:
+        args += ["--hil-elf", str(plan.image.elf)]
+    if plan.require_hardware:
+        args.append("--hil-require-hardware")
+    if plan.workers:
+        args += ["-n", str(plan.workers)]
+    return args + list(plan.extra_pytest_args)
+
+
+def _run_pytest(plan: Plan) -> BoardResult:
+    assert plan.suite is not None
+    junit_path = plan.work_dir / "pytest-junit.xml"
+    info_path = plan.work_dir / "run-info.jsonl"
+    log = plan.work_dir / "pytest.log"
+    for p in (junit_path, info_path):
+        p.unlink(missing_ok=True)
+    cmd = pytest_command(plan, junit_path, info_path)
+    env = dict(os.environ)
+    if plan.stream:
+        rc = subprocess.call(cmd, env=env)
+        log_path = None
+    else:
+        with open(log, "wb") as fh:
+            rc = subprocess.call(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        log_path = log
+    infos = []
+    if info_path.exists():
+        infos = [json.loads(line) for line in info_path.read_text().splitlines() if line]
+    info = next((i for i in infos if i.get("description")), infos[0] if infos else {})
+    infra = [e for i in infos for e in i.get("infrastructure_errors", [])]
+    cases = junit.read_pytest(junit_path) if junit_path.exists() else []
+    suite = junit.Suite(f"{plan.board.name}/{plan.app}", cases)
+    kind = info.get("kind") or plan.choice.kind
+    result = BoardResult(plan, suite, kind=kind, log=log_path,
+                         executor=info.get("description") or _describe(plan),
+                         extra={"rack_id": info.get("rack_id"), "probe": info.get("probe")})
+    where = f" (log: {log_path})" if log_path else ""
+    if info.get("error"):
+        result.exit_code = int(info.get("exit_code", ExitCode.INFRASTRUCTURE))
+        result.error = info["error"]
+    elif rc == PYTEST_OK:
+        result.exit_code = ExitCode.OK
+    elif rc == PYTEST_FAILED:
+        if infra:
+            result.exit_code = ExitCode.INFRASTRUCTURE
+            result.error = f"infrastructure failure: {infra[0]}" + (
+                f" (+{len(infra) - 1} more)" if len(infra) > 1 else "") + where
+        else:
+            result.exit_code = ExitCode.TEST_FAILED
+    elif rc == PYTEST_NO_TESTS:
+        result.exit_code = ExitCode.USAGE
+        result.error = f"no tests collected in {plan.suite}{where}"
+    elif rc == PYTEST_USAGE:
+        result.exit_code = ExitCode.USAGE
+        result.error = f"pytest usage error{where}"
+    elif rc == PYTEST_INTERRUPTED:
+        result.exit_code = ExitCode.INTERRUPTED
+        result.error = f"interrupted{where}"
+    else:
+        result.exit_code = ExitCode.INFRASTRUCTURE
+        result.error = f"pytest internal error (exit {rc}){where}"
+    if result.exit_code == ExitCode.OK and not cases:
+        result.exit_code = ExitCode.USAGE
+        result.error = f"no test results from {plan.suite}{where}"
+    return result
+
+
+def _describe(plan: Plan) -> str:
+    if plan.choice.kind == "qemu" and plan.board.qemu:
+        return f"QEMU ({plan.board.qemu.machine})"
+    return f"hardware {getattr(plan.choice.entry, 'id', '')}".strip()
+
+
+# ---------------------------------------------------------------- unity harness
+
+def _run_unity(plan: Plan) -> BoardResult:
+    from hil.console import ConsoleTimeout
+    from hil.crash import CrashError
+    from hil.unity import run_unity
+
+    name = f"{plan.board.name}/{plan.app}"
+    executor = make_executor(plan.board, plan.choice, work_dir=plan.work_dir / "unity",
+                             timeout=plan.timeout)
+    result = BoardResult(plan, junit.Suite(name), kind=executor.kind,
+                         executor=executor.description,
+                         extra={"rack_id": getattr(plan.choice.entry, "id", None),
+                                "probe": getattr(plan.choice.entry, "probe", None)})
+    with executor:
+        console = executor.start(plan.image)
+        try:
+            run = run_unity(console, timeout=max(60.0, 10 * plan.timeout))
+        except (CrashError, ConsoleTimeout) as exc:
+            console.flush()
+            from hil.unity import parse
+
+            partial = parse(console._tail)
+            result.suite.cases = [_unity_case(plan, c) for c in partial.cases]
+            result.suite.cases.append(junit.Case(
+                "unity-run", name, "error" if isinstance(exc, CrashError) else "failed",
+                message=str(exc).splitlines()[0], text=str(exc)))
+            result.exit_code = ExitCode.TEST_FAILED
+            return result
+    result.suite.cases = [_unity_case(plan, c) for c in run.cases]
+    mismatch = run.mismatch()
+    if mismatch:
+        result.suite.cases.append(junit.Case("unity-summary", name, "failed",
+                                             message=mismatch, text=mismatch))
+    failed = run.count("failed") > 0 or run.verdict == "FAIL" or mismatch is not None
+    result.exit_code = ExitCode.TEST_FAILED if failed else ExitCode.OK
+    if not run.cases and not failed:
+        result.exit_code = ExitCode.USAGE
+        result.error = "the image printed a Unity summary but no test results"
+    return result
+
+
+def _unity_case(plan: Plan, c) -> junit.Case:
+    return junit.Case(c.name, f"{plan.board.name}.{plan.app}.{Path(c.file).stem}", c.status,
+                      c.seconds, c.message, c.message + (f"\n  at {c.file}:{c.line}"
+                                                         if c.status == "failed" else ""),
+                      "\n".join(c.output))
+
+
+# ---------------------------------------------------------------- verdict
+
+_PRIORITY = [ExitCode.USAGE, ExitCode.NO_HARDWARE, ExitCode.INFRASTRUCTURE,
+             ExitCode.INTERRUPTED, ExitCode.TEST_FAILED]
+
+
+def exit_code(results: list[BoardResult]) -> int:
+    """The most serious outcome over all boards (usage > no hardware > infrastructure >
+    interrupted > test failed > ok); other HilError codes (build, flash) pass through."""
+    codes = {int(r.exit_code) for r in results}
+    for code in _PRIORITY:
+        if int(code) in codes:
+            return int(code)
+    others = sorted(c for c in codes if c != ExitCode.OK)
+    return others[0] if others else int(ExitCode.OK)
