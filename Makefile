@@ -57,6 +57,8 @@ demo: deps
 	$(HIL) doctor
 	@echo "== building every example for every board with GCC and Clang"
 	$(HIL) build --all --toolchain gcc --toolchain clang -j $(JOBS)
+	@echo "== audit report"
+	$(HIL) audit report --html build/audit-report.html
 
 test: deps
 	$(PY) -m pytest -n $(JOBS) -p no:cacheprovider

@@ -243,14 +243,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     info: dict[str, object] = {"worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
                                "infrastructure_errors": session.config.stash[_INFRA]}
+    executors = session.config.stash[_EXECUTORS]
     try:
         choice = _choice(session.config)
+        # the rack entries this worker actually ran on (leased per executor)
+        entries = [e.entry for e in executors if getattr(e, "entry", None) is not None]
+        if not entries and choice.entry is not None:
+            entries = [choice.entry]
         info.update(kind=choice.kind, reason=choice.reason,
-                    rack_id=getattr(choice.entry, "id", None),
-                    probe=getattr(choice.entry, "probe", None))
+                    rack_id=",".join(sorted({e.id for e in entries})) or None,
+                    probe=",".join(sorted({e.probe for e in entries})) or None)
     except HilError as exc:
         info.update(error=str(exc), exit_code=int(exc.exit_code))
-    executors = session.config.stash[_EXECUTORS]
     if executors:
         ex = executors[0]
         info.update(description=ex.description, image_sha256=ex.image.sha256 if ex.image

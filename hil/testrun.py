@@ -97,7 +97,27 @@ def run_board(plan: Plan) -> BoardResult:
     if not result.suite.properties:
         result.suite.properties = _properties(plan, result.kind or plan.choice.kind,
                                               result.extra)
+    _audit(result)
     return result
+
+
+def _audit(result: BoardResult) -> None:
+    """Record the verdict against the image's hash in the audit trail."""
+    plan = result.plan
+    if not plan.image.sha256 or not result.suite.cases:
+        return  # nothing ran: no verdict to record
+    from hil import audit
+
+    try:
+        audit.record_test(
+            image_sha256=plan.image.sha256, board=plan.board.name,
+            rack_id=result.extra.get("rack_id"), executor=result.kind or plan.choice.kind,
+            passed=result.count("passed"), failed=result.count("failed"),
+            skipped=result.count("skipped"), errors=result.count("error"),
+            junit=None, toolchain=plan.image.toolchain)
+    except HilError as exc:  # the verdict stands; say that it was not recorded
+        result.error = (result.error + "; " if result.error else "") + \
+            f"verdict not recorded in the audit trail: {exc}"
 
 
 # ---------------------------------------------------------------- pytest harness
@@ -144,7 +164,14 @@ def _run_pytest(plan: Plan) -> BoardResult:
     kind = info.get("kind") or plan.choice.kind
     result = BoardResult(plan, suite, kind=kind, log=log_path,
                          executor=info.get("description") or _describe(plan),
-                         extra={"rack_id": info.get("rack_id"), "probe": info.get("probe")})
+                         extra={"rack_id": _merged(infos, "rack_id"),
+                                "probe": _merged(infos, "probe")})
+    ids = (result.extra["rack_id"] or "").split(",")
+    if len(ids) > 1:  # workers leased different rack entries
+        machine = f", QEMU {plan.board.qemu.machine}" if kind == "qemu" and plan.board.qemu \
+            else ""
+        word = "virtual boards" if kind == "qemu" else "hardware"
+        result.executor = f"{word} {', '.join(ids)}{machine}"
     where = f" (log: {log_path})" if log_path else ""
     if info.get("error"):
         result.exit_code = int(info.get("exit_code", ExitCode.INFRASTRUCTURE))
@@ -176,6 +203,12 @@ def _run_pytest(plan: Plan) -> BoardResult:
     return result
 
 
+def _merged(infos: list[dict], key: str) -> str | None:
+    """The values every worker reported (each may have leased another rack entry)."""
+    values = sorted({v for i in infos for v in (i.get(key) or "").split(",") if v})
+    return ",".join(values) or None
+
+
 def _describe(plan: Plan) -> str:
     if plan.choice.kind == "qemu" and plan.board.qemu:
         return f"QEMU ({plan.board.qemu.machine})"
@@ -198,6 +231,10 @@ def _run_unity(plan: Plan) -> BoardResult:
                                 "probe": getattr(plan.choice.entry, "probe", None)})
     with executor:
         console = executor.start(plan.image)
+        entry = getattr(executor, "entry", None)
+        if entry is not None:  # a leased rack entry: the verdict names it
+            result.extra = {"rack_id": entry.id, "probe": entry.probe}
+            result.executor = executor.description
         try:
             run = run_unity(console, timeout=max(60.0, 10 * plan.timeout))
         except (CrashError, ConsoleTimeout) as exc:

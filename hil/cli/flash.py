@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from hil.boards import load_board
-from hil.errors import AuditError, HilError, UsageError
+from hil.errors import AuditError, HilError, NoProbeError, ProbeLostError, UsageError
 from hil.flash import ERASE_MODES, FlashReport, make_flasher
 from hil.flash.probes import select_probe
 from hil.rack.inventory import load_rack
@@ -36,7 +36,7 @@ HIL_SIM_FAULTS (or sim_faults in the rack entry), e.g.
 examples:
   hil flash --board nucleo-f4 shell --probe hilsim:f4-a
   hil flash --board nucleo-f4 --image build/nucleo-f4/shell/firmware.hex --json
-  hil flash --board hifive1-revb shell          (OpenOCD; untested on real hardware here)
+  hil flash --board hifive1-revb shell --probe jlink   (OpenOCD; untested on real hardware)
 """
 
 
@@ -49,11 +49,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "remote:HOST:PORT); see hil probes")
     p.add_argument("--rack", type=Path, default=None, help="rack file (default: HIL_RACK or "
                    "rack.yaml)")
+    p.add_argument("--wait", type=float, default=_default_wait(), metavar="S",
+                   help="seconds to wait for the board's lease when another job holds it "
+                   "(default: HIL_LEASE_WAIT or 1800)")
     p.add_argument("--frequency", type=int, default=None, metavar="HZ",
                    help="SWD clock (default: the board file's)")
     p.add_argument("--connect-mode", choices=("halt", "pre-reset", "under-reset", "attach"),
                    default=None, help="override the board file's connect mode")
-    p.add_argument("--reset-type", default=None, help="override the board file's reset type")
+    p.add_argument("--reset-type", default=None,
+                   choices=("hw", "sw", "sw_sysresetreq", "sw_vectreset", "sw_emulated"),
+                   help="override the board file's reset type")
     p.add_argument("--erase", choices=ERASE_MODES, default="sector",
                    help="sector: only sectors that differ (default); chip: whole chip first; "
                    "auto: whichever pyOCD estimates faster")
@@ -86,6 +91,12 @@ class _PhaseProgress:
         if self.bar is not None:
             self.bar.done()
             self.bar = None
+
+
+def _default_wait() -> float | None:
+    from hil.executors.leased import lease_wait
+
+    return lease_wait()
 
 
 def _image_for(args: argparse.Namespace, board) -> Path:
@@ -128,11 +139,53 @@ def _record(board, choice, image: Path, report: FlashReport | None,
         ok=error is None, error=str(error) if error else None)
 
 
+def _lease_candidates(board, probe: str | None, rack) -> list:
+    """Rack entries one of which this flash must lease (none: the probe is not on the rack)."""
+    from hil.flash.probes import _same_id, list_probes
+
+    if probe:
+        return [e for e in rack.entries if _same_id(e.probe, probe)]
+    entries = rack.entries_for_board(board.name)
+    if len(entries) <= 1:
+        return entries
+    remote = [e for e in entries if e.probe.lower().startswith(("hilsim:", "remote:"))]
+    local = [e for e in entries if e not in remote]
+    found = list_probes(rack) if local else []
+    return remote + [e for e in local if any(_same_id(e.probe, p.unique_id) for p in found)]
+
+
 def run(args: argparse.Namespace) -> int:
     board = load_board(args.board)
     rack = load_rack(args.rack)
     image = _image_for(args, board)
-    choice = select_probe(board, args.probe, rack)
+    candidates = _lease_candidates(board, args.probe, rack)
+    if not candidates:
+        choice = select_probe(board, args.probe, rack)
+        return _flash(args, board, image, choice)
+    from hil.flash.probes import ProbeChoice
+    from hil.rack import lease_store
+    from hil.rack.leases import hold
+
+    def waiting(position: int, total: int) -> None:
+        print(f"hil: waiting for {', '.join(e.id for e in candidates)}: place {position} of "
+              f"{total} in the queue", file=sys.stderr, flush=True)
+
+    with lease_store(rack) as store:
+        with hold(store, [e.id for e in candidates], ttl=60.0, wait=args.wait,
+                  purpose=f"hil flash {board.name}", on_wait=waiting) as lease:
+            entry = rack.entry(lease.rack_id)
+            probe = args.probe or entry.probe
+            choice = ProbeChoice(probe, entry, f"leased rack entry {entry.id}")
+            try:
+                code = _flash(args, board, image, choice)
+            except (ProbeLostError, NoProbeError) as exc:
+                store.report_failure(entry.id, str(exc).splitlines()[0])
+                raise
+            store.report_ok(entry.id)
+            return code
+
+
+def _flash(args: argparse.Namespace, board, image: Path, choice) -> int:
     flasher = make_flasher(board, choice.unique_id, frequency=args.frequency,
                            connect_mode=args.connect_mode, reset_type=args.reset_type,
                            rack_entry=choice.rack_entry.id if choice.rack_entry else None)

@@ -201,11 +201,18 @@ class Choice:
     reason: str
     entry: object | None = None  # the rack entry for hardware
     extra: dict[str, str] = field(default_factory=dict)
+    entries: tuple = ()  # rack entries to lease one of (hardware, or virtual boards)
+
+    @property
+    def virtual(self) -> bool:
+        return self.kind == "qemu" and bool(self.entries)
 
     def describe(self, board: Board) -> str:
         if self.kind == "qemu":
             machine = board.qemu.machine if board.qemu else "?"
-            return f"{board.name}: running in QEMU ({machine}): {self.reason}"
+            where = (f" on a virtual board of the rack ({', '.join(e.id for e in self.entries)}:"
+                     " flashed through pyOCD and a simulated probe)" if self.virtual else "")
+            return f"{board.name}: running in QEMU ({machine}){where}: {self.reason}"
         return f"{board.name}: running on hardware: {self.reason}"
 
 
@@ -221,11 +228,13 @@ def choose_executor(board: Board, on: str = "auto", require_hardware: bool = Fal
             raise ConfigError(f"board {board.name} has no qemu section",
                               hint="run it on hardware (--on hardware)")
         return Choice("qemu", "requested with --on qemu")
-    from hil.executors.hardware import find_hardware
+    from hil.executors.hardware import present_hardware
 
-    entry, why_not = find_hardware(board, rack_path=rack_path)
-    if entry is not None:
-        return Choice("hardware", f"rack entry {entry.id} (probe {entry.probe})", entry)
+    present, why_not = present_hardware(board, rack_path=rack_path)
+    if present:
+        ids = ", ".join(e.id for e in present)
+        return Choice("hardware", f"rack entries {ids} present (one is leased per run)",
+                      present[0], entries=tuple(present))
     if on == "hardware" or require_hardware:
         flag = "--require-hardware" if require_hardware else "--on hardware"
         raise NoHardwareError(f"board {board.name} is required ({flag}) but no {board.name} "
@@ -235,12 +244,22 @@ def choose_executor(board: Board, on: str = "auto", require_hardware: bool = Fal
     if board.qemu is None:
         raise NoHardwareError(f"no {board.name} hardware is present ({why_not}) and the "
                               "board has no QEMU machine to fall back to")
+    from hil.rack.inventory import load_rack
+
+    virtual = tuple(e for e in load_rack(rack_path).entries_for_board(board.name)
+                    if e.is_virtual and e.probe.lower().startswith("hilsim:"))
+    if virtual:
+        return Choice("qemu", f"no hardware present ({why_not})", entries=virtual)
     return Choice("qemu", f"no hardware present ({why_not})")
 
 
 def make_executor(board: Board, choice: Choice, *, work_dir: Path,
                   timeout: float = 10.0) -> Executor:
     """Construct (no I/O) the executor ``choice`` names."""
+    if choice.entries:
+        from hil.executors.leased import LeasedExecutor
+
+        return LeasedExecutor(board, choice, work_dir=work_dir, timeout=timeout)
     if choice.kind == "qemu":
         from hil.executors.qemu import QemuExecutor
 

@@ -53,20 +53,27 @@ def _probe_present(probe: str) -> tuple[bool, str]:
 
 
 def find_hardware(board: Board, *, rack_path: Path | None = None):
-    """(first present rack entry for ``board``, None) or (None, why none is present)."""
+    """(first present rack entry for ``board``, "") or (None, why none is present)."""
+    present, why = present_hardware(board, rack_path=rack_path)
+    return (present[0], "") if present else (None, why)
+
+
+def present_hardware(board: Board, *, rack_path: Path | None = None):
+    """(every present real rack entry for ``board``, "") or ([], why none is present)."""
     try:
         from hil.rack.inventory import load_rack
     except ImportError:  # pragma: no cover
-        return None, "no rack inventory"
+        return [], "no rack inventory"
     rack = load_rack(rack_path)
     entries = rack.entries_for_board(board.name)
     real = [e for e in entries if not e.is_virtual]
     where = str(rack.path) if rack.path else "no rack file"
     if not real:
         if entries:
-            return None, f"{where} lists only virtual {board.name} boards"
-        return None, f"{where} lists no {board.name}"
+            return [], f"{where} lists only virtual {board.name} boards"
+        return [], f"{where} lists no {board.name}"
     reasons = []
+    present = []
     for entry in real:
         if not entry.console:
             reasons.append(f"{entry.id}: no console in the rack entry")
@@ -75,9 +82,12 @@ def find_hardware(board: Board, *, rack_path: Path | None = None):
         if ok:
             ok, why = _probe_present(entry.probe)
         if ok:
-            return entry, ""
-        reasons.append(f"{entry.id}: {why}")
-    return None, "; ".join(reasons)
+            present.append(entry)
+        else:
+            reasons.append(f"{entry.id}: {why}")
+    if present:
+        return present, ""
+    return [], "; ".join(reasons)
 
 
 class HardwareExecutor(Executor):

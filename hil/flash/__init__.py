@@ -67,9 +67,13 @@ class FlashReport:
 
     def summary(self) -> str:
         chip = f"chip 0x{self.chip_id:08X}, " if self.chip_id is not None else ""
+        def n(count: int, what: str) -> str:
+            return f"{count} {what}{'' if count == 1 else 's'}"
+
         return (f"flashed {self.image} to {self.board} via {self.probe} ({chip}"
-                f"{self.erased_sectors} sectors erased, {self.programmed_bytes} bytes "
-                f"programmed, {self.skipped_sectors} sectors unchanged) in {self.seconds:.2f} s "
+                f"{n(self.erased_sectors, 'sector')} erased, {self.programmed_bytes} bytes "
+                f"programmed, {n(self.skipped_sectors, 'sector')} unchanged) in "
+                f"{self.seconds:.2f} s "
                 f"({self.throughput / 1024:.1f} KiB/s), verify "
                 f"{'passed' if self.verified else 'NOT done'}"
                 f"{', reset and running' if self.reset else ''}")
@@ -123,7 +127,12 @@ def load_image(board: Board, image: Path):  # -> intelhex.IntelHex
 
 
 def make_flasher(board: Board, probe: str, **kwargs) -> Flasher:
-    """The backend for this board and probe: pyOCD for Arm, OpenOCD for the RISC-V board."""
+    """The backend for this board and probe: pyOCD for Arm, OpenOCD for the RISC-V board,
+    and for a simulated probe on a board pyOCD cannot drive, the simulated flash directly."""
+    if board.flash.tool != "pyocd" and probe.lower().startswith("hilsim:"):
+        from hil.flash.sim.direct import SimDirectFlasher
+
+        return SimDirectFlasher(board, probe, **kwargs)
     if board.flash.tool == "openocd":
         from hil.flash.openocd import OpenOCDFlasher
 

@@ -59,7 +59,7 @@ def list_probes(rack: Rack | None = None, *, with_rack: bool = True) -> list[Pro
                                                         print_wait_message=False):
         try:
             info = probe.associated_board_info
-        except Exception:  # a probe that cannot describe itself is still listed
+        except Exception:  # noqa: BLE001 - a probe that cannot describe itself is still listed
             info = None
         uid = probe.unique_id
         entry = None
@@ -86,6 +86,10 @@ def select_probe(board: Board, probe: str | None = None, rack: Rack | None = Non
     entries = rack.entries_for_board(board.name)
     if len(entries) == 1:
         return ProbeChoice(entries[0].probe, entries[0], f"rack entry {entries[0].id}")
+    if not entries and board.flash.tool == "openocd":
+        # OpenOCD finds the board's J-Link itself; pyOCD cannot list it without J-Link
+        # support installed. With two J-Links attached, name one: --probe jlink:SERIAL.
+        return ProbeChoice("jlink", None, "the J-Link OpenOCD finds")
     found = list_probes(rack)
     if len(entries) > 1:
         present = [e for e in entries if any(_same_id(e.probe, p.unique_id) for p in found)]
@@ -95,7 +99,7 @@ def select_probe(board: Board, probe: str | None = None, rack: Rack | None = Non
         if not present:
             raise NoProbeError(
                 f"no probe for board {board.name}: looked for the probes of rack entries "
-                f"{listing}; connected probes: {_listing(found)}",
+                f"{listing}; connected probes: {describe_probes(found)}",
                 hint="connect one of them, or pass --probe ID (see hil probes)")
         raise UsageError(
             f"{len(present)} rack entries for board {board.name} have their probe connected: "
@@ -108,7 +112,7 @@ def select_probe(board: Board, probe: str | None = None, rack: Rack | None = Non
         raise NoProbeError(
             f"no probe for board {board.name}: looked for a rack entry for it "
             f"({rack.path or 'no rack file'}) or a probe reporting board {board.name}; "
-            f"connected probes: {_listing(found)}",
+            f"connected probes: {describe_probes(found)}",
             hint="connect the board's probe, pass --probe ID, or add the board to rack.yaml "
             "(hil probes lists probe ids)")
     raise UsageError(
@@ -117,7 +121,8 @@ def select_probe(board: Board, probe: str | None = None, rack: Rack | None = Non
         hint="choose one with --probe ID, or name it in rack.yaml")
 
 
-def _listing(found: list[ProbeInfo]) -> str:
+def describe_probes(found: list[ProbeInfo]) -> str:
+    """'id (board), ...' or 'none', for error messages."""
     if not found:
         return "none"
     return ", ".join(f"{p.unique_id} ({p.board or p.product})" for p in found)

@@ -14,8 +14,15 @@ import logging
 import time
 from pathlib import Path
 
-from hil.errors import (FlashError, FlashProgramError, HilError, NoProbeError, ProbeLostError,
-                        VerifyError, WrongChipError)
+from hil.errors import (
+    FlashError,
+    FlashProgramError,
+    HilError,
+    NoProbeError,
+    ProbeLostError,
+    VerifyError,
+    WrongChipError,
+)
 from hil.flash import ERASE_MODES, Flasher, FlashReport, ProgressCallback, load_image, sha256_file
 
 LOG = logging.getLogger(__name__)
@@ -48,13 +55,13 @@ class _Phases:
             self.progress(self.phase, min(max(fraction, 0.0), 1.0))
 
 
-def _found_probes() -> list[str]:
-    from hil.flash.probes import list_probes
+def _found_probes() -> str:
+    from hil.flash.probes import describe_probes, list_probes
 
     try:
-        return [p.unique_id for p in list_probes(with_rack=False)]
-    except Exception:  # listing is best effort, for the message
-        return []
+        return describe_probes(list_probes(with_rack=False))
+    except Exception:  # noqa: BLE001 - listing is best effort, for the message
+        return "unknown (listing probes failed)"
 
 
 class PyOCDFlasher(Flasher):
@@ -86,10 +93,10 @@ class PyOCDFlasher(Flasher):
                                hint="probe ids look like stlink:SERIAL, SERIAL, "
                                "hilsim:NAME or remote:HOST:PORT") from exc
         if probe is None:
-            found = _found_probes()
+            entry = f" (rack entry {self.rack_entry})" if self.rack_entry else ""
             raise NoProbeError(
-                f"probe {self.probe} for board {self.board.name} not found; connected probes: "
-                f"{', '.join(found) if found else 'none'}",
+                f"probe {self.probe}{entry} for board {self.board.name} not found; connected "
+                f"probes: {_found_probes()}",
                 hint="plug the probe in, check its id with 'hil probes', or fix rack.yaml")
         options = {
             **options,
@@ -177,6 +184,7 @@ class PyOCDFlasher(Flasher):
     def flash(self, image: Path, *, erase: str = "sector", reset: bool = True,
               progress: ProgressCallback | None = None) -> FlashReport:
         from pyocd.core.target import Target
+        from pyocd.flash.builder import FlashBuilder
         from pyocd.flash.file_programmer import FileProgrammer
 
         if erase not in ERASE_MODES:
@@ -218,14 +226,21 @@ class PyOCDFlasher(Flasher):
                 report.phases = {k: v for k, v in phases.times.items() if k != "done"}
         except Exception as exc:
             raise self._map(exc, doing) from exc
+        chip_erased = False
         for builder in builders:
             perf = builder.perf
+            chip_erased |= perf.program_type == FlashBuilder.FLASH_CHIP_ERASE
             report.erased_sectors += perf.erase_sector_count
             report.erased_bytes += perf.erase_byte_count
             report.programmed_bytes += perf.program_byte_count
             report.programmed_pages += perf.program_page_count
             report.skipped_bytes += perf.skipped_byte_count
             report.skipped_sectors += len(builder.sector_list) - perf.erase_sector_count
+        if chip_erased:  # the whole chip was erased, whatever the builders counted
+            sectors = [sec for r in self.board.flash_regions() for sec in r.sectors]
+            report.erased_sectors = len(sectors)
+            report.erased_bytes = sum(sec.size for sec in sectors)
+            report.skipped_sectors = 0
         report.verified = True
         report.seconds = time.monotonic() - t0
         return report

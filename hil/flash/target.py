@@ -171,9 +171,7 @@ def register(board: Board) -> tuple[str, dict[str, Any]]:
 def sector_list(mmap) -> list[tuple[int, int]]:
     """(start, size) of every flash sector of a pyOCD memory map, in address order."""
     out = []
-    for region in sorted(mmap.get_regions_of_type(__import__(
-            "pyocd.core.memory_map", fromlist=["MemoryType"]).MemoryType.FLASH),
-            key=lambda r: r.start):
+    for region in sorted((r for r in mmap.regions if r.is_flash), key=lambda r: r.start):
         for start in range(region.start, region.end + 1, region.sector_size):
             out.append((start, region.sector_size))
     return out

@@ -258,6 +258,22 @@ class SimChip:
         """SYSRESETREQ or nRESET: the core restarts from the vector table in flash."""
         self.persist()
         self._reset_core()
+        self.publish_state(reset=True)  # rack host hook (hil/flash/sim/runstate.py)
+
+    # --- rack host hook: publish resets and halts for the process running the CPU in QEMU
+    _published_running: bool | None = None
+
+    def publish_state(self, reset: bool = False) -> None:
+        """Tell hil.flash.sim.runstate readers about a reset, halt or resume of the core."""
+        from hil.flash.sim.runstate import publish_reset, publish_running
+
+        running = not self.halted and not self.in_reset
+        if reset:
+            publish_reset(self.store.directory, self.store.name, running)
+        elif running != self._published_running:
+            publish_running(self.store.directory, self.store.name, running)
+        self._published_running = running
+    # --- end of rack host hook
 
     def _read_dhcsr(self) -> int:
         halted = self.halted and time.monotonic() >= self.busy_until
@@ -279,15 +295,20 @@ class SimChip:
         self.debugen = bool(value & C_DEBUGEN)
         if not self.debugen:
             self.halted = False
+            self.publish_state()  # rack host hook
             return
         if time.monotonic() < self.busy_until:
-            return  # still running an algorithm function: a halt request lands when it ends
+            if value & C_HALT:  # a halt request stops the algorithm where it is
+                self.busy_until = 0.0
+                self.regs[DFSR] = self.regs.get(DFSR, 0) | DFSR_HALTED
+            return
         if value & C_HALT:
             if not self.halted:
                 self.halted = True
                 self.regs[DFSR] = self.regs.get(DFSR, 0) | DFSR_HALTED
         elif self.halted:
             self._run(step=bool(value & C_STEP))
+        self.publish_state()  # rack host hook
 
     def _write_dcrsr(self, value: int) -> None:
         reg = value & 0x7F

@@ -19,9 +19,10 @@ import threading
 from pyocd.core import exceptions
 from pyocd.probe.debug_probe import DebugProbe
 
+from hil.errors import HilError
 from hil.flash.sim.chip import BusFault, SimChip
 from hil.flash.sim.registry import PREFIX, SimSpec, known_names, resolve
-from hil.flash.sim.store import SimFlashStore, sim_dir
+from hil.flash.sim.store import SimFlashStore, release_probe, sim_dir, take_probe
 
 LOG = logging.getLogger(__name__)
 
@@ -43,7 +44,10 @@ def _chip_for(spec: SimSpec) -> SimChip:
     with _CHIPS_LOCK:
         key = (str(sim_dir()), spec.name)  # tests switch state directories in one process
         chip = _CHIPS.get(key)
-        if chip is None or chip.board != spec.board or chip.faults != spec.faults:
+        meta = SimFlashStore.read_metadata(spec.name)
+        stale = chip is not None and meta is not None and \
+            int(meta.get("generation", 0)) != chip.store.generation  # another process flashed
+        if chip is None or stale or chip.board != spec.board or chip.faults != spec.faults:
             store = SimFlashStore.for_board(spec.name, spec.board)
             chip = SimChip(spec.board, store, spec.faults)
             _CHIPS[key] = chip
@@ -58,6 +62,15 @@ def forget_chips() -> None:
         _CHIPS.clear()
 
 
+def _take(name: str, unique_id: str):
+    from hil.errors import ProbeLostError
+
+    try:
+        return take_probe(name)
+    except ProbeLostError as exc:  # pyOCD's own error type, mapped back by the flasher
+        raise exceptions.ProbeError(f"{unique_id} is busy: {exc.message}") from None
+
+
 class SimProbe(DebugProbe):
     """A simulated SWD probe wired to one simulated chip."""
 
@@ -67,7 +80,8 @@ class SimProbe(DebugProbe):
         for name in known_names():
             try:
                 spec = resolve(name)
-            except Exception as exc:  # a bad rack or board file must not break enumeration
+            # A bad rack or board file must not break pyOCD's enumeration of other probes.
+            except Exception as exc:  # noqa: BLE001
                 LOG.warning("simulated probe %s:%s unusable: %s", PREFIX, name, exc)
                 continue
             if spec is not None:
@@ -82,7 +96,7 @@ class SimProbe(DebugProbe):
             return None
         try:
             spec = resolve(name)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             LOG.warning("simulated probe %s:%s unusable: %s", PREFIX, name, exc)
             return None
         if spec is None:
@@ -105,6 +119,7 @@ class SimProbe(DebugProbe):
         self._transfers = 0
         self._lost = False
         self._reset_asserted = False
+        self._lock_file = None
 
     # ------------------------------------------------------------------ description
     @property
@@ -144,8 +159,8 @@ class SimProbe(DebugProbe):
         name = None
         try:
             name = target.register(self.spec.board)[0]
-        except Exception:  # no algorithm for the family: no target to offer
-            pass
+        except HilError:  # no flash algorithm for the family: no target to offer
+            LOG.debug("no pyOCD target for board %s", self.spec.board.name)
         return BoardInfo(name=self.spec.board.name, target=name, vendor="hil")
 
     @property
@@ -156,14 +171,28 @@ class SimProbe(DebugProbe):
 
     # ------------------------------------------------------------------ lifecycle
     def open(self) -> None:
+        """Take the probe (like a USB probe, one process at a time) and load its flash."""
         self._check()
-        self.chip  # noqa: B018 - load the persisted flash now
+        if self._lock_file is None:
+            self._lock_file = _take(self.spec.name, self.unique_id)
+        try:
+            self._chip = None
+            self.chip  # noqa: B018 - (re)load the persisted flash now
+        except BaseException:
+            self._release()
+            raise
         self._is_open = True
 
     def close(self) -> None:
         if self._chip is not None:
             self._chip.persist()
+        self._release()
         self._is_open = False
+
+    def _release(self) -> None:
+        if self._lock_file is not None:
+            release_probe(self._lock_file)
+            self._lock_file = None
 
     def connect(self, protocol=None) -> None:
         self._check()
@@ -189,6 +218,8 @@ class SimProbe(DebugProbe):
         self.chip.in_reset = self._reset_asserted
         if was and not asserted:
             self.chip.system_reset()
+        else:
+            self.chip.publish_state()  # rack host hook (hil/flash/sim/runstate.py)
 
     def is_reset_asserted(self) -> bool:
         return self._reset_asserted
@@ -298,7 +329,7 @@ class SimProbe(DebugProbe):
         data &= 0xFFFFFFFF
         if reg == AP_CSW:
             size = data & 7
-            self._csw = (data & ~7 & ~CSW_DEVICEEN) | (size if size <= 2 else 2)
+            self._csw = (data & ~7 & ~CSW_DEVICEEN) | (min(size, 2))
         elif reg == AP_TAR:
             self._tar = data
         elif reg == AP_DRW:
@@ -360,6 +391,6 @@ class SimProbe(DebugProbe):
 
 # Register the real class: when this module is what first imports pyOCD, pyOCD loads the
 # hilsim plugin while this module is half-initialised and gets a placeholder (simprobe.py).
-from pyocd.probe.aggregator import PROBE_CLASSES  # noqa: E402
+from pyocd.probe.aggregator import PROBE_CLASSES
 
 PROBE_CLASSES[PREFIX] = SimProbe

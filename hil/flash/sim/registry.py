@@ -39,6 +39,10 @@ def hint_board(name: str, board_name: str) -> None:
     _HINTS[name] = board_name
 
 
+def clear_hints() -> None:
+    _HINTS.clear()
+
+
 def _env_hints() -> dict[str, str]:
     out = {}
     for item in os.environ.get(ENV_BOARDS, "").split(","):
@@ -72,8 +76,10 @@ def resolve(name: str) -> SimSpec | None:
 
 
 def known_names() -> list[str]:
-    """Every simulated probe that exists: rack entries, persisted flashes, hints."""
-    names = set(_HINTS) | set(_env_hints())
+    """Every simulated probe that exists: rack entries, persisted flashes, HIL_SIM_BOARDS.
+
+    In-process hints do not make a probe exist (it does once it has been flashed)."""
+    names = set(_env_hints())
     for entry in _rack().entries:
         if entry.probe.lower().startswith(PREFIX + ":"):
             names.add(entry.probe.split(":", 1)[1])

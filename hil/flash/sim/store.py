@@ -26,6 +26,39 @@ def sim_dir() -> Path:
     return state_dir() / "simflash"
 
 
+def take_probe(name: str):
+    """Lock ``<state>/simflash/<name>.lock`` for this process (a USB probe is opened by one
+    process at a time); returns the open lock file, to ``release_probe`` later. Raises
+    ProbeLostError naming the holder when another process has it."""
+    import fcntl
+
+    from hil.errors import ProbeLostError
+
+    directory = sim_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    f = open(directory / f"{name}.lock", "a+")  # noqa: SIM115 - held until release_probe()
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise ProbeLostError(f"simulated probe hilsim:{name} is in use by {holder}",
+                             hint="wait for the other flash or debug session to end") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()}")
+    f.flush()
+    return f
+
+
+def release_probe(f) -> None:
+    import fcntl
+
+    fcntl.flock(f, fcntl.LOCK_UN)
+    f.close()
+
+
 def check_sim_name(name: str) -> str:
     if not _NAME_RE.match(name):
         raise ConfigError(f"'{name}' is not a valid simulated probe name",
@@ -51,8 +84,9 @@ class SimFlashStore:
     """The flash contents of one simulated board, loaded in memory and saved atomically."""
 
     def __init__(self, name: str, board_name: str, areas: list[FlashArea], data: bytearray,
-                 directory: Path) -> None:
+                 directory: Path, generation: int = 0) -> None:
         self.name = name
+        self.generation = generation  # incremented by every save: "has the flash changed?"
         self.board_name = board_name
         self.areas = areas
         self.data = data
@@ -96,11 +130,13 @@ class SimFlashStore:
         data = bytearray(b"\xff" * offset)
         bin_path, _ = cls.paths(name, directory)
         meta = cls.read_metadata(name, directory)
+        generation = 0
         if meta and meta.get("board") == board.name and bin_path.exists():
             saved = bin_path.read_bytes()
             if len(saved) == offset:
                 data[:] = saved
-        return cls(name, board.name, areas, data, directory)
+                generation = int(meta.get("generation", 0))
+        return cls(name, board.name, areas, data, directory, generation)
 
     @classmethod
     def open(cls, name: str, directory: Path | None = None) -> SimFlashStore:
@@ -114,7 +150,7 @@ class SimFlashStore:
         areas = [FlashArea(a["name"], a["origin"], a["length"], a["offset"])
                  for a in meta["regions"]]
         data = bytearray(cls.paths(name, directory)[0].read_bytes())
-        return cls(name, meta["board"], areas, data, directory)
+        return cls(name, meta["board"], areas, data, directory, int(meta.get("generation", 0)))
 
     # ------------------------------------------------------------------ access
     def area_at(self, address: int) -> FlashArea | None:
@@ -164,7 +200,9 @@ class SimFlashStore:
     def save(self) -> None:
         """Write .bin then .json atomically (readers never see a half-written flash)."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.generation += 1
         meta = {
+            "generation": self.generation,
             "board": self.board_name,
             "probe": f"hilsim:{self.name}",
             "regions": [vars(a) for a in self.areas],

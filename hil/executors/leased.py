@@ -1,0 +1,115 @@
+"""A rack board under a lease: wait for a free matching entry, run on it, give it back.
+
+The rack's hardware and virtual boards are shared by every job on every host, so an
+executor on them first leases one of the candidate entries (waiting its turn in the queue),
+then runs the real executor for that entry, and releases the lease when stopped, whatever
+happened. Infrastructure failures count against the entry's health; a clean start resets
+the count.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from hil.boards import Board
+from hil.console import Console, ConsoleLost
+from hil.errors import EmulatorError, FlashError, HilError
+from hil.executors import Choice, Executor, Image, Outcome
+
+# Errors that say the board's infrastructure (probe, console, emulator) is broken.
+_INFRA = (FlashError, ConsoleLost, EmulatorError)
+
+
+def lease_wait() -> float | None:
+    """Seconds to wait for a free board: HIL_LEASE_WAIT (default 1800; 'inf' forever)."""
+    text = os.environ.get("HIL_LEASE_WAIT", "1800")
+    return None if text in ("inf", "forever", "") else float(text)
+
+
+class LeasedExecutor(Executor):
+    """One of ``choice.entries``, leased at start and released at stop."""
+
+    def __init__(self, board: Board, choice: Choice, *, work_dir: Path, timeout: float = 10.0,
+                 rack_path: Path | None = None) -> None:
+        super().__init__(board, work_dir=work_dir, timeout=timeout)
+        self.choice = choice
+        self.kind = choice.kind
+        self.rack_path = rack_path
+        self.entry = None
+        self.lease = None
+        self.inner: Executor | None = None
+        self._store = None
+
+    @property
+    def description(self) -> str:
+        if self.inner is not None:
+            return self.inner.description
+        ids = ", ".join(e.id for e in self.choice.entries)
+        return f"a leased {self.board.name} ({ids})"
+
+    def _announce(self, position: int, total: int) -> None:
+        print(f"hil: waiting for a free {self.board.name} "
+              f"({', '.join(e.id for e in self.choice.entries)}): place {position} of {total}",
+              file=sys.stderr, flush=True)
+
+    def start(self, image: Image) -> Console:
+        from hil.rack import lease_store, load_rack
+        from hil.rack.leases import hold
+
+        self.image = image
+        rack = load_rack(self.rack_path)
+        self._store = lease_store(rack)
+        candidates = [e.id for e in self.choice.entries]
+        self.lease = hold(self._store, candidates, ttl=60.0, wait=lease_wait(),
+                          purpose=f"hil test {self.board.name}", on_wait=self._announce)
+        self.entry = next(e for e in self.choice.entries if e.id == self.lease.rack_id)
+        try:
+            self.inner = self._make_inner(self.entry)
+            self._console = self.inner.start(image)
+        except _INFRA as exc:
+            self._store.report_failure(self.entry.id, str(exc).splitlines()[0])
+            self.stop()
+            raise
+        except BaseException:
+            self.stop()
+            raise
+        self._store.report_ok(self.entry.id)
+        self.outcome = Outcome("running")
+        return self._console
+
+    def _make_inner(self, entry) -> Executor:
+        work = self.work_dir / entry.id
+        if entry.is_virtual:
+            from hil.executors.virtual import VirtualBoardExecutor
+
+            return VirtualBoardExecutor(self.board, entry, work_dir=work, timeout=self.timeout)
+        from hil.executors.hardware import HardwareExecutor
+
+        return HardwareExecutor(self.board, entry, work_dir=work, timeout=self.timeout)
+
+    def reset(self) -> None:
+        if self.inner is None:
+            raise EmulatorError(f"{self.description}: reset before start")
+        if self.lease is not None and self.lease.lost:
+            raise HilError(f"the lease on {self.entry.id} was lost: {self.lease.lost}")
+        self.inner.reset()
+
+    def stop(self) -> None:
+        try:
+            if self.inner is not None:
+                self.inner.stop()
+                self.outcome = self.inner.outcome
+        finally:
+            if self.lease is not None:
+                self.lease.release()
+                self.lease = None
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    def check(self) -> None:
+        check = getattr(self.inner, "check", None)
+        if callable(check):
+            check()
