@@ -52,12 +52,24 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $@
 
+BOARDS := nucleo-f4 nucleo-f446re lm3s6965evb hifive1-revb
+BOARD_ARGS := $(foreach b,$(BOARDS),--board $(b))
+
 demo: deps
-	@echo "== hil doctor"
+	@echo "== hil doctor: the tools hil runs"
 	$(HIL) doctor
-	@echo "== building every example for every board with GCC and Clang"
+	@echo "== build every example for every board with GCC and Clang"
 	$(HIL) build --all --toolchain gcc --toolchain clang -j $(JOBS)
-	@echo "== audit report"
+	@echo "== flash the shell image through pyOCD into a simulated SWD probe"
+	$(HIL) flash --board nucleo-f4 shell --probe hilsim:f4-a
+	@echo "== test the shell on every board (the rack's virtual boards: lease, flash, test, release)"
+	$(HIL) test $(BOARD_ARGS) shell --junit build/verdict-shell.xml
+	@echo "== on-target unit tests (Unity output), one test case per test"
+	$(HIL) test $(BOARD_ARGS) selftest --harness unity --junit build/verdict-selftest.xml
+	@echo "== the rack after the run"
+	$(HIL) rack status
+	@echo "== audit: which toolchain built the shell image, and where it was tested"
+	$(HIL) audit image build/nucleo-f4/shell/firmware.hex
 	$(HIL) audit report --html build/audit-report.html
 
 test: deps
@@ -65,6 +77,10 @@ test: deps
 
 bench: deps
 	$(PY) bench/build.py
+	$(PY) bench/console.py
+	$(PY) bench/flash.py
+	$(PY) bench/rack.py
+	$(PY) bench/audit.py
 
 lint: venv
 	$(PY) -m ruff check hil tests bench || true

@@ -312,16 +312,23 @@ DOCTOR_TOOLS = (
 )
 
 
+VERSION_FLAGS = {"ser2net": "-v"}
+
+
 def doctor() -> list[DoctorRow]:
     """Every external tool hil may run: found or missing, version, how to install it."""
+    import sys
+
+    # tools installed with hil's Python packages live next to its interpreter (.venv/bin)
+    search = os.pathsep.join([os.environ.get("PATH", ""), os.path.dirname(sys.executable)])
     rows = []
     for name, purpose, hint in DOCTOR_TOOLS:
-        path = shutil.which(name)
+        path = shutil.which(name, path=search)
         version = None
         if path:
             try:
-                out = subprocess.run([path, "--version"], capture_output=True, text=True,
-                                     timeout=20)
+                out = subprocess.run([path, VERSION_FLAGS.get(name, "--version")],
+                                     capture_output=True, text=True, timeout=20)
                 text = (out.stdout or out.stderr).strip()
                 version = text.splitlines()[0] if text else "?"
             except (OSError, subprocess.TimeoutExpired):

@@ -127,16 +127,11 @@ def _audit_sha(image: Path, report: FlashReport | None) -> str:
 
 def _record(board, choice, image: Path, report: FlashReport | None,
             error: HilError | None) -> None:
-    from hil import audit
+    from hil.flash import audit_flash
 
-    audit.record_flash(
-        image_sha256=_audit_sha(image, report), board=board.name,
-        rack_id=choice.rack_entry.id if choice.rack_entry else None,
-        probe=choice.unique_id, chip_id=report.chip_id if report else None,
-        verified=bool(report and report.verified),
-        erased=report.erased_sectors if report else 0,
-        programmed=report.programmed_bytes if report else 0,
-        ok=error is None, error=str(error) if error else None)
+    audit_flash(board, probe=choice.unique_id,
+                rack_id=choice.rack_entry.id if choice.rack_entry else None,
+                image_sha256=_audit_sha(image, report), report=report, error=error)
 
 
 def _lease_candidates(board, probe: str | None, rack) -> list:

@@ -140,3 +140,17 @@ def make_flasher(board: Board, probe: str, **kwargs) -> Flasher:
     from hil.flash.pyocd import PyOCDFlasher
 
     return PyOCDFlasher(board, probe, **kwargs)
+
+
+def audit_flash(board: Board, *, probe: str, rack_id: str | None, image_sha256: str,
+                report: FlashReport | None, error: BaseException | None = None) -> None:
+    """Record a flash attempt (successful or not) in the audit trail; raises AuditError."""
+    from hil import audit
+
+    audit.record_flash(
+        image_sha256=image_sha256, board=board.name, rack_id=rack_id, probe=probe,
+        chip_id=report.chip_id if report else None,
+        verified=bool(report and report.verified),
+        erased=report.erased_sectors if report else 0,
+        programmed=report.programmed_bytes if report else 0,
+        ok=error is None, error=str(error) if error else None)
