@@ -73,7 +73,7 @@ demo: deps
 	$(HIL) audit report --html build/audit-report.html
 
 test: deps
-	$(PY) -m pytest -n $(JOBS) -p no:cacheprovider
+	$(PY) -m pytest -n $(JOBS) -p no:cacheprovider -W error
 
 bench: deps
 	$(PY) bench/build.py
