@@ -470,15 +470,18 @@ class Lease:
 
     def start_heartbeat(self) -> None:
         def beat() -> None:
-            while not self._stop.wait(max(self.ttl / 3, 0.2)):
-                try:
-                    self.store.renew(self.token, self.ttl)
-                except LeaseError as exc:
-                    self.lost = str(exc)
-                    log.error("lease on %s lost: %s", self.rack_id, exc)
-                    return
-                except Exception as exc:  # database hiccup: try again next beat
-                    log.warning("lease heartbeat for %s failed: %s", self.rack_id, exc)
+            try:
+                while not self._stop.wait(max(self.ttl / 3, 0.2)):
+                    try:
+                        self.store.renew(self.token, self.ttl)
+                    except LeaseError as exc:
+                        self.lost = str(exc)
+                        log.error("lease on %s lost: %s", self.rack_id, exc)
+                        return
+                    except Exception as exc:  # database hiccup: try again next beat
+                        log.warning("lease heartbeat for %s failed: %s", self.rack_id, exc)
+            finally:
+                self.store.close()  # this thread's own connection
 
         self._thread = threading.Thread(target=beat, name=f"lease-{self.rack_id}",
                                         daemon=True)

@@ -106,6 +106,8 @@ def test_sigkilled_holder_on_this_host_loses_its_lease_at_once(store_url, tmp_pa
             assert info.rack_id == "f4-a"
     finally:
         proc.kill()
+        proc.wait()
+        proc.stdout.close()
 
 
 def test_holder_on_another_host_is_reclaimed_after_its_ttl(store_url):
