@@ -112,9 +112,13 @@ class NoHardwareError(HilError):
 
 
 class FlashError(HilError):
-    """Base of flashing errors."""
+    """Base of flashing errors; ``address`` names where on the chip, when known."""
 
     exit_code = ExitCode.FLASH_FAILED
+
+    def __init__(self, message: str, *, address: int | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.address = address
 
 
 class NoProbeError(FlashError):
@@ -130,23 +134,15 @@ class WrongChipError(FlashError):
 
 
 class FlashProgramError(FlashError):
-    """Erase or program failed; ``address`` names where."""
+    """Erase or program failed at ``address``."""
 
     exit_code = ExitCode.FLASH_FAILED
-
-    def __init__(self, message: str, *, address: int | None = None, hint: str | None = None):
-        super().__init__(message, hint=hint)
-        self.address = address
 
 
 class VerifyError(FlashError):
     """Read-back differs from the image; ``address`` is the first differing byte."""
 
     exit_code = ExitCode.VERIFY_FAILED
-
-    def __init__(self, message: str, *, address: int | None = None, hint: str | None = None):
-        super().__init__(message, hint=hint)
-        self.address = address
 
 
 class LeaseError(HilError):
