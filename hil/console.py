@@ -24,6 +24,7 @@ import re
 import select
 import socket
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Self
@@ -107,15 +108,23 @@ class Console:
 
     def open(self) -> Console:
         try:
-            # pyserial's rfc2217:// client raises NotImplementedError on a write_timeout
-            write_timeout = None if self.url.startswith("rfc2217://") else self.timeout
-            port = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=0,
-                                         write_timeout=write_timeout, do_not_open=True)
+            # --- rfc2217:// (ser2net): pyserial's client raises NotImplementedError on a
+            # write_timeout, and changing its read timeout renegotiates the port with the
+            # server (~0.1 s), so it gets one fixed read timeout here (see _receive).
+            rfc2217 = self.url.startswith("rfc2217://")
+            port = serial.serial_for_url(self.url, baudrate=self.baudrate,
+                                         timeout=POLL if rfc2217 else 0,
+                                         write_timeout=None if rfc2217 else self.timeout,
+                                         do_not_open=True)
+            # --- end rfc2217
             if self.url.startswith("socket://"):
                 # pyserial's socket open() discards whatever already arrived: that would be
                 # the boot banner of an emulator that started on this very connection.
                 port.reset_input_buffer = lambda: None  # type: ignore[method-assign]
-            port.open()
+            with warnings.catch_warnings():  # pyserial's rfc2217 calls Thread.setDaemon()
+                warnings.filterwarnings("ignore", r"set(Daemon|Name)\(\) is deprecated",
+                                        DeprecationWarning)
+                port.open()
         except (serial.SerialException, OSError, ValueError) as exc:
             raise ConsoleError(f"cannot open console {self.url}: {exc}",
                                hint="check the rack entry's console (device path or URL)") \
@@ -263,7 +272,10 @@ class Console:
                 ready, _, _ = select.select((self._fd,), (), (), wait)
                 data = port.read(65536) if ready else b""
             else:
-                port.timeout = wait
+                if self.url.startswith("rfc2217://"):
+                    wait = POLL  # fixed at open: setting it renegotiates with the server
+                if port.timeout != wait:
+                    port.timeout = wait
                 waiting = port.in_waiting
                 data = port.read(waiting if waiting else 1)
         except ConsoleLost as exc:

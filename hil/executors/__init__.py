@@ -247,7 +247,7 @@ def choose_executor(board: Board, on: str = "auto", require_hardware: bool = Fal
     from hil.rack.inventory import load_rack
 
     virtual = tuple(e for e in load_rack(rack_path).entries_for_board(board.name)
-                    if e.is_virtual and e.probe.lower().startswith("hilsim:"))
+                    if e.is_virtual)
     if virtual:
         return Choice("qemu", f"no hardware present ({why_not})", entries=virtual)
     return Choice("qemu", f"no hardware present ({why_not})")

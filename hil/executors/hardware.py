@@ -52,6 +52,16 @@ def _probe_present(probe: str) -> tuple[bool, str]:
     return False, f"probe {probe} not connected"
 
 
+def _leased_ids(rack) -> set[str]:
+    try:
+        from hil.rack import lease_store
+
+        with lease_store(rack) as store:
+            return set(store.leases())
+    except HilError:  # no lease database reachable: probe every entry
+        return set()
+
+
 def find_hardware(board: Board, *, rack_path: Path | None = None):
     """(first present rack entry for ``board``, "") or (None, why none is present)."""
     present, why = present_hardware(board, rack_path=rack_path)
@@ -74,9 +84,15 @@ def present_hardware(board: Board, *, rack_path: Path | None = None):
         return [], f"{where} lists no {board.name}"
     reasons = []
     present = []
+    leased = _leased_ids(rack)
     for entry in real:
         if not entry.console:
             reasons.append(f"{entry.id}: no console in the rack entry")
+            continue
+        if entry.id in leased:
+            # in use by another job: present. Do not connect to its console: a ser2net
+            # with kickolduser would drop that job's session.
+            present.append(entry)
             continue
         ok, why = _console_present(entry.console)
         if ok:

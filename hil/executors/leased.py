@@ -44,6 +44,11 @@ class LeasedExecutor(Executor):
 
     @property
     def description(self) -> str:
+        if self.inner is not None and self.kind == "qemu" and self.entry is not None \
+                and not self.entry.probe.lower().startswith("hilsim:"):
+            # a virtual board served by another host (remote: probe, rfc2217:// console)
+            return (f"virtual board {self.entry.id} (probe {self.entry.probe}, QEMU on its "
+                    "rack host)")
         if self.inner is not None:
             return self.inner.description
         ids = ", ".join(e.id for e in self.choice.entries)
@@ -81,7 +86,7 @@ class LeasedExecutor(Executor):
 
     def _make_inner(self, entry) -> Executor:
         work = self.work_dir / entry.id
-        if entry.is_virtual:
+        if entry.is_virtual and entry.probe.lower().startswith("hilsim:"):
             from hil.executors.virtual import VirtualBoardExecutor
 
             return VirtualBoardExecutor(self.board, entry, work_dir=work, timeout=self.timeout)

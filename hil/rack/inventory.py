@@ -130,6 +130,10 @@ def parse_rack(data: object, path: Path) -> Rack:
             board = catalog.get(entry.board)
         except ConfigError as exc:
             raise r.error("board", exc.message, hint=exc.hint) from None
+        if entry.emulator and not entry.probe.startswith("hilsim:") and not entry.console:
+            raise r.error("console", f"virtual board {entry.id} is served by another host "
+                          f"({entry.probe}): it needs that host's console URL",
+                          hint="e.g. console: rfc2217://rack-host:7001?ign_set_control")
         if entry.sim_faults and not entry.probe.startswith("hilsim:"):
             raise r.error("sim_faults", "only a simulated probe (hilsim:<name>) injects faults")
         r.done()

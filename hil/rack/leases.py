@@ -459,6 +459,7 @@ class Lease:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     lost: str | None = None
+    borrowed: bool = False  # held by the calling job (HIL_LEASE): not ours to release
 
     @property
     def rack_id(self) -> str:
@@ -491,7 +492,7 @@ class Lease:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=5)
-        if self.lost is None:
+        if self.lost is None and not self.borrowed:
             try:
                 self.store.release(self.token)
             except LeaseError:
@@ -507,7 +508,23 @@ class Lease:
 def hold(store: LeaseStore, candidates: Sequence[str], *, ttl: float = 60.0,
          wait: float | None = 0.0, purpose: str | None = None,
          on_wait: Callable[[int, int], None] | None = None) -> Lease:
-    """Acquire a lease and keep it alive with a heartbeat until ``release()``."""
+    """Acquire a lease and keep it alive with a heartbeat until ``release()``.
+
+    When ``HIL_LEASE`` names a lease the calling job already holds (a token from
+    ``hil rack lease``) on one of ``candidates``, that lease is used instead: nothing is
+    acquired, and releasing it is left to its owner."""
+    token = os.environ.get("HIL_LEASE")
+    if token:
+        held = next((i for i in store.leases().values() if i.token == token), None)
+        if held is None:
+            raise LeaseError("HIL_LEASE names no current lease (released, expired, or from "
+                             "another rack)", hint="unset HIL_LEASE or lease again with "
+                             "hil rack lease")
+        if held.rack_id not in candidates:
+            raise LeaseError(f"HIL_LEASE holds rack entry {held.rack_id}, which is not one of "
+                             f"{', '.join(candidates)}",
+                             hint="lease a matching board, or unset HIL_LEASE")
+        return Lease(store, held, ttl, borrowed=True)
     info = store.acquire(candidates, holder=Holder.current(purpose), ttl=ttl, wait=wait,
                          on_wait=on_wait)
     lease = Lease(store, info, ttl)

@@ -141,3 +141,18 @@ def test_unhealthy_board_is_skipped_until_reset(store_url):
             store.acquire(["f4-a"], wait=0.1)
         store.reset("f4-a")
         assert store.acquire(["f4-a"]).rack_id == "f4-a"
+
+
+def test_hil_lease_reuses_the_callers_lease(tmp_path, monkeypatch):
+    with open_store(tmp_path / "l.sqlite") as store:
+        mine = store.acquire(["f4-a"], ttl=60)
+        monkeypatch.setenv("HIL_LEASE", mine.token)
+        with hold(store, ["f4-a", "f4-b"]) as lease:
+            assert lease.rack_id == "f4-a" and lease.token == mine.token
+        assert store.leases()["f4-a"].token == mine.token  # not released: not ours
+        with pytest.raises(LeaseError, match="HIL_LEASE holds rack entry f4-a, which is not "
+                           "one of f4-b"):
+            hold(store, ["f4-b"])
+        store.release(mine.token)
+        with pytest.raises(LeaseError, match="HIL_LEASE names no current lease"):
+            hold(store, ["f4-a"])
