@@ -356,16 +356,32 @@ class SqliteLeaseStore(LeaseStore):
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout = 60000")
+            # Switching a new database to WAL takes an exclusive lock and may answer
+            # "locked" at once (no busy wait) while another process creates it too.
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
         return conn
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Cursor]:
-        conn = self._conn()
-        cur = conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")
+        try:
+            conn = self._conn()
+            cur = conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise LeaseError(f"lease database {self.path}: {exc}",
+                             hint="check the state directory is writable and not on a "
+                             "network file system (use postgresql:// for a shared rack)") from exc
         try:
             yield cur
         except BaseException:
