@@ -27,9 +27,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hil.audit import queries  # noqa: E402
-from hil.audit.backends import PostgresStore  # noqa: E402
-from hil.audit.store import Store, open_store  # noqa: E402
+from hil.audit import queries
+from hil.audit.backends import PostgresStore
+from hil.audit.store import Store, open_store
 
 TOOLCHAINS = [("gcc" if i % 2 else "clang", f"{10 + i // 4}.{i % 4}.0") for i in range(40)]
 RACKS = [f"rack{i // 10}-slot{i % 10}" for i in range(50)]
@@ -193,7 +193,7 @@ def main() -> int:
     else:
         base = args.keep or Path(tmp := tempfile.mkdtemp(prefix="hil-audit-bench-"))
         base.mkdir(parents=True, exist_ok=True)
-        location_for = lambda size: str(base / f"audit-{size}.sqlite")  # noqa: E731
+        location_for = lambda size: str(base / f"audit-{size}.sqlite")
     try:
         for size in sorted(args.sizes):
             with open_store(location_for(size)) as store:

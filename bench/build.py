@@ -25,9 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hil.app import example_apps  # noqa: E402
-from hil.boards import BoardCatalog  # noqa: E402
-from hil.build import BuildRequest, plan  # noqa: E402
+from hil.app import example_apps
+from hil.boards import BoardCatalog
+from hil.build import BuildRequest, plan
 
 HIL = [sys.executable, "-m", "hil"]
 

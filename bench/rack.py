@@ -141,7 +141,7 @@ def main() -> int:
         try:
             from pgserver import PgServer, pg_available
         except ImportError:
-            PgServer = None  # noqa: N806
+            PgServer = None
         reason = pg_available() if PgServer else "tests/pgserver.py not found"
         if reason:
             print(f"lease acquire latency, PostgreSQL: skipped ({reason})")

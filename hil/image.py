@@ -6,7 +6,6 @@ bytes a flasher writes. Conversion uses pyelftools and intelhex, no external too
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass
 from pathlib import Path

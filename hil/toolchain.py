@@ -13,7 +13,6 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 from hil.boards import Board
 from hil.errors import ToolchainError

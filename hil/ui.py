@@ -60,6 +60,6 @@ class Progress:
 
     def done(self, message: str = "") -> None:
         if self.tty:
-            print("", file=self.out)
+            print(file=self.out)
         if message:
             print(message, file=self.out, flush=True)

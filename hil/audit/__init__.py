@@ -29,8 +29,15 @@ from hil.paths import state_dir
 KEY_ENV_VAR = "HIL_AUDIT_KEY"
 EXECUTORS = ("qemu", "hardware")
 
-__all__ = ["on_build", "record_flash", "record_test", "signing_key_path", "default_key_path",
-           "trusted_public_keys", "image_sha256_of"]
+__all__ = [
+    "default_key_path",
+    "image_sha256_of",
+    "on_build",
+    "record_flash",
+    "record_test",
+    "signing_key_path",
+    "trusted_public_keys",
+]
 
 
 def default_key_path() -> Path:

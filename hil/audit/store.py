@@ -270,7 +270,7 @@ class Store:
 
     def _records(self, where: str, params: Sequence[Any], order: str = "seq",
                  limit: int | None = None) -> list[Record]:
-        sql = f"SELECT seq, time, kind, image_sha256, payload, prev_hash, hash FROM audit_record"
+        sql = "SELECT seq, time, kind, image_sha256, payload, prev_hash, hash FROM audit_record"
         if where:
             sql += f" WHERE {where}"
         sql += f" ORDER BY {order}"

@@ -10,7 +10,7 @@ from hil.paths import state_dir
 from hil.rack.inventory import Rack, RackEntry, load_rack
 from hil.rack.leases import Lease, LeaseStore, hold, open_store
 
-__all__ = ["Rack", "RackEntry", "load_rack", "lease_store", "matching_entries", "lease_board"]
+__all__ = ["Rack", "RackEntry", "lease_board", "lease_store", "load_rack", "matching_entries"]
 
 
 def lease_store(rack: Rack) -> LeaseStore:

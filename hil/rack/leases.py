@@ -433,10 +433,9 @@ class PostgresLeaseStore(LeaseStore):
     @contextmanager
     def _tx(self) -> Iterator[Any]:
         conn = self._conn()
-        with conn.transaction():
-            with conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_KEY,))
-                yield cur
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_KEY,))
+            yield cur
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

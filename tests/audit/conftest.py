@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for pgserver
 
-from pgserver import pg_server, pg_url  # noqa: E402,F401  (fixtures re-exported)
+from pgserver import pg_server, pg_url  # noqa: F401  (fixtures re-exported)
 
 
 @pytest.fixture

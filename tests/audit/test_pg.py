@@ -8,14 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from auditdata import make_build_record
 
-import hil.audit as audit
+from hil import audit
 from hil.audit import queries
 from hil.audit.store import open_store
 from hil.cli import main
 from hil.errors import ExitCode
-
-from auditdata import make_build_record
 
 
 def _fill(url: str, tmp_path: Path) -> str:

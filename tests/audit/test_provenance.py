@@ -9,14 +9,13 @@ import stat
 from pathlib import Path
 
 import pytest
+from auditdata import make_build_record
 
-import hil.audit as audit
+from hil import audit
 from hil.audit import provenance, queries
 from hil.audit.store import open_store
 from hil.cli import main
 from hil.errors import AuditError, ExitCode
-
-from auditdata import make_build_record
 
 
 @pytest.fixture

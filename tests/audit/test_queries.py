@@ -8,12 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from auditdata import make_build_record
 
-import hil.audit as audit
+from hil import audit
 from hil.cli import main
 from hil.errors import ExitCode
-
-from auditdata import make_build_record
 
 
 @pytest.fixture

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-import hil.audit as audit
-from hil.cli import main
-
 from auditdata import make_build_record
+
+from hil import audit
+from hil.cli import main
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(

@@ -10,14 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+from auditdata import make_build_record
 
-import hil.audit as audit
+from hil import audit
 from hil.audit import queries
 from hil.audit.store import GENESIS, open_store, record_hash
 from hil.cli import main
 from hil.errors import AuditError, ExitCode
-
-from auditdata import make_build_record
 
 
 def _fill(tmp_path: Path, n_builds: int = 3) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from fwsupport import ROOT, matrix
 
 pytestmark = pytest.mark.slow

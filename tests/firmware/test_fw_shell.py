@@ -8,9 +8,8 @@ import zlib
 
 import pytest
 from elftools.elf.elffile import ELFFile
-from intelhex import IntelHex
-
 from fwsupport import targets
+from intelhex import IntelHex
 
 pytestmark = pytest.mark.slow
 

@@ -116,8 +116,7 @@ def test_a_board_that_keeps_failing_is_marked_unhealthy_and_skipped(tmp_path, ca
     monkeypatch.setenv("HIL_RACK", str(rack))
     from hil.boards import load_board
     from hil.build import build
-    from hil.executors import choose_executor, make_executor
-    from hil.executors import Image
+    from hil.executors import Image, choose_executor, make_executor
 
     board = load_board("nucleo-f4")
     image = Image.from_build(build(board, "shell", out=tmp_path / "img"))
@@ -125,9 +124,8 @@ def test_a_board_that_keeps_failing_is_marked_unhealthy_and_skipped(tmp_path, ca
         blocker = s.acquire(["good"], ttl=120)  # only the failing board is free
         for attempt in range(3):
             executor = make_executor(board, choose_executor(board), work_dir=tmp_path / f"{attempt}")
-            with pytest.raises(Exception) as err:
-                with executor:
-                    executor.start(image)
+            with pytest.raises(Exception) as err, executor:
+                executor.start(image)
             assert "probe" in str(err.value).lower() or "lost" in str(err.value).lower()
         health = s.health()["bad"]
         assert not health.healthy and "3 infrastructure failures" in health.unhealthy_reason

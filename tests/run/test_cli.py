@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import BOARDS, qemu_pids_for, write_app
+from runsupport import BOARDS, qemu_pids_for, write_app
 
 from hil.cli import main
 from hil.errors import ExitCode

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BOARDS, bad_stack_image, qemu_pids_for, write_app
+from runsupport import BOARDS, bad_stack_image, qemu_pids_for, write_app
 
 from hil.boards import load_board
 from hil.console import ConsoleTimeout
