@@ -211,7 +211,7 @@ class Choice:
         if self.kind == "qemu":
             machine = board.qemu.machine if board.qemu else "?"
             where = (f" on a virtual board of the rack ({', '.join(e.id for e in self.entries)}:"
-                     " flashed through pyOCD and a simulated probe)" if self.virtual else "")
+                     " flashed into its simulated probe)" if self.virtual else "")
             return f"{board.name}: running in QEMU ({machine}){where}: {self.reason}"
         return f"{board.name}: running on hardware: {self.reason}"
 
