@@ -113,8 +113,10 @@ def load_image(board: Board, image: Path):  # -> intelhex.IntelHex
     from hil.image import check_image_fits, read_image
 
     if not image.is_file():
-        raise ImageError(f"image {image} does not exist",
-                         hint=f"build it first: hil build --board {board.name} APP")
+        from hil.errors import ConfigError
+
+        raise ConfigError("image file does not exist", path=image,
+                          hint=f"build it first: hil build --board {board.name} APP")
     if image.suffix.lower() == ".bin":
         ih = IntelHex()
         ih.frombytes(image.read_bytes(), offset=board.app_start)
