@@ -30,7 +30,7 @@ from pathlib import Path
 from hil import __version__
 from hil.app import App
 from hil.boards import PROJECT_ROOT, Board
-from hil.errors import BuildError, HilError
+from hil.errors import BuildError, HilError, UsageError
 from hil.image import (
     RegionUse,
     check_placement,
@@ -207,21 +207,31 @@ def _sha(*parts: str | bytes) -> str:
     return h.hexdigest()
 
 
+# Files a C source may #include: all of them are part of every object's key.
+INCLUDABLE = {".h", ".hh", ".hpp", ".inc", ".inl", ".def", ".tbl", ".x"}
+
+
+def _includables(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.rglob("*") if p.suffix.lower() in INCLUDABLE
+                  and p.is_file())
+
+
 @lru_cache(maxsize=64)
-def _headers_digest(directory: Path, stamp: float) -> str:
+def _headers_digest(directory: Path, stamp: tuple[int, ...]) -> str:
     h = hashlib.sha256()
-    for path in sorted(directory.rglob("*.h")):
+    for path in _includables(directory):
         h.update(str(path.relative_to(directory)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 
 
-def _dir_stamp(directory: Path) -> float:
-    """Changes whenever a header in ``directory`` changes (mtimes; cheap)."""
-    stamp = 0.0
-    for path in directory.rglob("*.h"):
-        stamp = max(stamp, path.stat().st_mtime_ns + path.stat().st_size)
-    return stamp
+def _dir_stamp(directory: Path) -> tuple[int, ...]:
+    """Changes whenever an includable file in ``directory`` changes, appears or goes."""
+    stamps = []
+    for path in _includables(directory):
+        st = path.stat()
+        stamps += [st.st_mtime_ns, st.st_size, st.st_ino]
+    return tuple(stamps)
 
 
 def _source_root(app: App) -> Path:
@@ -234,6 +244,7 @@ def plan(request: BuildRequest, cache: Path) -> _Plan:
     board, app = request.board, request.app
     tc = for_board(board, request.toolchain)
     out_dir = request.out_dir or default_out_dir(board, app, request.toolchain)
+    check_out_dir(out_dir, app)
     header = board_header(board, app, tc)
     header_dir = cache / "gen" / _sha(header)[:16]
     if not (header_dir / "hil_board.h").exists():
@@ -250,7 +261,9 @@ def plan(request: BuildRequest, cache: Path) -> _Plan:
     prefix_flags = [f"-ffile-prefix-map={old}={new}" for old, new in maps.items()]
     include_dirs = [RUNTIME_DIR, app.dir, *app.include_dirs, header_dir]
     cflags = [*tc.cflags(), *[f"-I{d}" for d in include_dirs]]
-    digest = _sha(*(_headers_digest(d, _dir_stamp(d)) for d in include_dirs[:-1]), header)
+    # headers are found by the include path and next to each source ("..." includes)
+    header_dirs = sorted({*include_dirs[:-1], *(src.parent for src in app.sources)})
+    digest = _sha(*(_headers_digest(d, _dir_stamp(d)) for d in header_dirs), header)
 
     flags_key = " ".join([*tc.cpu_flags, *tc.cflags()])  # include dirs: by content, below
     sources = sorted(RUNTIME_DIR.glob("*.c")) + sorted(RUNTIME_DIR.glob("*.S")) + list(
@@ -390,6 +403,7 @@ def _finish(p: _Plan, linked_dir: Path) -> BuildResult:
     out = p.out_dir
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    os.chmod(stage, 0o755)  # mkdtemp makes it private; the output is an ordinary directory
     try:
         shutil.copyfile(linked_dir / "firmware.elf", stage / "firmware.elf")
         shutil.copyfile(linked_dir / "firmware.map", stage / "firmware.map")
@@ -448,12 +462,23 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _discard(out_dir: Path) -> None:
-    """A failed build leaves no old image behind that could be mistaken for its result."""
-    for name in (*(f"firmware.{a}" for a in ARTIFACTS), "build.json"):
-        try:
-            (out_dir / name).unlink()
-        except FileNotFoundError:
-            pass
+    """A failed build leaves no old image (nor its provenance) behind that could be
+    mistaken for its result. Only a directory hil made (it has build.json) is removed."""
+    if (out_dir / "build.json").is_file():
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def check_out_dir(out: Path, app: App) -> None:
+    """An output directory must be new, empty, or an earlier hil output: hil replaces it
+    whole, so it must never be a directory holding anything else."""
+    out = out.resolve()
+    for precious in (app.dir, Path.cwd().resolve(), PROJECT_ROOT):
+        if out == precious or precious.is_relative_to(out):
+            raise UsageError(f"output directory {out} contains {precious}: hil replaces its "
+                             "output directory whole", hint="pick a new or empty directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / "build.json").is_file():
+        raise UsageError(f"output directory {out} exists and is not a hil output directory",
+                         hint="pick a new or empty directory (hil replaces it whole)")
 
 
 def build_many(requests: Sequence[BuildRequest], *, jobs: int | None = None,

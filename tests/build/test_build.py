@@ -249,3 +249,53 @@ def test_two_processes_building_one_output_directory(tmp_path):
         assert p.returncode == 0, err
     assert read_image(tmp_path / "out" / "firmware.hex").segments()
     assert json.loads((tmp_path / "out" / "build.json").read_text())["board"] == "nucleo-f4"
+
+
+def test_out_dir_that_holds_other_files_is_refused(tmp_path, capsys):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("precious")
+    assert main(["build", "--board", "nucleo-f4", "blinky", "--out", str(tmp_path / "mine")]) \
+        == 2
+    assert "is not a hil output directory" in capsys.readouterr().err
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "precious"
+    app = write_app(tmp_path / "app", MINIMAL)
+    with pytest.raises(Exception, match="contains"):
+        build(load_board("nucleo-f4"), app, out=tmp_path)
+
+
+def test_header_beside_a_source_from_another_directory_is_tracked(tmp_path, monkeypatch):
+    monkeypatch.setenv("HIL_CACHE_DIR", str(tmp_path / "cache"))
+    lib = tmp_path / "mylib"
+    lib.mkdir()
+    (lib / "mylib.h").write_text("#define LIBV 100\n")
+    (lib / "table.inc").write_text("1, 2, 3\n")
+    (lib / "lib.c").write_text('#include "mylib.h"\nint lib_value(void) { return LIBV; }\n'
+                               "const int table[] = {\n#include \"table.inc\"\n};\n"
+                               "int lib_table(int i) { return table[i]; }\n")
+    app = write_app(tmp_path / "app", '#include "hil.h"\nint lib_value(void);\n'
+                    "int lib_table(int);\n"
+                    "int main(void) { hil_put_i32(lib_value() + lib_table(1)); for (;;) {} }\n",
+                    'name: dep\nsources: ["*.c", "../mylib/*.c"]\n')
+    board = load_board("nucleo-f4")
+    first = build(board, app, out=tmp_path / "o").hex.read_bytes()
+    (lib / "mylib.h").write_text("#define LIBV 300\n")
+    second = build(board, app, out=tmp_path / "o")
+    second_hex = second.hex.read_bytes()
+    assert second.compiled >= 1 and second_hex != first
+    (lib / "table.inc").write_text("1, 7, 3\n")
+    third = build(board, app, out=tmp_path / "o")
+    assert third.compiled >= 1 and third.hex.read_bytes() != second_hex
+
+
+def test_failed_build_removes_the_old_provenance_too(tmp_path):
+    app = write_app(tmp_path / "app", MINIMAL)
+    out = tmp_path / "out"
+    board = load_board("nucleo-f4")
+    build(board, app, out=out)
+    assert (out / "provenance.intoto.json").exists()
+    (app / "main.c").write_text('#include "hil.h"\nstatic char big[200 * 1024];\n'
+                                "int main(void) { big[hil_millis() % sizeof big] = 1; "
+                                "hil_putc(big[5]); for (;;) {} }\n")
+    with pytest.raises(ImageError):
+        build(board, app, out=out)
+    assert not out.exists()
