@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from datetime import datetime
@@ -22,14 +21,15 @@ The rack file (rack.yaml; --rack PATH or HIL_RACK) lists the boards: their probe
 and tags. Leases make sure one job at a time uses a board. `hil flash` and `hil test` lease
 implicitly; these commands are for scripts and humans.
 
-A lease taken with `hil rack lease` belongs to the calling shell: it is reclaimed when that
-shell's process is gone (on this host) or when its TTL runs out, whichever comes first.
-Renew long jobs with `hil rack renew TOKEN`.
+A lease taken with `hil rack lease` lasts until `hil rack release TOKEN` or until its TTL
+(--ttl, default 3600 s) runs out; renew long jobs with `hil rack renew TOKEN`. Export the
+token as HIL_LEASE so `hil flash` and `hil test` run under it instead of queueing behind it.
 
 examples:
-  TOKEN=$(hil rack lease --board nucleo-f4 --wait 600 --json | jq -r .lease)
+  export HIL_LEASE=$(hil rack lease --board nucleo-f4 --wait 600 --json | jq -r .lease)
+  hil flash --board nucleo-f4 shell && hil test --board nucleo-f4
   hil rack status
-  hil rack release "$TOKEN"
+  hil rack release "$HIL_LEASE"
   hil rack reset f4-a            # mark an unhealthy board healthy again
 """
 
@@ -70,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
         if action == "lease":
             entries = matching_entries(rack, args.board, args.tag)
             holder = Holder.current("hil rack lease")
-            # the lease belongs to the calling shell, not to this short-lived process
-            holder = Holder(holder.user, holder.host, os.getppid(), holder.ci_job,
-                            holder.purpose)
+            # This process ends at once (and often runs in a $(...) subshell), so the lease
+            # is tied to no pid: it lasts until released or until its TTL runs out.
+            holder = Holder(holder.user, holder.host, 0, holder.ci_job, holder.purpose)
 
             def waiting(position: int, total: int) -> None:
                 print(f"waiting for a {args.board}: place {position} of {total} in the queue",
@@ -130,8 +130,8 @@ def _status(rack, store, args) -> int:
         holder = "-"
         if lease:
             who = lease.holder
-            holder = f"{who.user}@{who.host} pid {who.pid}" + (f" job {who.ci_job}"
-                                                               if who.ci_job else "")
+            holder = f"{who.user}@{who.host}" + (f" pid {who.pid}" if who.pid else "") + (
+                f" job {who.ci_job}" if who.ci_job else "")
         state = "UNHEALTHY: " + h.unhealthy_reason if h and h.unhealthy_reason else (
             f"ok ({h.failures} recent failures)" if h and h.failures else "ok")
         p = present[e.id]

@@ -159,7 +159,7 @@ class LeaseStore:
             why = None
             if expires < now:
                 why = "expired"
-            elif host == self.host and not _pid_alive(pid):
+            elif pid and host == self.host and not _pid_alive(pid):  # pid 0: TTL only
                 why = "holder-died"
             if why:
                 cur.execute(q("DELETE FROM hil_leases WHERE token = ?"), (token,))

@@ -71,7 +71,7 @@ def test_rack_cli_lease_status_release_reset(capsys):
     assert main(["rack", "status", "--json", "--no-probes"]) == 0
     status = {e["id"]: e for e in json.loads(capsys.readouterr().out)}
     held = status[lease["board"]]["lease"]
-    assert held["pid"] > 0 and held["until"] > held["since"]
+    assert held["pid"] == 0 and held["until"] > held["since"]  # TTL-bound, no pid
     assert main(["rack", "lease", "--board", "nucleo-f4", "--json"]) == 0
     second = json.loads(capsys.readouterr().out)
     assert second["board"] != lease["board"]
@@ -137,3 +137,25 @@ def test_a_board_that_keeps_failing_is_marked_unhealthy_and_skipped(tmp_path, ca
             console.wait_ready()
             assert console.command("ping") == ["pong"]
         assert s.leases() == {}
+
+
+def test_a_lease_taken_in_a_subshell_outlives_it(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    script = (f"{sys.executable} -m hil rack lease --board nucleo-f4 --json")
+    token = json.loads(subprocess.run(["bash", "-c", f"echo $({script})"], env=env,
+                                      capture_output=True, text=True, check=True,
+                                      timeout=120).stdout)["lease"]
+    with lease_store(load_rack()) as store:
+        held = {i.token: i for i in store.leases().values()}
+        assert token in held  # the subshell and hil are gone; the lease is not
+    env["HIL_LEASE"] = token
+    flashed = subprocess.run([sys.executable, "-m", "hil", "flash", "--board", "nucleo-f4",
+                              "blinky", "--json"], env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert flashed.returncode == 0, flashed.stderr
+    assert json.loads(flashed.stdout)["rack_entry"] == held[token].rack_id
+    assert main(["rack", "release", token]) == 0
