@@ -31,6 +31,7 @@ from hil.errors import ExitCode, HilError
 
 _CHOICE = pytest.StashKey[object]()
 _INFRA = pytest.StashKey[list]()
+_CODES = pytest.StashKey[list]()
 _EXECUTORS = pytest.StashKey[list]()
 SCOPES = ("function", "class", "module", "package", "session")
 
@@ -64,6 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
                             "QEMU, with the reason)")
     config.addinivalue_line("markers", "boards(*names): run only on these boards")
     config.stash[_INFRA] = []
+    config.stash[_CODES] = []
     config.stash[_EXECUTORS] = []
 
 
@@ -223,8 +225,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = outcome.get_result()
     if call.excinfo is not None and call.excinfo.errisinstance(HilError):
         exc = call.excinfo.value
-        if exc.exit_code == ExitCode.INFRASTRUCTURE:
+        # Anything but a test verdict (flash, lease, image, console, emulator errors) says
+        # the run could not test the firmware: keep its own exit code for the verdict.
+        if exc.exit_code != ExitCode.TEST_FAILED:
             item.config.stash[_INFRA].append(f"{item.nodeid}: {exc}".splitlines()[0])
+            item.config.stash[_CODES].append(int(exc.exit_code))
     if report.failed and "hil_executor" in getattr(item, "fixturenames", ()):
         executor = next((e for e in reversed(item.config.stash[_EXECUTORS])
                          if e._console is not None), None)
@@ -242,7 +247,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if path is None or not session.config.getoption("--hil-board"):
         return
     info: dict[str, object] = {"worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
-                               "infrastructure_errors": session.config.stash[_INFRA]}
+                               "infrastructure_errors": session.config.stash[_INFRA],
+                               "error_codes": session.config.stash[_CODES]}
     executors = session.config.stash[_EXECUTORS]
     try:
         choice = _choice(session.config)

@@ -159,6 +159,7 @@ def _run_pytest(plan: Plan) -> BoardResult:
         infos = [json.loads(line) for line in info_path.read_text().splitlines() if line]
     info = next((i for i in infos if i.get("description")), infos[0] if infos else {})
     infra = [e for i in infos for e in i.get("infrastructure_errors", [])]
+    codes = [c for i in infos for c in i.get("error_codes", [])]
     cases = junit.read_pytest(junit_path) if junit_path.exists() else []
     suite = junit.Suite(f"{plan.board.name}/{plan.app}", cases)
     kind = info.get("kind") or plan.choice.kind
@@ -180,7 +181,8 @@ def _run_pytest(plan: Plan) -> BoardResult:
         result.exit_code = ExitCode.OK
     elif rc == PYTEST_FAILED:
         if infra:
-            result.exit_code = ExitCode.INFRASTRUCTURE
+            # the first error's own code: a flash failure is 13, a lease timeout 20, ...
+            result.exit_code = codes[0] if codes else ExitCode.INFRASTRUCTURE
             result.error = f"infrastructure failure: {infra[0]}" + (
                 f" (+{len(infra) - 1} more)" if len(infra) > 1 else "") + where
         else:
