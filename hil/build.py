@@ -216,22 +216,14 @@ def _includables(directory: Path) -> list[Path]:
                   and p.is_file())
 
 
-@lru_cache(maxsize=64)
-def _headers_digest(directory: Path, stamp: tuple[int, ...]) -> str:
+def _headers_digest(directory: Path) -> str:
+    """Content digest of every includable file below ``directory`` (read every time: a
+    same-size edit within one mtime tick must still change it)."""
     h = hashlib.sha256()
     for path in _includables(directory):
         h.update(str(path.relative_to(directory)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()
-
-
-def _dir_stamp(directory: Path) -> tuple[int, ...]:
-    """Changes whenever an includable file in ``directory`` changes, appears or goes."""
-    stamps = []
-    for path in _includables(directory):
-        st = path.stat()
-        stamps += [st.st_mtime_ns, st.st_size, st.st_ino]
-    return tuple(stamps)
 
 
 def _source_root(app: App) -> Path:
@@ -263,7 +255,7 @@ def plan(request: BuildRequest, cache: Path) -> _Plan:
     cflags = [*tc.cflags(), *[f"-I{d}" for d in include_dirs]]
     # headers are found by the include path and next to each source ("..." includes)
     header_dirs = sorted({*include_dirs[:-1], *(src.parent for src in app.sources)})
-    digest = _sha(*(_headers_digest(d, _dir_stamp(d)) for d in header_dirs), header)
+    digest = _sha(*(_headers_digest(d) for d in header_dirs), header)
 
     flags_key = " ".join([*tc.cpu_flags, *tc.cflags()])  # include dirs: by content, below
     sources = sorted(RUNTIME_DIR.glob("*.c")) + sorted(RUNTIME_DIR.glob("*.S")) + list(
@@ -271,7 +263,7 @@ def plan(request: BuildRequest, cache: Path) -> _Plan:
     objects, records = [], []
     for src in sources:
         mapped = _mapped(src, maps)
-        src_hash = file_sha256(src)
+        src_hash = hashlib.sha256(src.read_bytes()).hexdigest()  # never a stale memo
         key = _sha(tc.id, flags_key, mapped, src_hash, digest)
         objects.append(_Object(src, mapped, key, cache / "obj" / key[:2] / f"{key}.o"))
         records.append({"path": _relative(src), "compiled_as": mapped, "sha256": src_hash})

@@ -129,6 +129,12 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return int(ExitCode.OK)
+    except OSError as exc:  # a file hil was told to write or read: name it, no traceback
+        if args.verbose:
+            traceback.print_exc()
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"hil: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return int(ExitCode.USAGE)
 
 
 def console_main() -> None:  # pragma: no cover - thin wrapper for the console script

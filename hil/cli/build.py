@@ -42,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="every example for every board it supports")
     p.add_argument("--toolchain", "-t", action="append", choices=TOOLCHAINS, default=[],
                    help="gcc (default) or clang; repeat to build with both")
-    p.add_argument("-j", "--jobs", type=int, default=None,
+    p.add_argument("-j", "--jobs", type=_positive, default=None,
                    help="parallel compile jobs (default: number of CPUs)")
     p.add_argument("--out", type=Path, default=None,
                    help="output directory (only with one board, app and toolchain)")
@@ -53,6 +53,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "and compare the HEX and BIN byte for byte")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per image on stdout (no table)")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -188,11 +188,14 @@ def _flash(args: argparse.Namespace, board, image: Path, choice) -> int:
     try:
         report = flasher.flash(image, erase=args.erase, reset=not args.no_reset,
                                progress=progress)
-    except HilError as exc:
+    except (HilError, KeyboardInterrupt) as exc:
+        # interrupted mid-flash, the board may hold part of an image: record that too
         progress.close()
+        error = exc if isinstance(exc, HilError) else HilError(
+            "interrupted while flashing: the board may hold a partial image")
         if image.is_file():
             try:
-                _record(board, choice, image, None, exc)
+                _record(board, choice, image, None, error)
             except AuditError as audit_exc:
                 print(f"hil: warning: flash failure not recorded: {audit_exc}",
                       file=sys.stderr)

@@ -48,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
     work_dir = state_dir() / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-run"
     if args.image is not None:
         image = Image.from_path(args.image, work_dir=work_dir / "image")
+        from hil.flash import load_image
+
+        load_image(board, image.hex)  # built for this board? (ImageError, exit 5)
     else:
         from hil.build import build
 

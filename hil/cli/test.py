@@ -114,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
         work_dir = run_root / board.name
         if args.image is not None:
             image = Image.from_path(args.image, work_dir=work_dir / "image")
+            from hil.flash import load_image
+
+            load_image(board, image.hex)  # built for this board? (ImageError, exit 5)
             app_name = image.app or args.image.stem
         else:
             from hil.build import build

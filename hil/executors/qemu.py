@@ -80,6 +80,11 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
         pass
 
 
+def _qemu_escape(value: object) -> str:
+    """A value inside a QEMU option list: commas are doubled."""
+    return str(value).replace(",", ",,")
+
+
 def free_port() -> int:
     """A loopback TCP port free right now (QEMU may still lose a race for it: we retry)."""
     with socket.socket() as s:
@@ -130,7 +135,7 @@ class QemuExecutor(Executor):
         return [binary, "-M", self.qemu.machine, *self.qemu.args, "-display", "none",
                 "-monitor", "none", "-nic", "none", *serials,
                 "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on",
-                "-device", f"loader,file={hex_path}", *self.extra_args]
+                "-device", f"loader,file={_qemu_escape(hex_path)}", *self.extra_args]
 
     def boot_hex(self) -> Path:
         """The HEX to boot, asked again at start and at every reset: ``boot_image()`` when

@@ -44,7 +44,8 @@ class RackEntry:
 
     @property
     def is_virtual(self) -> bool:
-        return self.emulator is not None
+        """A board in software: never counted as hardware, whatever else the entry says."""
+        return self.emulator is not None or self.probe.lower().startswith("hilsim:")
 
 
 @dataclass(frozen=True)

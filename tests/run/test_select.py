@@ -74,16 +74,21 @@ def test_hardware_executor_needs_a_console(tmp_path: Path):
 @pytest.mark.slow
 def test_hardware_executor_flashes_through_the_flasher_and_opens_the_console(
         built, tmp_path: Path, monkeypatch):
-    """A rack entry that is not virtual, with a simulated probe (pyOCD's real flash path) and
-    a loop:// console: auto picks hardware, start() flashes and opens the console."""
+    """The hardware executor over a simulated probe (pyOCD's real flash path) and a loop://
+    console: start() flashes and opens the console. A hilsim: entry is never *chosen* as
+    hardware (its verdicts are not hardware verdicts), so the executor is built directly."""
+
     rack = tmp_path / "rack-sim.yaml"
     rack.write_text("schema: 1\nboards:\n  - id: bench-1\n    board: nucleo-f4\n"
                     "    probe: hilsim:bench1\n    console: loop://\n")
     monkeypatch.setenv("HIL_RACK", str(rack))
     board = load_board("nucleo-f4")
-    choice = choose_executor(board, require_hardware=True)
-    assert choice.kind == "hardware" and choice.entry.id == "bench-1"
-    with make_executor(board, choice, work_dir=tmp_path / "run") as ex:
+    choice = choose_executor(board)
+    assert choice.kind == "qemu" and [e.id for e in choice.entries] == ["bench-1"]
+    with pytest.raises(NoHardwareError):
+        choose_executor(board, require_hardware=True)
+    entry = choice.entries[0]
+    with HardwareExecutor(board, entry, work_dir=tmp_path / "run") as ex:
         console = ex.start(built("nucleo-f4"))
         console.send("hello")
         assert console.read_line() == "hello"  # loop:// echoes
