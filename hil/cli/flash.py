@@ -149,7 +149,19 @@ def _lease_candidates(board, probe: str | None, rack) -> list:
     return remote + [e for e in local if any(_same_id(e.probe, p.unique_id) for p in found)]
 
 
+def _check_env_faults() -> None:
+    """A malformed HIL_SIM_FAULTS is a usage error, not a probe that cannot be found."""
+    import os
+
+    spec = os.environ.get("HIL_SIM_FAULTS")
+    if spec:
+        from hil.flash.sim.faults import parse_faults
+
+        parse_faults(spec, "*", "HIL_SIM_FAULTS")
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_env_faults()
     board = load_board(args.board)
     rack = load_rack(args.rack)
     image = _image_for(args, board)

@@ -137,6 +137,13 @@ def parse_rack(data: object, path: Path) -> Rack:
                           hint="e.g. console: rfc2217://rack-host:7001?ign_set_control")
         if entry.sim_faults and not entry.probe.startswith("hilsim:"):
             raise r.error("sim_faults", "only a simulated probe (hilsim:<name>) injects faults")
+        if entry.sim_faults:
+            from hil.flash.sim.faults import parse_faults
+
+            try:
+                parse_faults(entry.sim_faults, entry.probe.split(":", 1)[1], None)
+            except ConfigError as exc:
+                raise r.error("sim_faults", exc.message, hint=exc.hint) from None
         r.done()
         entry = RackEntry(**{**vars(entry), "board": board.name})
         seen_ids[entry.id] = entry.id

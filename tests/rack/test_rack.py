@@ -159,3 +159,13 @@ def test_a_lease_taken_in_a_subshell_outlives_it(tmp_path):
     assert flashed.returncode == 0, flashed.stderr
     assert json.loads(flashed.stdout)["rack_entry"] == held[token].rack_id
     assert main(["rack", "release", token]) == 0
+
+
+def test_malformed_fault_spec_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    path = rack_file(tmp_path, "  - {id: a, board: nucleo-f4, probe: 'hilsim:a', "
+                     "sim_faults: 'bogus@@'}\n")
+    with pytest.raises(ConfigError, match=r"boards\[0\].sim_faults: fault 'bogus@@'"):
+        load_rack(path)
+    monkeypatch.setenv("HIL_SIM_FAULTS", "explode")
+    assert main(["flash", "--board", "nucleo-f4", "blinky"]) == ExitCode.USAGE
+    assert "HIL_SIM_FAULTS: unknown fault 'explode'" in capsys.readouterr().err
