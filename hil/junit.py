@@ -7,6 +7,8 @@ adds ``hil.rack_id`` and ``hil.probe``). A failure's text carries the console tr
 
 from __future__ import annotations
 
+import os
+
 import socket
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -85,8 +87,14 @@ def to_xml(suites: list[Suite]) -> ET.ElementTree:
 
 
 def write(path: Path, suites: list[Suite]) -> None:
+    """Write the JUnit file whole or not at all (a temp file renamed over it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    to_xml(suites).write(path, encoding="utf-8", xml_declaration=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        to_xml(suites).write(tmp, encoding="utf-8", xml_declaration=True)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_pytest(path: Path) -> list[Case]:

@@ -50,6 +50,13 @@ exit codes:
 """
 
 
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return value
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("app", nargs="?", default=None, metavar="APP",
                    help="app directory or example name (default: shell)")
@@ -69,7 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--junit", type=Path, default=None, help="write a JUnit XML verdict here")
     p.add_argument("-n", "--workers", type=int, default=None,
                    help="pytest-xdist workers per board (each gets its own board instance)")
-    p.add_argument("--timeout", type=float, default=10.0,
+    p.add_argument("--timeout", type=_positive_seconds, default=10.0,
                    help="seconds to wait for each expected console output (default 10)")
 
 
