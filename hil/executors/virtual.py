@@ -57,6 +57,18 @@ class VirtualBoardExecutor(Executor):
         self.outcome = Outcome("running")
         return self._console
 
+    @property
+    def outcome(self) -> Outcome:
+        """The running executor's outcome (a crash or death of QEMU shows here at once)."""
+        inner = getattr(self, "_qemu", None)
+        if inner is not None and inner.outcome.state != "not started":
+            return inner.outcome
+        return self._outcome
+
+    @outcome.setter
+    def outcome(self, value: Outcome) -> None:
+        self._outcome = value
+
     def reset(self) -> None:
         self._qemu.reset()
 
