@@ -167,10 +167,11 @@ def print_summary(results: list[BoardResult]) -> None:
     rows = []
     for r in results:
         rows.append([r.plan.board.name, r.plan.app, r.plan.harness, r.executor or "-",
-                     r.count("passed"), r.count("failed") + r.count("error"),
+                     r.count("passed"), r.count("failed"), r.count("error"),
                      r.count("skipped"), f"{r.seconds:.1f}s", r.verdict])
-    table(["board", "app", "harness", "executor", "passed", "failed", "skipped", "time",
-           "verdict"], rows)
+    # errors: tests that could not run (the board did not start, the console was lost)
+    table(["board", "app", "harness", "executor", "passed", "failed", "errors", "skipped",
+           "time", "verdict"], rows)
     for r in results:
         if r.error and r.exit_code != ExitCode.OK:
             print(f"hil: {r.plan.board.name}: {r.error}", file=sys.stderr)
