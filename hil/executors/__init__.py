@@ -172,6 +172,23 @@ class Executor(ABC):
         """For humans: ``QEMU (netduinoplus2)``, ``hardware f4-a (stlink:...)``."""
 
     @property
+    def outcome(self) -> Outcome:
+        """How the run ended; an executor that runs another one reports that one's, so a
+        crash or death of QEMU shows here at once."""
+        inner = self._running()
+        if inner is not None and inner.outcome.state != "not started":
+            return inner.outcome
+        return self._outcome
+
+    @outcome.setter
+    def outcome(self, value: Outcome) -> None:
+        self._outcome = value
+
+    def _running(self) -> Executor | None:
+        """The executor this one delegates to, if any (leased and virtual boards)."""
+        return None
+
+    @property
     def console(self) -> Console:
         if self._console is None:
             raise UsageError(f"{self.description}: not started")

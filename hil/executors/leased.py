@@ -94,17 +94,8 @@ class LeasedExecutor(Executor):
 
         return HardwareExecutor(self.board, entry, work_dir=work, timeout=self.timeout)
 
-    @property
-    def outcome(self) -> Outcome:
-        """The running executor's outcome (a crash or death of QEMU shows here at once)."""
-        inner = getattr(self, "inner", None)
-        if inner is not None and inner.outcome.state != "not started":
-            return inner.outcome
-        return self._outcome
-
-    @outcome.setter
-    def outcome(self, value: Outcome) -> None:
-        self._outcome = value
+    def _running(self) -> Executor | None:
+        return getattr(self, "inner", None)
 
     def reset(self) -> None:
         if self.inner is None:

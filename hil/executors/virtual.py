@@ -57,17 +57,8 @@ class VirtualBoardExecutor(Executor):
         self.outcome = Outcome("running")
         return self._console
 
-    @property
-    def outcome(self) -> Outcome:
-        """The running executor's outcome (a crash or death of QEMU shows here at once)."""
-        inner = getattr(self, "_qemu", None)
-        if inner is not None and inner.outcome.state != "not started":
-            return inner.outcome
-        return self._outcome
-
-    @outcome.setter
-    def outcome(self, value: Outcome) -> None:
-        self._outcome = value
+    def _running(self) -> Executor | None:
+        return getattr(self, "_qemu", None)
 
     def reset(self) -> None:
         self._qemu.reset()
