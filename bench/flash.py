@@ -49,7 +49,7 @@ def shell_images(tmp: Path) -> tuple[Path, Path] | None:
     from hil.boards import load_board
     from hil.build import build
     from hil.errors import HilError
-    from hil.paths import EXAMPLES_DIR
+    from hil.catalog import EXAMPLES_DIR
 
     if not (EXAMPLES_DIR / "shell" / "main.c").exists():
         return None

@@ -6,8 +6,8 @@ import glob
 from dataclasses import dataclass
 from pathlib import Path
 
+from hil.catalog import EXAMPLES_DIR
 from hil.errors import ConfigError
-from hil.paths import EXAMPLES_DIR
 from hil.schema import Reader, load_yaml
 
 MANIFEST = "app.yaml"
@@ -29,19 +29,48 @@ class App:
     boards: tuple[str, ...] = ()  # empty: every board
 
 
+def project_apps_dirs() -> list[Path]:
+    """The project's app directories: every directory matching the project's ``apps``
+    globs that holds an ``app.yaml``, in name order."""
+    from hil.settings import current
+
+    settings = current()
+    found: dict[Path, None] = {}
+    for pattern in settings.apps:
+        for match in sorted(glob.glob(str(settings.root / pattern))):
+            path = Path(match)
+            if path.is_dir() and (path / MANIFEST).is_file():
+                found[path.resolve()] = None
+    return sorted(found, key=lambda p: p.name)
+
+
+def example_dirs() -> list[Path]:
+    """The examples shipped with hil (blinky, shell, selftest)."""
+    if not EXAMPLES_DIR.is_dir():
+        return []
+    return [p for p in sorted(EXAMPLES_DIR.iterdir()) if (p / MANIFEST).is_file()]
+
+
 def resolve_app_dir(app: str | Path) -> Path:
-    """An app argument: a directory path, or the name of a directory in firmware_examples/."""
+    """An app argument: a directory path, else the name of one of the project's apps,
+    else the name of an example shipped with hil."""
     path = Path(app)
     if path.is_dir():
         return path.resolve()
-    example = EXAMPLES_DIR / str(app)
-    if example.is_dir() and "/" not in str(app):
-        return example.resolve()
-    known = sorted(p.name for p in EXAMPLES_DIR.iterdir() if (p / MANIFEST).is_file()) \
-        if EXAMPLES_DIR.is_dir() else []
+    name = str(app)
+    if "/" not in name and name not in ("", ".", ".."):
+        for candidate in project_apps_dirs():
+            if candidate.name == name:
+                return candidate
+        example = EXAMPLES_DIR / name
+        if (example / MANIFEST).is_file():
+            return example.resolve()
+    project = [p.name for p in project_apps_dirs()]
+    examples = [p.name for p in example_dirs()]
     raise ConfigError(
-        f"app '{app}' is neither a directory nor an example in firmware_examples/",
-        hint=f"examples: {', '.join(known)}; or pass the path of a directory with C sources",
+        f"app '{app}' is neither a directory, an app of the project, nor an example of hil",
+        hint=f"project apps: {', '.join(project) or 'none'}; examples: "
+        f"{', '.join(examples) or 'none'}; or pass the path of a directory with C sources",
     )
 
 
@@ -88,7 +117,10 @@ def load_app(app: str | Path) -> App:
 
 
 def example_apps() -> list[App]:
-    """Every example under firmware_examples/ that has a manifest."""
-    if not EXAMPLES_DIR.is_dir():
-        return []
-    return [load_app(p) for p in sorted(EXAMPLES_DIR.iterdir()) if (p / MANIFEST).is_file()]
+    """Every example shipped with hil."""
+    return [load_app(p) for p in example_dirs()]
+
+
+def project_apps() -> list[App]:
+    """Every app of the project (``apps`` in the project file; default ``apps/*``)."""
+    return [load_app(p) for p in project_apps_dirs()]

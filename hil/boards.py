@@ -8,9 +8,8 @@ written twice.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -18,8 +17,6 @@ from hil.errors import ConfigError
 from hil.schema import Reader, load_yaml
 
 SCHEMA_VERSION = 1
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-BUILTIN_BOARDS_DIR = PROJECT_ROOT / "boards"
 
 TRIPLES = {
     "thumbv7em-none-eabi": "arm",
@@ -157,6 +154,8 @@ class Board:
     heap_size: int = 0
     path: Path | None = field(default=None, compare=False)
     sha256: str = field(default="", compare=False)
+    origin: str = field(default="", compare=False)  # "built-in", "project", a directory
+    extends: str | None = field(default=None, compare=False)
 
     @property
     def arch(self) -> str:
@@ -195,16 +194,18 @@ class Board:
 
 
 def board_dirs() -> list[Path]:
-    """The directories searched for board files: the project's, then HIL_BOARDS_PATH."""
-    dirs = [BUILTIN_BOARDS_DIR]
-    for entry in os.environ.get("HIL_BOARDS_PATH", "").split(os.pathsep):
-        if entry.strip():
-            dirs.append(Path(entry).expanduser())
-    return dirs
+    """The directories searched for board files, first wins: the project's board
+    directories (and HIL_BOARDS_PATH), then the built-in catalog."""
+    from hil.catalog import BOARDS_DIR
+    from hil.settings import current
+
+    dirs = list(current().board_dirs)
+    builtin = BOARDS_DIR.resolve()
+    return [d for d in dirs if d.resolve() != builtin] + [BOARDS_DIR]
 
 
 def load_board_file(path: Path) -> Board:
-    """Parse and validate one board file; raises ConfigError naming file, key and fix."""
+    """Parse and validate one board file (no ``extends:``); raises ConfigError."""
     data = load_yaml(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return parse_board(data, path, digest)
@@ -428,34 +429,115 @@ def _parse_flash(r: Reader | None, arch: str) -> FlashSpec:
     return spec
 
 
+def _merge(base: object, override: object) -> object:
+    """``override`` over ``base``: mappings merge key by key, anything else is replaced."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            merged[key] = _merge(base.get(key), value) if key in base else value
+        return merged
+    return override
+
+
+NOT_INHERITED = ("name", "aliases", "extends")
+
+
+@dataclass
+class _BoardFile:
+    path: Path
+    data: object
+    origin: str
+    raw: bytes
+
+
 class BoardCatalog:
-    """Every board found in the search path, by name and alias."""
+    """Every board found in the search path, by name and alias.
+
+    The first directory that defines a board name wins, so a project's board replaces a
+    built-in one of the same name. A board file may say ``extends: <board>``: it starts
+    from that board's file (all keys but name, aliases and extends) and overrides keys,
+    mappings merged key by key, lists and scalars replaced whole.
+    """
 
     def __init__(self, dirs: list[Path] | None = None) -> None:
         self.dirs = board_dirs() if dirs is None else dirs
         self._boards: dict[str, Board] | None = None
 
-    def _load(self) -> dict[str, Board]:
-        if self._boards is not None:
-            return self._boards
-        boards: dict[str, Board] = {}
-        names: dict[str, Path] = {}
+    def _origin(self, directory: Path) -> str:
+        from hil.catalog import BOARDS_DIR
+
+        return "built-in" if directory.resolve() == BOARDS_DIR.resolve() else str(directory)
+
+    def _files(self) -> dict[str, _BoardFile]:
+        """Board name -> the file that defines it (first directory wins)."""
+        files: dict[str, _BoardFile] = {}
         for directory in self.dirs:
             if not directory.is_dir():
                 continue
+            in_this_dir: dict[str, Path] = {}
             for path in sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml")):
-                board = load_board_file(path)
-                for key in (board.name, *board.aliases):
-                    if key in names:
-                        raise ConfigError(
-                            f"board name '{key}' is already defined in {names[key]}",
-                            path=path,
-                            key="name" if key == board.name else "aliases",
-                            hint="board names and aliases must be unique across all "
-                            "board directories; rename one",
-                        )
-                    names[key] = path
-                    boards[key] = board
+                raw = path.read_bytes()
+                data = load_yaml(path)
+                name = Reader(data, path).str("name") if isinstance(data, dict) else None
+                if not isinstance(name, str):
+                    Reader(data, path)  # raises: expected a mapping
+                    raise ConfigError("is required", path=path, key="name")
+                if name in in_this_dir:
+                    raise ConfigError(
+                        f"board name '{name}' is already defined in {in_this_dir[name]}",
+                        path=path, key="name",
+                        hint="board names must be unique within a directory; rename one")
+                in_this_dir[name] = path
+                if name not in files:  # an earlier directory's board of that name wins
+                    files[name] = _BoardFile(path, data, self._origin(directory), raw)
+        return files
+
+    def _resolve(self, name: str, files: dict[str, _BoardFile],
+                 chain: tuple[str, ...] = ()) -> tuple[dict, bytes]:
+        """The merged data of board ``name`` (its extends chain applied) and the bytes of
+        every file in the chain."""
+        f = files[name]
+        data = dict(f.data) if isinstance(f.data, dict) else {}
+        parent = data.get("extends")
+        if parent is None:
+            return data, f.raw
+        if not isinstance(parent, str):
+            raise ConfigError("expected the name of a board", path=f.path, key="extends")
+        if parent in chain or parent == name:
+            cycle = " -> ".join((*chain, name, parent))
+            raise ConfigError(f"'extends' makes a cycle: {cycle}", path=f.path, key="extends",
+                              hint="a board may extend another board, never itself")
+        if parent not in files:
+            known = ", ".join(sorted(files))
+            raise ConfigError(f"extends unknown board '{parent}'", path=f.path, key="extends",
+                              hint=f"known boards: {known}")
+        base, base_raw = self._resolve(parent, files, (*chain, name))
+        base = {k: v for k, v in base.items() if k not in NOT_INHERITED}
+        merged = _merge(base, {k: v for k, v in data.items() if k != "extends"})
+        assert isinstance(merged, dict)
+        return merged, base_raw + b"\0" + f.raw
+
+    def _load(self) -> dict[str, Board]:
+        if self._boards is not None:
+            return self._boards
+        files = self._files()
+        boards: dict[str, Board] = {}
+        names: dict[str, Path] = {}
+        for name in sorted(files):
+            f = files[name]
+            data, raw = self._resolve(name, files)
+            board = parse_board(data, f.path, hashlib.sha256(raw).hexdigest())
+            parent = f.data.get("extends") if isinstance(f.data, dict) else None
+            board = replace(board, origin=f.origin, extends=parent)
+            for key in (board.name, *board.aliases):
+                if key in names and boards[key].name != board.name:
+                    raise ConfigError(
+                        f"board alias '{key}' is already used by {names[key]}",
+                        path=f.path, key="aliases",
+                        hint="aliases must be unique across all board directories; "
+                        "rename one")
+                names[key] = f.path
+                boards[key] = board
         self._boards = boards
         return boards
 
@@ -467,8 +549,8 @@ class BoardCatalog:
 
         close = difflib.get_close_matches(name, list(boards), n=1)
         hint = f"did you mean '{close[0]}'?" if close else (
-            f"known boards: {', '.join(self.names())}; add a board file to boards/ or a "
-            "directory in HIL_BOARDS_PATH")
+            f"known boards: {', '.join(self.names())}; add a board file to the project's "
+            "boards/ directory")
         raise ConfigError(f"unknown board '{name}'", hint=hint)
 
     def names(self) -> list[str]:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from hil import __version__
 from hil.app import App
-from hil.boards import PROJECT_ROOT, Board
+from hil.boards import Board
 from hil.errors import BuildError, HilError, UsageError
 from hil.image import (
     RegionUse,
@@ -40,7 +40,7 @@ from hil.image import (
     write_hex,
 )
 from hil.linker import render
-from hil.paths import RUNTIME_DIR, build_root, cache_dir
+from hil.paths import RUNTIME_DIR, build_root, cache_dir, project_root
 from hil.toolchain import Toolchain, file_sha256, for_board
 
 BUILD_SCHEMA = 1
@@ -152,7 +152,7 @@ class _Plan:
     compiled: int = 0
     linked: bool = False
     prefix_maps: list[str] = field(default_factory=list)
-    cwd: Path = PROJECT_ROOT
+    cwd: Path = field(default_factory=project_root)
 
 
 def board_header(board: Board, app: App, toolchain: Toolchain) -> str:
@@ -384,7 +384,7 @@ def _git_state(directory: Path) -> dict[str, object]:
 
 def _relative(path: Path) -> str:
     try:
-        return str(path.resolve().relative_to(PROJECT_ROOT))
+        return str(path.resolve().relative_to(project_root()))
     except ValueError:
         return str(path)
 
@@ -464,7 +464,7 @@ def check_out_dir(out: Path, app: App) -> None:
     """An output directory must be new, empty, or an earlier hil output: hil replaces it
     whole, so it must never be a directory holding anything else."""
     out = out.resolve()
-    for precious in (app.dir, Path.cwd().resolve(), PROJECT_ROOT):
+    for precious in (app.dir, Path.cwd().resolve(), project_root()):
         if out == precious or precious.is_relative_to(out):
             raise UsageError(f"output directory {out} contains {precious}: hil replaces its "
                              "output directory whole", hint="pick a new or empty directory")

@@ -10,10 +10,11 @@ import string
 from pathlib import Path
 
 from hil import __version__
-from hil.boards import PROJECT_ROOT, Board
+from hil.boards import Board
+from hil.catalog import LINKER_DIR
 from hil.errors import ConfigError
 
-TEMPLATE_DIR = PROJECT_ROOT / "linker"
+TEMPLATE_DIR = LINKER_DIR
 TEMPLATES = {"arm": "cortex-m.ld.in", "riscv": "riscv.ld.in"}
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from hil.errors import ExitCode, HilError
+from hil.settings import xdist_worker
 
 _CHOICE = pytest.StashKey[object]()
 _INFRA = pytest.StashKey[list]()
@@ -152,7 +152,7 @@ def _scope(fixture_name: str, config: pytest.Config) -> str:
 
 def _work_dir(request: pytest.FixtureRequest, factory: pytest.TempPathFactory) -> Path:
     base = request.config.getoption("--hil-work-dir")
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    worker = xdist_worker()
     node = request.node.nodeid if request.node is not None else "session"
     label = re.sub(r"[^A-Za-z0-9_.-]+", "_", node.split("::")[-1] or node)[-60:] or "session"
     if base is None:
@@ -246,7 +246,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     path = session.config.getoption("--hil-run-info")
     if path is None or not session.config.getoption("--hil-board"):
         return
-    info: dict[str, object] = {"worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+    info: dict[str, object] = {"worker": xdist_worker(),
                                "infrastructure_errors": session.config.stash[_INFRA],
                                "error_codes": session.config.stash[_CODES]}
     executors = session.config.stash[_EXECUTORS]

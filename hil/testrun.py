@@ -9,7 +9,6 @@ another down; the Unity harness in-process) and returns a ``BoardResult`` with t
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from hil import junit
 from hil.boards import Board
 from hil.errors import ExitCode, HilError
 from hil.executors import Choice, Image, make_executor
+from hil.settings import current
 
 # pytest's own exit codes
 PYTEST_OK, PYTEST_FAILED, PYTEST_INTERRUPTED, PYTEST_INTERNAL, PYTEST_USAGE, PYTEST_NO_TESTS = \
@@ -146,7 +146,7 @@ def _run_pytest(plan: Plan) -> BoardResult:
     for p in (junit_path, info_path):
         p.unlink(missing_ok=True)
     cmd = pytest_command(plan, junit_path, info_path)
-    env = dict(os.environ)
+    env = current().child_env()
     if plan.stream:
         rc = subprocess.call(cmd, env=env)
         log_path = None

@@ -16,6 +16,7 @@ from functools import lru_cache
 
 from hil.boards import Board
 from hil.errors import ToolchainError
+from hil.settings import current
 
 TOOLCHAINS = ("gcc", "clang")
 
@@ -316,10 +317,9 @@ VERSION_FLAGS = {"ser2net": "-v"}
 
 def doctor() -> list[DoctorRow]:
     """Every external tool hil may run: found or missing, version, how to install it."""
-    import sys
 
     # tools installed with hil's Python packages live next to its interpreter (.venv/bin)
-    search = os.pathsep.join([os.environ.get("PATH", ""), os.path.dirname(sys.executable)])
+    search = current().tool_path
     rows = []
     for name, purpose, hint in DOCTOR_TOOLS:
         path = shutil.which(name, path=search)

@@ -25,6 +25,7 @@ from hil.audit import provenance
 from hil.audit.store import Record, now_iso, open_store
 from hil.errors import AuditError
 from hil.paths import state_dir
+from hil.settings import current
 
 KEY_ENV_VAR = "HIL_AUDIT_KEY"
 EXECUTORS = ("qemu", "hardware")
@@ -51,8 +52,8 @@ def signing_key_path() -> Path | None:
     HIL_AUDIT_KEY naming a missing file is an error (a misconfigured signer must not
     silently produce unsigned builds); HIL_AUDIT_KEY="" turns signing off.
     """
-    if KEY_ENV_VAR in os.environ:
-        value = os.environ[KEY_ENV_VAR]
+    value = current().audit_key
+    if value is not None:
         if not value:
             return None
         path = Path(value).expanduser()

@@ -33,6 +33,7 @@ from typing import Any
 
 from hil.errors import AuditError
 from hil.paths import state_dir
+from hil.settings import current
 
 SCHEMA_VERSION = 1
 GENESIS = "0" * 64
@@ -143,7 +144,7 @@ def derive(kind: str, payload: dict[str, Any]) -> Derived:
 
 def default_location() -> str:
     """HIL_AUDIT_DB if set, else ``<state dir>/audit.sqlite``."""
-    return os.environ.get(ENV_VAR) or str(state_dir() / "audit.sqlite")
+    return current().audit_db or str(state_dir() / "audit.sqlite")
 
 
 def open_store(location: str | os.PathLike[str] | None = None) -> Store:

@@ -11,12 +11,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 import traceback
+from pathlib import Path
 from types import ModuleType
 
-from hil.errors import ExitCode, HilError
+from hil.errors import ExitCode, HilError, UsageError
+from hil.settings import PROJECT_FILE, Settings, use
+from hil.settings import load as settings_load
 
 EPILOG = """\
 exit codes:
@@ -29,12 +33,19 @@ exit codes:
    5  build failed / image too big    21  audit verification failed
    6  toolchain missing              130  interrupted (Ctrl-C)
 
-environment:
-  HIL_BOARDS_PATH  extra board directories (':'-separated), searched after boards/
+project:
+  hil looks for hil.toml (or pyproject.toml with [tool.hil]) in the current directory and
+  its parents; that directory is the project root. `hil init` makes one, `hil config` shows
+  the resolved settings and where each came from (default < project file < environment <
+  option).
+
+environment (overrides the project file):
+  HIL_BOARDS_PATH  extra board directories (':'-separated), after the project's boards
   HIL_CACHE_DIR    build cache (default: $XDG_CACHE_HOME/hil or ~/.cache/hil)
   HIL_BUILD_DIR    output root of images (default: build/ in the project)
   HIL_STATE_DIR    state: audit store, leases, simulated flash, logs (default: .hil/)
   HIL_RACK         rack file (default: rack.yaml in the project)
+  HIL_AUDIT_DB, HIL_AUDIT_KEY, HIL_LEASE_DB, HIL_LEASE_WAIT, HIL_LEASE: see README
 """
 
 
@@ -86,6 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     from hil import __version__
 
     parser.add_argument("--version", action="version", version=f"hil {__version__}")
+    parser.add_argument("-C", dest="global_chdir", metavar="DIR", type=Path, default=None,
+                        help="run as if hil was started in DIR (finds DIR's project)")
+    parser.add_argument("--state-dir", dest="global_state_dir", metavar="DIR", type=Path,
+                        default=None, help="state directory (overrides HIL_STATE_DIR and "
+                        "the project file)")
+    parser.add_argument("--build-dir", dest="global_build_dir", metavar="DIR", type=Path,
+                        default=None, help="output root of images (overrides HIL_BUILD_DIR "
+                        "and the project file)")
+    parser.add_argument("--cache-dir", dest="global_cache_dir", metavar="DIR", type=Path,
+                        default=None, help="build cache (overrides HIL_CACHE_DIR)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in _subcommand_modules():
         p = sub.add_parser(
@@ -113,7 +134,17 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        return int(args._run(args))
+        if args.global_chdir is not None:
+            try:
+                os.chdir(args.global_chdir)
+            except OSError as exc:
+                raise UsageError(f"-C {args.global_chdir}: {exc.strerror}") from exc
+        settings = load_settings(args)
+        if settings.project_file is None and args.command not in QUIET_WITHOUT_PROJECT:
+            print(f"hil: no {PROJECT_FILE} in {settings.root} or above: using it as the "
+                  "project root ('hil init' makes a project file)", file=sys.stderr)
+        with use(settings):
+            return int(args._run(args))
     except HilError as exc:
         if args.verbose:
             traceback.print_exc()
@@ -124,8 +155,6 @@ def main(argv: list[str] | None = None) -> int:
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         # the reader went away (hil ... | head): stop quietly, as other tools do
-        import os
-
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return int(ExitCode.OK)
@@ -135,6 +164,17 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"hil: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return int(ExitCode.USAGE)
+
+
+QUIET_WITHOUT_PROJECT = ("init", "config", "doctor")
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    """The settings of this run: defaults < project file < environment < global options."""
+    settings = settings_load()
+    settings = settings.override("option --state-dir", state_dir=args.global_state_dir)
+    settings = settings.override("option --build-dir", build_dir=args.global_build_dir)
+    return settings.override("option --cache-dir", cache_dir=args.global_cache_dir)
 
 
 def console_main() -> None:  # pragma: no cover - thin wrapper for the console script

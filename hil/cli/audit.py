@@ -53,8 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common(p)
     p = sub.add_parser("verify", help="check the hash chain and signatures")
     p.add_argument("--key", action="append", type=Path, default=[], metavar="PUB",
-                   help="trusted Ed25519 public key (repeatable; default: keys in "
-                        f"{default_key_path().parent})")
+                   help="trusted Ed25519 public key (repeatable; default: the *.pub keys in "
+                        "<state dir>/keys/)")
     p.add_argument("--head", metavar="HASH",
                    help="head hash kept from an earlier verify: fail if the store was "
                         "rewritten or rolled back since")
@@ -68,8 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common(p, json_flag=False)
     p = sub.add_parser("keygen", help="make an Ed25519 signing key for build provenance")
     p.add_argument("--out", type=Path, default=None, metavar="PATH",
-                   help=f"private key file (default {default_key_path()}); public key is "
-                        "PATH.pub")
+                   help="private key file (default <state dir>/keys/audit-ed25519.pem); "
+                        "public key is PATH.pub")
     p.add_argument("--force", action="store_true", help="replace an existing key")
 
 

@@ -7,10 +7,11 @@ import json
 import sys
 from pathlib import Path
 
-from hil.app import App, example_apps, load_app
+from hil.app import App, load_app, project_apps
 from hil.boards import BoardCatalog
 from hil.build import BuildRequest, BuildResult, build_many
 from hil.errors import UsageError
+from hil.settings import current
 from hil.toolchain import TOOLCHAINS
 from hil.ui import bar, human_size, table
 
@@ -18,30 +19,36 @@ NAME = "build"
 HELP = "cross-compile firmware for a board (ELF, HEX, BIN, size report)"
 DESCRIPTION = """\
 Cross-compile firmware apps for boards. An APP is a directory of C sources (with an
-optional app.yaml) or the name of an example in firmware_examples/. The linker script is
-rendered from the board file; outputs go to build/<board>/<app>/ (GCC) or
-build/<board>/<app>+clang/ (Clang): firmware.elf/.hex/.bin/.map, firmware.ld and
-build.json with the hashes, flags, sources and toolchain fingerprint.
+optional app.yaml), the name of one of the project's apps (`apps` in hil.toml, default
+apps/*), or the name of an example shipped with hil (blinky, shell, selftest). Without APP,
+every app of the project is built. The linker script is rendered from the board file;
+outputs go to <build_dir>/<board>/<app>/ (GCC) or <build_dir>/<board>/<app>+clang/ (Clang):
+firmware.elf/.hex/.bin/.map, firmware.ld and build.json with the hashes, flags, sources
+and toolchain fingerprint.
 
 Builds are cached by content in HIL_CACHE_DIR: deleting build/ and building again copies
 the images from the cache without compiling.
 
 examples:
   hil build --board nucleo-f4 shell
-  hil build --board hifive1-revb --toolchain clang firmware_examples/blinky
+  hil build --board hifive1-revb --toolchain clang apps/hello
+  hil build --board nucleo-f4 --all
   hil build --all --toolchain gcc --toolchain clang -j 4
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("apps", nargs="*", metavar="APP",
-                   help="app directories or example names (default: every example)")
+                   help="app directories, project app names or example names (default: "
+                   "every app of the project)")
     p.add_argument("--board", "-b", action="append", default=[],
                    help="board name or alias (repeatable)")
     p.add_argument("--all", action="store_true",
-                   help="every example for every board it supports")
+                   help="every app of the project (for every board it supports, unless "
+                   "--board is given)")
     p.add_argument("--toolchain", "-t", action="append", choices=TOOLCHAINS, default=[],
-                   help="gcc (default) or clang; repeat to build with both")
+                   help="gcc or clang (default: the project's toolchains); repeat to build "
+                   "with both")
     p.add_argument("-j", "--jobs", type=_positive, default=None,
                    help="parallel compile jobs (default: number of CPUs)")
     p.add_argument("--out", type=Path, default=None,
@@ -64,16 +71,12 @@ def _positive(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     catalog = BoardCatalog()
-    if args.all:
-        boards = [catalog.get(b) for b in args.board] if args.board else catalog.all()
-        apps = [load_app(a) for a in args.apps] if args.apps else example_apps()
-    else:
-        if not args.board:
-            raise UsageError("no board given", hint="pass --board NAME (see 'hil boards'), "
-                             "or --all for every board")
-        boards = [catalog.get(b) for b in args.board]
-        apps = [load_app(a) for a in args.apps] if args.apps else [load_app("blinky")]
-    toolchains = args.toolchain or ["gcc"]
+    if not args.all and not args.board:
+        raise UsageError("no board given", hint="pass --board NAME (see 'hil boards'), "
+                         "or --all for every board")
+    boards = [catalog.get(b) for b in args.board] if args.board else catalog.all()
+    apps = [load_app(a) for a in args.apps] if args.apps else _project_apps()
+    toolchains = args.toolchain or list(current().toolchains)
     requests = [BuildRequest(b, a, tc) for b in boards for a in apps for tc in toolchains
                 if _supports(a, b.name)]
     if args.out:
@@ -94,6 +97,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_size_table(results)
     return 0
+
+
+def _project_apps() -> list[App]:
+    apps = project_apps()
+    if not apps:
+        settings = current()
+        where = settings.project_file or f"{settings.root} (no project file)"
+        raise UsageError(f"the project has no apps: nothing matches apps = "
+                         f"{list(settings.apps)} in {where}",
+                         hint="name an APP (a directory, or an example such as 'blinky'), or "
+                         "add an app directory with an app.yaml ('hil init' makes apps/hello)")
+    return apps
 
 
 def _supports(app: App, board: str) -> bool:

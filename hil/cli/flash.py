@@ -49,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "remote:HOST:PORT); see hil probes")
     p.add_argument("--rack", type=Path, default=None, help="rack file (default: HIL_RACK or "
                    "rack.yaml)")
-    p.add_argument("--wait", type=float, default=_default_wait(), metavar="S",
+    p.add_argument("--wait", type=float, default=None, metavar="S",
                    help="seconds to wait for the board's lease when another job holds it "
                    "(default: HIL_LEASE_WAIT or 1800)")
     p.add_argument("--frequency", type=int, default=None, metavar="HZ",
@@ -151,9 +151,9 @@ def _lease_candidates(board, probe: str | None, rack) -> list:
 
 def _check_env_faults() -> None:
     """A malformed HIL_SIM_FAULTS is a usage error, not a probe that cannot be found."""
-    import os
+    from hil.settings import current
 
-    spec = os.environ.get("HIL_SIM_FAULTS")
+    spec = current().sim_faults
     if spec:
         from hil.flash.sim.faults import parse_faults
 
@@ -178,7 +178,8 @@ def run(args: argparse.Namespace) -> int:
               f"{total} in the queue", file=sys.stderr, flush=True)
 
     with lease_store(rack) as store:
-        with hold(store, [e.id for e in candidates], ttl=60.0, wait=args.wait,
+        wait = args.wait if args.wait is not None else _default_wait()
+        with hold(store, [e.id for e in candidates], ttl=60.0, wait=wait,
                   purpose=f"hil flash {board.name}", on_wait=waiting) as lease:
             entry = rack.entry(lease.rack_id)
             probe = args.probe or entry.probe

@@ -9,18 +9,20 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from hil.app import load_app
+from hil.app import App, load_app, project_apps
 from hil.boards import BoardCatalog
 from hil.errors import ExitCode, UsageError
 from hil.executors import ON_CHOICES, Image, choose_executor
 from hil.paths import state_dir
+from hil.settings import current
 from hil.testrun import BoardResult, Plan, exit_code, run_board
 from hil.ui import table
 
 NAME = "test"
 HELP = "run an app's test suite on a board (hardware if present, else QEMU)"
 DESCRIPTION = """\
-Build APP (default: shell) for each --board, or take --image, run it on the board (hardware
+Build APP for each --board (without APP: every app of the project that has a test suite,
+<app>/tests/), or take --image, run it on the board (hardware
 when a matching board is on the rack, otherwise the board's QEMU machine: the terminal and
 the verdict say which), and drive its serial console through a test suite:
 
@@ -59,30 +61,40 @@ def _positive_seconds(text: str) -> float:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("app", nargs="?", default=None, metavar="APP",
-                   help="app directory or example name (default: shell)")
+                   help="app directory, project app or example name (default: every app of "
+                   "the project with a test suite)")
     p.add_argument("--board", "-b", action="append", default=[], required=True,
                    help="board name or alias (repeatable: boards run in parallel)")
     p.add_argument("--image", type=Path, default=None,
                    help="run this .hex or .elf instead of building APP")
-    p.add_argument("--harness", choices=("pytest", "unity"), default="pytest",
-                   help="pytest suite (default) or the image's Unity output")
+    p.add_argument("--harness", choices=("pytest", "unity"), default=None,
+                   help="pytest suite or the image's Unity output (default: the project's "
+                   "test.harness, else pytest)")
     p.add_argument("--suite", type=Path, default=None,
                    help="pytest suite directory (default: <app>/tests/)")
-    p.add_argument("--on", choices=ON_CHOICES, default="auto",
-                   help="hardware, qemu, or auto: hardware if present, else QEMU (default)")
+    p.add_argument("--on", choices=ON_CHOICES, default=None,
+                   help="hardware, qemu, or auto: hardware if present, else QEMU (default: "
+                   "the project's test.on, else auto)")
     p.add_argument("--require-hardware", action="store_true",
                    help="never fall back to QEMU (exit 4 when the board is not present)")
-    p.add_argument("--toolchain", "-t", default="gcc", help="toolchain for building APP")
+    p.add_argument("--toolchain", "-t", default=None,
+                   help="toolchain for building APP (default: the project's first)")
     p.add_argument("--junit", type=Path, default=None, help="write a JUnit XML verdict here")
     p.add_argument("-n", "--workers", type=int, default=None,
                    help="pytest-xdist workers per board (each gets its own board instance)")
-    p.add_argument("--timeout", type=_positive_seconds, default=10.0,
-                   help="seconds to wait for each expected console output (default 10)")
+    p.add_argument("--timeout", type=_positive_seconds, default=None,
+                   help="seconds to wait for each expected console output (default: the "
+                   "project's test.timeout, else 10)")
 
 
 def run(args: argparse.Namespace) -> int:
     from hil import junit
 
+    settings = current()
+    harness = args.harness or settings.test_harness
+    on = args.on or settings.test_on
+    timeout = args.timeout if args.timeout is not None else settings.test_timeout
+    toolchain = args.toolchain or settings.toolchains[0]
     if args.image is not None and len(args.board) > 1:
         raise UsageError("--image runs one image: give one --board with it")
     if args.image is not None and args.app is not None:
@@ -91,57 +103,54 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("-n must be at least 1")
     catalog = BoardCatalog()
     boards = [catalog.get(name) for name in dict.fromkeys(args.board)]
-    app_name = args.app or "shell"
     run_root = state_dir() / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
 
     # Decide and say where each board runs before building anything.
     choices = {}
     for board in boards:
-        choice = choose_executor(board, args.on, args.require_hardware)
+        choice = choose_executor(board, on, args.require_hardware)
         print(f"hil: {choice.describe(board)}", file=sys.stderr, flush=True)
         choices[board.name] = choice
 
-    app = None
+    apps: list[App | None] = [None]
     if args.image is None:
-        app = load_app(app_name)
-        app_name = app.name
-    suite = None
-    if args.harness == "pytest":
-        suite = (args.suite or (app.dir / "tests" if app else None))
-        if suite is None:
-            raise UsageError("--image with the pytest harness needs --suite DIR",
-                             hint="or use --harness unity for an image that prints Unity output")
-        suite = suite.resolve()
-        if not suite.is_dir():
-            raise UsageError(f"no test suite: {suite} is not a directory",
-                             hint="pass --suite DIR, or --harness unity for Unity output")
+        apps = list(_apps_to_test(args.app, harness, args.suite))
 
     plans = []
-    for board in boards:
-        work_dir = run_root / board.name
-        if args.image is not None:
-            image = Image.from_path(args.image, work_dir=work_dir / "image")
-            from hil.flash import load_image
+    for app in apps:
+        suite = _suite(app, harness, args.suite)
+        for board in boards:
+            work_dir = run_root / board.name if len(apps) == 1 else \
+                run_root / board.name / (app.name if app else "image")
+            if app is None:
+                image = Image.from_path(args.image, work_dir=work_dir / "image")
+                from hil.flash import load_image
 
-            load_image(board, image.hex)  # built for this board? (ImageError, exit 5)
-            app_name = image.app or args.image.stem
-        else:
-            from hil.build import build
+                load_image(board, image.hex)  # built for this board? (ImageError, exit 5)
+                app_name = image.app or args.image.stem
+            else:
+                from hil.build import build
 
-            print(f"hil: building {app_name} for {board.name} ({args.toolchain})",
-                  file=sys.stderr, flush=True)
-            image = Image.from_build(build(board, app, toolchain=args.toolchain))
-        image = image.copy_to(work_dir / "image")
-        plans.append(Plan(board=board, image=image, choice=choices[board.name],
-                          harness=args.harness, app=app_name, suite=suite, work_dir=work_dir,
-                          on=args.on, require_hardware=args.require_hardware,
-                          timeout=args.timeout, workers=args.workers,
-                          stream=len(boards) == 1))
+                if app.boards and board.name not in app.boards:
+                    continue
+                app_name = app.name
+                print(f"hil: building {app_name} for {board.name} ({toolchain})",
+                      file=sys.stderr, flush=True)
+                image = Image.from_build(build(board, app, toolchain=toolchain))
+            image = image.copy_to(work_dir / "image")
+            plans.append(Plan(board=board, image=image, choice=choices[board.name],
+                              harness=harness, app=app_name, suite=suite, work_dir=work_dir,
+                              on=on, require_hardware=args.require_hardware,
+                              timeout=timeout, workers=args.workers,
+                              stream=len(boards) * len(apps) == 1))
+    if not plans:
+        raise UsageError("nothing to test: no app supports the given boards",
+                         hint="check 'boards:' in the apps' app.yaml")
 
     if len(plans) == 1:
         results = [run_board(plans[0])]
     else:
-        with ThreadPoolExecutor(max_workers=len(plans)) as pool:
+        with ThreadPoolExecutor(max_workers=len(boards)) as pool:
             results = list(pool.map(run_board, plans))
 
     print_summary(results)
@@ -150,6 +159,39 @@ def run(args: argparse.Namespace) -> int:
         print(f"hil: JUnit verdict written to {args.junit}", file=sys.stderr)
     print(f"hil: transcripts and logs in {run_root}", file=sys.stderr)
     return exit_code(results)
+
+
+def _apps_to_test(name: str | None, harness: str, suite: Path | None) -> list[App]:
+    """The named app, else every app of the project that has a test suite."""
+    if name is not None:
+        return [load_app(name)]
+    if suite is not None:
+        raise UsageError("--suite goes with one APP (or --image)",
+                         hint="name the app whose suite it is")
+    apps = [a for a in project_apps() if harness != "pytest" or (a.dir / "tests").is_dir()]
+    if not apps:
+        settings = current()
+        where = settings.project_file or f"{settings.root} (no project file)"
+        what = "with a test suite (<app>/tests/)" if harness == "pytest" else ""
+        raise UsageError(f"the project has no apps {what} (apps = {list(settings.apps)} in "
+                         f"{where})".replace("  ", " "),
+                         hint="name an APP (a directory, or an example such as 'shell'), or "
+                         "add tests/ to an app ('hil init' makes apps/hello with a suite)")
+    return apps
+
+
+def _suite(app: App | None, harness: str, suite: Path | None) -> Path | None:
+    if harness != "pytest":
+        return None
+    suite = suite or (app.dir / "tests" if app else None)
+    if suite is None:
+        raise UsageError("--image with the pytest harness needs --suite DIR",
+                         hint="or use --harness unity for an image that prints Unity output")
+    suite = suite.resolve()
+    if not suite.is_dir():
+        raise UsageError(f"no test suite: {suite} is not a directory",
+                         hint="pass --suite DIR, or --harness unity for Unity output")
+    return suite
 
 
 _MARK = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "IGNORE"}

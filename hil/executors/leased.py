@@ -9,7 +9,6 @@ the count.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from hil.boards import Board
 from hil.console import Console, ConsoleLost
 from hil.errors import EmulatorError, FlashError, HilError
 from hil.executors import Choice, Executor, Image, Outcome
+from hil.settings import current
 
 # Errors that say the board's infrastructure (probe, console, emulator) is broken.
 _INFRA = (FlashError, ConsoleLost, EmulatorError)
@@ -24,8 +24,7 @@ _INFRA = (FlashError, ConsoleLost, EmulatorError)
 
 def lease_wait() -> float | None:
     """Seconds to wait for a free board: HIL_LEASE_WAIT (default 1800; 'inf' forever)."""
-    text = os.environ.get("HIL_LEASE_WAIT", "1800")
-    return None if text in ("inf", "forever", "") else float(text)
+    return current().lease_wait
 
 
 class LeasedExecutor(Executor):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 
 from hil.errors import ConfigError
 from hil.paths import state_dir
 from hil.rack.inventory import Rack, RackEntry, load_rack
 from hil.rack.leases import Lease, LeaseStore, hold, open_store
+from hil.settings import current
 
 __all__ = ["Rack", "RackEntry", "lease_board", "lease_store", "load_rack", "matching_entries"]
 
@@ -16,7 +16,7 @@ __all__ = ["Rack", "RackEntry", "lease_board", "lease_store", "load_rack", "matc
 def lease_store(rack: Rack) -> LeaseStore:
     """The rack's lease database: HIL_LEASE_DB, else the rack file's ``leases.database``,
     else SQLite in the state directory."""
-    url = os.environ.get("HIL_LEASE_DB") or rack.leases_url
+    url = current().lease_db or rack.leases_url
     return open_store(url or state_dir() / "leases.sqlite")
 
 

@@ -18,13 +18,12 @@ name the file and key.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from hil.errors import ConfigError
-from hil.paths import PROJECT_ROOT
 from hil.schema import Reader, load_yaml
+from hil.settings import current
 
 SCHEMA_VERSION = 1
 EMULATORS = ("qemu",)
@@ -66,21 +65,20 @@ class Rack:
 
 
 def default_rack_path() -> Path:
-    """HIL_RACK, else rack.yaml in the project."""
-    env = os.environ.get("HIL_RACK")
-    if env:
-        return Path(env).expanduser()
-    return PROJECT_ROOT / "rack.yaml"
+    """The project's rack file (HIL_RACK, else ``rack`` in the project file, else rack.yaml
+    in the project root)."""
+    return current().rack
 
 
 def load_rack(path: Path | None = None, *, required: bool = False) -> Rack:
     """Load and validate the rack file; an absent default file is an empty rack."""
-    explicit = path is not None or bool(os.environ.get("HIL_RACK"))
+    explicit = path is not None or current().explicit("rack")
     path = path or default_rack_path()
     if not path.exists():
         if required or explicit:
             raise ConfigError("rack file does not exist", path=path,
-                              hint="create it (see rack.yaml in the project) or unset HIL_RACK")
+                              hint="create it ('hil init' writes one), or fix the path "
+                              f"(set by {current().source('rack')})")
         return Rack(None, ())
     return parse_rack(load_yaml(path), path)
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from hil.errors import ConfigError, LeaseError, LeaseTimeout
+from hil.settings import current
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +77,7 @@ class Holder:
 
     @classmethod
     def current(cls, purpose: str | None = None) -> Holder:
-        ci_job = None
-        for var in ("HIL_CI_JOB", "CI_JOB_ID", "GITHUB_RUN_ID", "BUILD_TAG", "BUILD_ID"):
-            if os.environ.get(var):
-                ci_job = os.environ[var]
-                break
+        ci_job = current().ci_job
         try:
             user = getpass.getuser()
         except (KeyError, OSError):
@@ -528,7 +525,7 @@ def hold(store: LeaseStore, candidates: Sequence[str], *, ttl: float = 60.0,
     When ``HIL_LEASE`` names a lease the calling job already holds (a token from
     ``hil rack lease``) on one of ``candidates``, that lease is used instead: nothing is
     acquired, and releasing it is left to its owner."""
-    token = os.environ.get("HIL_LEASE")
+    token = current().lease_token
     if token:
         held = next((i for i in store.leases().values() if i.token == token), None)
         if held is None:

@@ -10,10 +10,11 @@ import pytest
 import yaml
 
 from hil.boards import BoardCatalog, load_board, load_board_file
+from hil.catalog import BOARDS_DIR
 from hil.cli import main
 from hil.errors import ConfigError
 
-BASE = yaml.safe_load((Path(__file__).parents[2] / "boards" / "nucleo-f4.yaml").read_text())
+BASE = yaml.safe_load((BOARDS_DIR / "nucleo-f4.yaml").read_text())
 
 
 def write_board(directory: Path, data: dict, name: str = "board.yaml") -> Path:
@@ -95,8 +96,17 @@ def test_yaml_syntax_error_names_line(tmp_path):
         load_board_file(path)
 
 
-def test_duplicate_board_names_across_directories(tmp_path, monkeypatch):
-    write_board(tmp_path, mutate(lambda d: d.update(aliases=[])), "copy.yaml")
+def test_a_project_board_replaces_the_built_in_one_of_that_name(tmp_path, monkeypatch):
+    write_board(tmp_path, mutate(lambda d: d.update(description="our F411")), "copy.yaml")
+    monkeypatch.setenv("HIL_BOARDS_PATH", str(tmp_path))
+    board = BoardCatalog().get("nucleo-f4")
+    assert board.description == "our F411" and board.path == tmp_path / "copy.yaml"
+    assert BoardCatalog().get("nucleo-f411re").path == tmp_path / "copy.yaml"  # its alias
+
+
+def test_duplicate_board_names_in_one_directory(tmp_path, monkeypatch):
+    write_board(tmp_path, mutate(lambda d: d.update(aliases=[])), "a.yaml")
+    write_board(tmp_path, mutate(lambda d: d.update(aliases=[])), "b.yaml")
     monkeypatch.setenv("HIL_BOARDS_PATH", str(tmp_path))
     with pytest.raises(ConfigError, match="board name 'nucleo-f4' is already defined in"):
         BoardCatalog().get("nucleo-f4")

@@ -95,7 +95,7 @@ def shell(tmp_path_factory: pytest.TempPathFactory) -> ShellImages:
     import os
 
     from hil.errors import HilError
-    from hil.paths import EXAMPLES_DIR
+    from hil.catalog import EXAMPLES_DIR
 
     if not (EXAMPLES_DIR / "shell" / "main.c").exists():
         pytest.skip("firmware_examples/shell is not there yet")

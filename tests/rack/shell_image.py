@@ -14,7 +14,7 @@ def shell_hex(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from hil.boards import load_board
     from hil.build import build
     from hil.errors import HilError
-    from hil.paths import EXAMPLES_DIR
+    from hil.catalog import EXAMPLES_DIR
 
     saved = {k: os.environ.get(k) for k in ("HIL_STATE_DIR", "HIL_CACHE_DIR")}
     os.environ["HIL_STATE_DIR"] = str(tmp_path_factory.mktemp("buildstate"))

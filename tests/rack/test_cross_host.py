@@ -283,7 +283,7 @@ def test_hil_test_runs_the_shell_suite_on_the_remote_board(rack_host, runner_rac
     """End to end as users call it: ``hil test`` in a subprocess leases the remote virtual
     board, flashes through ``remote:`` and runs the shell suite over ``rfc2217://``, and
     says the pass came from QEMU; ``--require-hardware`` refuses it (exit 4)."""
-    from hil.paths import EXAMPLES_DIR
+    from hil.catalog import EXAMPLES_DIR
 
     junit = tmp_path / "verdict.xml"
     proc = subprocess.run(

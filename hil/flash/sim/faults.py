@@ -14,10 +14,10 @@ simulated probe only::
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 
 from hil.errors import ConfigError
+from hil.settings import current
 
 ENV = "HIL_SIM_FAULTS"
 DEFAULT_SLOW = 0.05
@@ -111,4 +111,4 @@ def parse_faults(spec: str | None, sim_name: str, origin: str = ENV) -> Faults:
 def faults_for(sim_name: str, rack_spec: str | None = None) -> Faults:
     """The faults for one simulated probe: its rack entry's, then HIL_SIM_FAULTS on top."""
     faults = parse_faults(rack_spec, sim_name, "rack: sim_faults")
-    return faults.merged(parse_faults(os.environ.get(ENV), sim_name, ENV))
+    return faults.merged(parse_faults(current().sim_faults, sim_name, ENV))

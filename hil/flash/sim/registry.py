@@ -13,12 +13,12 @@ works in another process). Its board is, in order:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from hil.boards import Board, load_board
 from hil.flash.sim.faults import Faults, faults_for
 from hil.flash.sim.store import SimFlashStore, check_sim_name, sim_dir
+from hil.settings import current
 
 PREFIX = "hilsim"
 ENV_BOARDS = "HIL_SIM_BOARDS"
@@ -45,7 +45,7 @@ def clear_hints() -> None:
 
 def _env_hints() -> dict[str, str]:
     out = {}
-    for item in os.environ.get(ENV_BOARDS, "").split(","):
+    for item in (current().sim_boards or "").split(","):
         if "=" in item:
             key, value = item.split("=", 1)
             out[key.strip()] = value.strip()

@@ -1,0 +1,238 @@
+"""The project file, the settings object, the board catalog's origins and `extends:`, and
+`hil init`: hil serves any repository, not only its own checkout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hil.boards import BoardCatalog
+from hil.catalog import BOARDS_DIR
+from hil.cli import main
+from hil.errors import ConfigError
+from hil.settings import load
+
+F4 = yaml.safe_load((BOARDS_DIR / "nucleo-f4.yaml").read_text())
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty directory as the current directory, with no HIL_* settings."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    monkeypatch.chdir(root)
+    for var in ("HIL_STATE_DIR", "HIL_CACHE_DIR", "HIL_BUILD_DIR", "HIL_RACK",
+                "HIL_BOARDS_PATH", "HIL_PROJECT_ROOT"):
+        monkeypatch.delenv(var, raising=False)
+    return root
+
+
+def config(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, dict[str, str]]:
+    assert main([*argv, "config", "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+# ------------------------------------------------------------------ finding the project
+
+
+def test_without_a_project_file_the_current_directory_is_the_root(project, capsys):
+    cfg = config(capsys)
+    assert cfg["root"]["value"] == str(project)
+    assert cfg["project_file"]["value"] == "-"
+    assert cfg["state_dir"] == {"value": str(project / ".hil"), "source": "default"}
+    assert main(["boards"]) == 0
+    assert "no hil.toml in" in capsys.readouterr().err  # said once, on stderr
+
+
+def test_the_project_is_found_from_a_subdirectory(project, capsys, monkeypatch):
+    (project / "hil.toml").write_text('build_dir = "out"\n')
+    (project / "src" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(project / "src" / "deep")
+    cfg = config(capsys)
+    assert cfg["root"]["value"] == str(project)
+    assert cfg["build_dir"] == {"value": str(project / "out"), "source": "hil.toml"}
+
+
+def test_pyproject_with_a_tool_hil_table_is_a_project_file(project, capsys):
+    (project / "pyproject.toml").write_text('[project]\nname = "fw"\n\n[tool.hil]\n'
+                                            'state_dir = "var/hil"\n')
+    cfg = config(capsys)
+    assert cfg["project_file"]["value"] == str(project / "pyproject.toml")
+    assert cfg["state_dir"] == {"value": str(project / "var" / "hil"),
+                                "source": "pyproject.toml"}
+
+
+def test_a_pyproject_without_tool_hil_is_passed_over(project, capsys):
+    (project / "pyproject.toml").write_text('[project]\nname = "fw"\n')
+    assert config(capsys)["project_file"]["value"] == "-"
+
+
+def test_override_order_default_project_environment_option(project, capsys, monkeypatch):
+    (project / "hil.toml").write_text('state_dir = "from-file"\nbuild_dir = "from-file"\n'
+                                      'rack = "racks/lab.yaml"\n[test]\ntimeout = 30\n')
+    monkeypatch.setenv("HIL_STATE_DIR", str(project / "from-env"))
+    monkeypatch.setenv("HIL_BUILD_DIR", str(project / "from-env"))
+    cfg = config(capsys, "--build-dir", "from-option")
+    assert cfg["cache_dir"]["source"] == "default"
+    assert cfg["rack"] == {"value": str(project / "racks" / "lab.yaml"), "source": "hil.toml"}
+    assert cfg["test_timeout"] == {"value": "30", "source": "hil.toml"}
+    assert cfg["state_dir"] == {"value": str(project / "from-env"),
+                                "source": "env HIL_STATE_DIR"}
+    assert cfg["build_dir"] == {"value": str(project / "from-option"),
+                                "source": "option --build-dir"}
+
+
+def test_hil_config_prints_a_table_with_sources(project, capsys):
+    (project / "hil.toml").write_text('toolchains = ["clang", "gcc"]\n')
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("toolchains"))
+    assert "clang, gcc" in row and row.rstrip().endswith("hil.toml")
+
+
+# ------------------------------------------------------------------ project file errors
+
+
+@pytest.mark.parametrize(("text", "key", "words"), [
+    pytest.param('bulid_dir = "out"\n', "bulid_dir", "did you mean 'build_dir'",
+                 id="unknown-key-suggests"),
+    pytest.param('[test]\ntimout = 3\n', "test.timout", "did you mean 'timeout'",
+                 id="unknown-key-in-test-table"),
+    pytest.param('build_dir = 3\n', "build_dir", "expected a path", id="wrong-type-path"),
+    pytest.param('apps = "apps/*"\nboards = [1]\n', "boards", "expected a list of strings",
+                 id="wrong-type-list"),
+    pytest.param('boards = ["hw/boards"]\n', "boards[0]", "does not exist",
+                 id="missing-board-directory"),
+    pytest.param('toolchains = ["icc"]\n', "toolchains[0]", "unknown toolchain",
+                 id="unknown-toolchain"),
+    pytest.param('[test]\ntimeout = -1\n', "test.timeout", "number of seconds",
+                 id="negative-timeout"),
+    pytest.param('[test]\non = "fpga"\n', "test.on", "not one of", id="bad-choice"),
+])
+def test_project_file_errors_name_the_file_and_key(project, capsys, text, key, words):
+    (project / "hil.toml").write_text(text)
+    assert main(["boards"]) == 2
+    err = capsys.readouterr().err
+    assert f"{project / 'hil.toml'}: {key}" in err and words in err
+    assert "Traceback" not in err
+
+
+def test_project_file_with_broken_toml_is_a_config_error(project, capsys):
+    (project / "hil.toml").write_text("apps = [\n")
+    assert main(["config"]) == 2
+    err = capsys.readouterr().err
+    assert "hil.toml: not valid TOML" in err and "Traceback" not in err
+
+
+def test_tool_hil_errors_name_the_table(project):
+    (project / "pyproject.toml").write_text('[tool.hil]\nstate = ".hil"\n')
+    with pytest.raises(ConfigError, match=r"pyproject.toml: tool.hil.state: unknown key"):
+        load(project, env={})
+
+
+# ------------------------------------------------------------------ boards of the project
+
+
+def write_board(directory: Path, data: dict, name: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def test_a_project_board_replaces_a_built_in_one_and_hil_boards_says_so(project, capsys):
+    write_board(project / "boards", {**F4, "description": "our bench F411"}, "nucleo-f4")
+    catalog = BoardCatalog()
+    assert catalog.get("nucleo-f4").description == "our bench F411"
+    assert catalog.get("nucleo-f4").origin == str(project / "boards")
+    assert catalog.get("lm3s6965evb").origin == "built-in"
+    assert main(["boards", "--json"]) == 0
+    origins = {b["name"]: b["origin"] for b in json.loads(capsys.readouterr().out)}
+    assert origins["nucleo-f4"] == str(project / "boards")
+    assert origins["hifive1-revb"] == "built-in"
+
+
+def test_extends_overrides_keys_and_merges_mappings(project):
+    write_board(project / "boards", {"schema": 1, "name": "f4-usart-fast",
+                                     "extends": "nucleo-f4",
+                                     "console": {"baud": 921600}}, "f4-usart-fast")
+    board = BoardCatalog().get("f4-usart-fast")
+    f4 = BoardCatalog().get("nucleo-f4")
+    assert board.console.baud == 921600
+    assert board.console.base == f4.console.base  # the rest of the mapping is inherited
+    assert board.regions == f4.regions and board.aliases == ()  # aliases are not inherited
+    assert board.extends == "nucleo-f4" and board.sha256 != f4.sha256
+
+
+def test_the_shipped_f446re_extends_the_f4(project):
+    f446 = BoardCatalog().get("nucleo-f446re")
+    assert f446.extends == "nucleo-f4"
+    assert f446.flash.chip_id.value == 0x421
+    assert f446.regions == BoardCatalog().get("nucleo-f4").regions
+
+
+def test_extends_cycle_is_an_error_naming_the_chain(project):
+    write_board(project / "boards", {"schema": 1, "name": "a", "extends": "b"}, "a")
+    write_board(project / "boards", {"schema": 1, "name": "b", "extends": "a"}, "b")
+    with pytest.raises(ConfigError, match=r"boards/[ab].yaml: extends: 'extends' makes a "
+                                          r"cycle: (a -> b -> a|b -> a -> b)"):
+        BoardCatalog().get("a")
+
+
+def test_extends_a_missing_board_is_an_error(project):
+    write_board(project / "boards", {"schema": 1, "name": "a", "extends": "nucleo-f9"}, "a")
+    with pytest.raises(ConfigError, match=r"a.yaml: extends: extends unknown board "
+                                          r"'nucleo-f9'") as err:
+        BoardCatalog().get("a")
+    assert "nucleo-f4" in str(err.value)  # the hint lists the boards that exist
+
+
+# ------------------------------------------------------------------ hil init
+
+
+def test_init_makes_a_project_that_hil_finds(project, capsys):
+    assert main(["init"]) == 0
+    capsys.readouterr()
+    for path in ("hil.toml", "rack.yaml", "boards/README.md", "apps/hello/main.c",
+                 "apps/hello/app.yaml", "apps/hello/tests/test_hello.py",
+                 ".github/workflows/hil.yml", ".gitlab-ci.yml"):
+        assert (project / path).is_file(), path
+    assert "/build/" in (project / ".gitignore").read_text().splitlines()
+    cfg = config(capsys)
+    assert cfg["project_file"]["value"] == str(project / "hil.toml")
+    assert cfg["apps"] == {"value": "apps/*", "source": "hil.toml"}
+    ci = (project / ".gitlab-ci.yml").read_text()
+    assert "--require-hardware" in ci and "junit" in ci
+
+
+def test_init_keeps_existing_files_and_says_which(project, capsys):
+    (project / "hil.toml").write_text('state_dir = "mine"\n')
+    (project / ".gitignore").write_text("*.o")  # no newline at the end
+    assert main(["init", str(project)]) == 0
+    out = capsys.readouterr().out
+    assert "kept   hil.toml" in out and "wrote  rack.yaml" in out
+    assert (project / "hil.toml").read_text() == 'state_dir = "mine"\n'
+    assert (project / ".gitignore").read_text().splitlines() == \
+        ["*.o", "/build/", "/.hil/", "__pycache__/"]
+    assert main(["init", str(project)]) == 0  # again: everything is kept
+    out = capsys.readouterr().out
+    assert "wrote" not in out and out.count("kept") == 9
+
+
+def test_init_into_a_file_is_a_usage_error(project, capsys):
+    (project / "afile").write_text("x")
+    assert main(["init", "afile"]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+def test_apps_of_the_project_then_the_examples(project, capsys):
+    main(["init"])
+    from hil.app import load_app, project_apps
+
+    assert [a.name for a in project_apps()] == ["hello"]
+    assert load_app("hello").dir == project / "apps" / "hello"
+    assert load_app("shell").name == "shell"  # an example shipped with hil
+    with pytest.raises(ConfigError) as err:
+        load_app("helo")
+    assert "project apps: hello" in str(err.value) and "shell" in str(err.value)
