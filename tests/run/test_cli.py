@@ -107,7 +107,7 @@ def test_failing_test_exits_1_with_transcript_tail_in_junit(tmp_path: Path):
             assert dut.command("echo marker-in-tail") == ["something else"]
         """)
     junit = tmp_path / "j.xml"
-    rc = main(["test", "--board", "nucleo-f4", "--suite", str(suite), "--junit", str(junit)])
+    rc = main(["test", "--board", "nucleo-f4", "shell", "--suite", str(suite), "--junit", str(junit)])
     assert rc == ExitCode.TEST_FAILED
     failure = next(c for c in ET.parse(junit).getroot().iter("testcase")
                    if c.get("name") == "test_fails").find("failure")
@@ -124,7 +124,7 @@ def test_unexpected_crash_fails_with_decoded_function(tmp_path: Path):
             assert dut.command("ping") == ["pong"]
         """)
     junit = tmp_path / "j.xml"
-    rc = main(["test", "--board", "lm3s6965evb", "--suite", str(suite), "--junit", str(junit)])
+    rc = main(["test", "--board", "lm3s6965evb", "shell", "--suite", str(suite), "--junit", str(junit)])
     assert rc == ExitCode.TEST_FAILED
     cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
     assert "shell_fault" in cases["test_crashes"].find("failure").text
@@ -144,7 +144,7 @@ def test_timeout_fails_the_test_and_the_next_one_gets_a_fresh_board(tmp_path: Pa
             assert dut.command("ping") == ["pong"]
         """)
     junit = tmp_path / "j.xml"
-    rc = main(["test", "--board", "nucleo-f4", "--suite", str(suite), "--junit", str(junit)])
+    rc = main(["test", "--board", "nucleo-f4", "shell", "--suite", str(suite), "--junit", str(junit)])
     assert rc == ExitCode.TEST_FAILED
     cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
     text = cases["test_times_out"].find("failure").text
@@ -163,19 +163,19 @@ def test_qemu_killed_mid_suite_is_an_infrastructure_failure(tmp_path: Path, hil_
         def test_after_the_kill_a_fresh_board(dut):
             assert dut.command("ping") == ["pong"]
         """)
-    assert main(["test", "--board", "nucleo-f4", "--suite", str(suite)]) == \
+    assert main(["test", "--board", "nucleo-f4", "shell", "--suite", str(suite)]) == \
         ExitCode.INFRASTRUCTURE
     assert qemu_pids_for(hil_env / "runs") == []  # the run's HEX is under its state dir
 
 
 def test_no_tests_collected_is_an_error_not_a_pass(tmp_path: Path, capsys):
     suite = _suite(tmp_path, "X = 1\n")
-    assert main(["test", "--board", "nucleo-f4", "--suite", str(suite)]) == ExitCode.USAGE
+    assert main(["test", "--board", "nucleo-f4", "shell", "--suite", str(suite)]) == ExitCode.USAGE
     assert "no tests collected" in capsys.readouterr().err
 
 
 def test_missing_suite_is_a_usage_error(tmp_path: Path):
-    assert main(["test", "--board", "nucleo-f4", "--suite", str(tmp_path / "none")]) == \
+    assert main(["test", "--board", "nucleo-f4", "shell", "--suite", str(tmp_path / "none")]) == \
         ExitCode.USAGE
 
 
@@ -238,7 +238,7 @@ def test_ctrl_c_during_hil_test_exits_130_and_leaves_no_qemu(tmp_path: Path, hil
         """)
     hil = shutil.which("hil") or str(Path(sys.executable).parent / "hil")
     proc = subprocess.Popen([hil, "test", "--board", "nucleo-f4", "--board", "hifive1-revb",
-                             "-n", "2", "--suite", str(suite)], start_new_session=True,
+                             "shell", "-n", "2", "--suite", str(suite)], start_new_session=True,
                             preexec_fn=_default_sigint, stdout=subprocess.PIPE,  # noqa: PLW1509
                             stderr=subprocess.STDOUT)
     try:
