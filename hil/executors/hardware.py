@@ -152,7 +152,13 @@ class HardwareExecutor(Executor):
         if callable(reset):
             reset()
         else:  # the Flasher interface has no reset yet: an unchanged image flashes nothing
-            self._flasher.flash(self.image.hex, reset=True)
+            from hil.flash import record_failed_flash
+
+            try:
+                self._flasher.flash(self.image.hex, reset=True)
+            except BaseException as exc:  # the board may now hold part of it: say so
+                record_failed_flash(self._flasher, self.image.hex, exc)
+                raise
 
     def stop(self) -> None:
         if self._console is not None:

@@ -268,3 +268,25 @@ def test_virtual_board_flash_failure_is_recorded(builds, rack, capsys, tmp_path,
     now = board_json(capsys, "f4-b")["running_now"]
     assert now["image_sha256"] is None
     assert (now["state"], now["attempted_image_sha256"]) == ("unknown", shell["sha"])
+
+
+def test_hardware_executor_flash_failure_is_recorded(builds, rack, capsys, tmp_path,
+                                                     monkeypatch):
+    """A rack board flashed before tests (console on a pyserial loop:// URL here)."""
+    from hil.boards import load_board
+    from hil.errors import FlashProgramError
+    from hil.executors import Image
+    from hil.executors.hardware import HardwareExecutor
+    from hil.rack.inventory import RackEntry
+
+    blinky, shell = builds["blinky"], builds["shell"]
+    assert flash(capsys, blinky["hex"])[0] == 0
+    entry = RackEntry(id="f4-b", board="nucleo-f4", probe="hilsim:f4-b", console="loop://")
+    monkeypatch.setenv("HIL_SIM_FAULTS", "erase@0x08008000")
+    executor = HardwareExecutor(load_board("nucleo-f4"), entry, work_dir=tmp_path / "hw")
+    with pytest.raises(FlashProgramError):
+        executor.start(Image(hex=shell["hex"], sha256=shell["sha"]))
+    monkeypatch.delenv("HIL_SIM_FAULTS")
+    now = board_json(capsys, "f4-b")["running_now"]
+    assert now["image_sha256"] is None
+    assert (now["state"], now["attempted_image_sha256"]) == ("unknown", shell["sha"])
