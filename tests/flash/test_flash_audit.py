@@ -290,3 +290,23 @@ def test_hardware_executor_flash_failure_is_recorded(builds, rack, capsys, tmp_p
     now = board_json(capsys, "f4-b")["running_now"]
     assert now["image_sha256"] is None
     assert (now["state"], now["attempted_image_sha256"]) == ("unknown", shell["sha"])
+
+
+def test_interrupt_mid_write_marks_the_board_unknown(builds, rack, capsys):
+    """Ctrl-C (or a cancelling signal turned into KeyboardInterrupt) while pyOCD writes."""
+    from hil.boards import load_board
+    from hil.flash import flash_and_record, make_flasher
+
+    blinky, shell = builds["blinky"], builds["shell"]
+    assert flash(capsys, blinky["hex"])[0] == 0
+
+    def interrupt(phase: str, fraction: float) -> None:
+        if fraction > 0:
+            raise KeyboardInterrupt
+
+    flasher = make_flasher(load_board("nucleo-f4"), "hilsim:f4-b", rack_entry="f4-b")
+    with pytest.raises(KeyboardInterrupt):
+        flash_and_record(flasher, shell["hex"], progress=interrupt)
+    now = board_json(capsys, "f4-b")["running_now"]
+    assert now["image_sha256"] is None
+    assert (now["state"], now["error"]) == ("unknown", "interrupted while flashing")
