@@ -4,7 +4,8 @@ flash and test, keyed by the sha256 of the image's HEX file.
 The three hooks other parts of hil call:
 
 - :func:`on_build` - called by ``hil.build`` once the artifacts and ``build.json`` are written;
-- :func:`record_flash` - called after a flash attempt (verified or not);
+- :func:`record_flash` - called after a flash attempt (verified or not; see
+  ``hil.flash.audit_flash`` for what it names);
 - :func:`record_test` - called after a test run on QEMU or hardware.
 
 Each appends one record to the store named by ``store`` (a path or URL), else ``HIL_AUDIT_DB``,

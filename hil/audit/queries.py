@@ -299,7 +299,7 @@ def verify(store: Store, public_keys: list[Any] | None = None, *,
     _check_digests(store, expected_digests.hexdigest(), blocks_expected, problem)
     if store.locations() != locations:
         problem(0, "the rack-position index (audit_location) differs from the newest flash "
-                   "records")
+                   "records that wrote to each position")
     problems.sort(key=lambda p: p[0] if p[0] else 1 << 62)
     return result
 

@@ -231,7 +231,8 @@ def _outcome(flash: dict[str, Any]) -> str:
 
 def _print_image(d: dict[str, Any]) -> None:
     out = sys.stdout
-    print(f"image {d['image_sha256']}  (sha256 of the HEX)", file=out)
+    print(f"image {d['image_sha256']}  (sha256 of the HEX; of the flashed file when no build "
+          "has it)", file=out)
     for b in d["builds"]:
         tc = b["toolchain"]
         git = b["git"]
