@@ -310,3 +310,36 @@ def test_interrupt_mid_write_marks_the_board_unknown(builds, rack, capsys):
     now = board_json(capsys, "f4-b")["running_now"]
     assert now["image_sha256"] is None
     assert (now["state"], now["error"]) == ("unknown", "interrupted while flashing")
+
+
+@pytest.mark.parametrize(("log", "state"), [
+    pytest.param("Error: No J-Link device found\n", "untouched", id="no-probe-untouched"),
+    pytest.param("** Programming Started **\nError: fespi: timed out waiting for flash at "
+                 "address 0x20011000\n** Programming Failed **\n", "unknown",
+                 id="program-failure-unknown"),
+])
+def test_openocd_failure_state_follows_its_log(log, state, tmp_path, capsys):
+    """OpenOCD (hifive1-revb) writes only after "Programming Started": a stand-in binary
+    that prints OpenOCD 0.12's log for each case."""
+    from hil.boards import load_board
+    from hil.errors import FlashError
+    from hil.flash import flash_and_record
+    from hil.flash.openocd import OpenOCDFlasher
+
+    fake = tmp_path / "openocd"
+    (tmp_path / "openocd.log").write_text(log)
+    fake.write_text(f"#!/bin/sh\ncat '{tmp_path / 'openocd.log'}' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    image = tmp_path / "fw.hex"
+    ih = IntelHex()
+    ih.frombytes(bytes(range(256)) * 4, offset=0x20010000)
+    ih.write_hex_file(str(image))
+    flasher = OpenOCDFlasher(load_board("hifive1-revb"), "jlink", binary=str(fake),
+                             rack_entry="hifive-1")
+    with pytest.raises(FlashError):
+        flash_and_record(flasher, image)
+    capsys.readouterr()
+    assert main(["audit", "board", "hifive-1", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [f["state"] for f in data["flashes"]] == [state]
+    assert (data["running_now"] or {}).get("state") == (None if state == "untouched" else state)
