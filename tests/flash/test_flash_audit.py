@@ -60,10 +60,9 @@ def _built(out: Path, app: str, hex_image: Path) -> dict:
 
 @pytest.fixture
 def builds(images, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, dict]:
-    import sys
-
+    """blinky (the synthetic base image) and shell (base with sector 2 changed), recorded
+    as builds in this test's audit store."""
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "audit"))
-    sys.modules.pop("auditdata", None)
     return {"blinky": _built(tmp_path / "build" / "blinky", "blinky", images.base),
             "shell": _built(tmp_path / "build" / "shell", "shell", images.one_function)}
 
