@@ -200,3 +200,35 @@ def test_pg_empty_store_fails_verify(pg_url: str, state: Path, capsys):
     assert main(["audit", "verify", "--db", pg_url]) == ExitCode.AUDIT_FAILED
     assert "--allow-empty" in capsys.readouterr().err
     assert main(["audit", "verify", "--db", pg_url, "--allow-empty"]) == 0
+
+
+# --- which build a flash is tied to ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["hex", "elf", "bin"])
+def test_flash_is_tied_to_the_build_whose_artifact_it_is(state: Path, tmp_path: Path, capsys,
+                                                          role: str):
+    out = tmp_path / "b"
+    record = make_build_record(out)
+    build = audit.on_build(out, record)
+    file_sha = record["artifacts"][role]["sha256"]
+    flash = audit.record_flash(image={"path": f"firmware.{role}", "sha256": file_sha,
+                                      "content_sha256": None},
+                               state="runs", board="nucleo-f4", rack_id="r1", probe="P",
+                               chip_id=None, verified=True)
+    assert flash.image_sha256 == build.image_sha256
+    assert (flash.payload["image"]["build_seq"], flash.payload["image"]["artifact"]) == (
+        build.seq, role)
+    assert _board(capsys)["running_now"]["build"]["app"] == "shell"
+
+
+def test_map_file_hash_ties_to_no_build(state: Path, tmp_path: Path):
+    """Only flashable artifacts count: a file hashing like the build's .map is not it."""
+    out = tmp_path / "b"
+    record = make_build_record(out)
+    audit.on_build(out, record)
+    map_sha = record["artifacts"]["map"]["sha256"]
+    flash = audit.record_flash(image={"path": "x.bin", "sha256": map_sha}, state="untouched",
+                               board="nucleo-f4", rack_id="r1", probe="P", chip_id=None,
+                               verified=False, ok=False)
+    assert flash.image_sha256 == map_sha and flash.payload["image"]["build_seq"] is None
