@@ -4,7 +4,8 @@ flash and test, keyed by the sha256 of the image's HEX file.
 The three hooks other parts of hil call:
 
 - :func:`on_build` - called by ``hil.build`` once the artifacts and ``build.json`` are written;
-- :func:`record_flash` - called after a flash attempt (verified or not);
+- :func:`record_flash` - called after a flash attempt (verified or not; see
+  ``hil.flash.audit_flash`` for what it names);
 - :func:`record_test` - called after a test run on QEMU or hardware.
 
 Each appends one record to the store named by ``store`` (a path or URL), else ``HIL_AUDIT_DB``,
@@ -22,13 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from hil.audit import provenance
-from hil.audit.store import Record, now_iso, open_store
+from hil.audit.store import FLASH_STATES, Record, now_iso, open_store
 from hil.errors import AuditError
 from hil.paths import state_dir
 from hil.settings import current
 
 KEY_ENV_VAR = "HIL_AUDIT_KEY"
 EXECUTORS = ("qemu", "hardware")
+#: Build artifacts a flash can be tied to (by exact file sha256).
+FLASHABLE_ARTIFACTS = ("hex", "elf", "bin")
 
 __all__ = [
     "default_key_path",
@@ -145,12 +148,14 @@ def on_build(out_dir: Path, record: dict[str, Any], *, store: str | None = None)
 
 def record_flash(
     *,
-    image_sha256: str,
     board: str,
     rack_id: str | None,
     probe: str | None,
     chip_id: str | int | None,
     verified: bool,
+    image_sha256: str | None = None,
+    image: dict[str, Any] | None = None,
+    state: str | None = None,
     erased: int = 0,
     programmed: int = 0,
     user: str | None = None,
@@ -158,17 +163,34 @@ def record_flash(
     error: str | None = None,
     store: str | None = None,
 ) -> Record:
-    """Append a ``flash`` record: an image was written to a board on the rack.
+    """Append a ``flash`` record: an image was (or was to be) written to a board on the rack.
 
-    image_sha256: sha256 of the HEX file flashed (the image's key in the store).
+    image: what was given to the flasher, ``{"path", "sha256", "content_sha256"}`` (sha256
+    of the file; canonical hash of the bytes it programs, None when it could not be read as
+    an image). The record is keyed by the image of the build whose HEX, ELF or BIN artifact
+    has exactly that file's sha256 (``image.build_seq`` and ``image.artifact`` name it),
+    else by the file's own sha256: a flash is never tied to a build by a file name.
+    image_sha256: the key, given directly instead (no build lookup).
     board: board name (e.g. ``nucleo-f4``); rack_id: the rack position / board id the lease
     named (None outside a rack); probe: the debug probe's unique id; chip_id: the chip id
     read from the target (int is stored as ``0x...``); verified: read-back matched;
+    state: what the board holds afterwards, one of FLASH_STATES (default: ``runs`` when ok
+    and verified, else ``unknown``); only ``runs`` and ``unknown`` move what ``hil audit``
+    says the position (rack_id, else board) runs now.
     erased / programmed: counts of sectors erased and bytes programmed; user: who flashed
     (default: the login name); ok / error: whether the flash completed and why not.
-    The newest flash at a rack position (rack_id, else board) is what ``hil audit`` says
-    "runs now". Returns the stored record; raises AuditError if the store is unwritable.
+    Returns the stored record; raises AuditError for an inconsistent record or an
+    unwritable store.
     """
+    if state is None:
+        state = "runs" if ok and verified else "unknown"
+    if state not in FLASH_STATES:
+        raise AuditError(f"flash record state {state!r} is not one of {', '.join(FLASH_STATES)}")
+    if state == "runs" and not (ok and verified):
+        raise AuditError("a flash that did not complete and verify cannot be recorded as "
+                         "running on the board")
+    if image_sha256 is None and not (image and image.get("sha256")):
+        raise AuditError("flash record names no image (image_sha256 or image.sha256)")
     payload = {
         "board": board,
         "rack_id": rack_id,
@@ -180,8 +202,19 @@ def record_flash(
         "user": user or _user(),
         "ok": bool(ok),
         "error": error,
+        "state": state,
     }
     with open_store(store) as s:
+        if image_sha256 is None:
+            assert image is not None
+            file_sha = str(image["sha256"]).lower()
+            tie = s.build_with_artifact(file_sha, FLASHABLE_ARTIFACTS)
+            image_sha256 = tie[0].image_sha256 if tie else file_sha
+            payload["image"] = {
+                "path": image.get("path"), "sha256": file_sha,
+                "content_sha256": image.get("content_sha256"),
+                "build_seq": tie[0].seq if tie else None, "artifact": tie[1] if tie else None,
+            }
         return s.append("flash", image_sha256, payload)
 
 

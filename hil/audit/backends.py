@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hil.audit.store import ENV_VAR, GENESIS, SCHEMA_VERSION, Store
+from hil.audit.store import ENV_VAR, GENESIS, READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, Store
 from hil.errors import AuditError
 
 # --- schema ---------------------------------------------------------------------------------
@@ -98,11 +98,13 @@ class SqliteStore(Store):
             if version is None:
                 conn.execute("BEGIN IMMEDIATE")
                 self._create_schema(conn)
-            elif version != SCHEMA_VERSION:
+                version = SCHEMA_VERSION
+            elif version not in READABLE_SCHEMA_VERSIONS:
                 raise AuditError(
                     f"audit store {self.path} has schema version {version}, this hil reads "
                     f"version {SCHEMA_VERSION}",
                     hint="upgrade hil, or point HIL_AUDIT_DB at a new store")
+            self.schema_version = version
         except AuditError:
             self.close()
             raise
@@ -202,10 +204,11 @@ class PostgresStore(Store):
                                 (GENESIS,))
                 cur.execute("SELECT value FROM audit_meta WHERE key = 'schema_version'")
                 version = int(cur.fetchone()[0])
-            if version != SCHEMA_VERSION:
+            if version not in READABLE_SCHEMA_VERSIONS:
                 raise AuditError(
                     f"audit store {self.location} has schema version {version}, this hil "
                     f"reads version {SCHEMA_VERSION}", hint="upgrade hil")
+            self.schema_version = version
         except AuditError:
             self.close()
             raise

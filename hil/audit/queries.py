@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hil.audit import provenance
-from hil.audit.store import GENESIS, Record, Store, derive, record_hash
+from hil.audit.store import GENESIS, Record, Store, derive, flash_state, record_hash
 from hil.errors import UsageError
 
 SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -80,6 +80,8 @@ def build_summary(rec: Record) -> dict[str, Any]:
 def _event(rec: Record) -> dict[str, Any]:
     out = {"seq": rec.seq, "time": rec.time, "kind": rec.kind, "image_sha256": rec.image_sha256}
     out.update(rec.payload)
+    if rec.kind == "flash":
+        out["state"] = flash_state(rec.payload)  # also for records older than the field
     return out
 
 
@@ -91,7 +93,8 @@ def image(store: Store, ref: str) -> dict[str, Any]:
     flashes = [_event(r) for r in records if r.kind == "flash"]
     tests = [_event(r) for r in records if r.kind == "test"]
     running = [{"location": loc, "since": rec.time, "seq": rec.seq}
-               for loc, rec in store.current() if rec.image_sha256 == sha]
+               for loc, rec in store.current()
+               if rec.image_sha256 == sha and flash_state(rec.payload) == "runs"]
     return {
         "image_sha256": sha,
         "builds": builds,
@@ -139,13 +142,34 @@ def toolchain(store: Store, ref: str, *, limit: int = 200) -> dict[str, Any]:
     built = store.builds_of(flash.image_sha256 for _, flash in current)
     for loc, flash in current:
         build = built.get(flash.image_sha256)
-        if build is not None and matches(build):
+        if build is not None and matches(build) and flash_state(flash.payload) == "runs":
             s = build_summary(build)
             running.append({"location": loc, "image_sha256": flash.image_sha256,
                             "board": s["board"], "app": s["app"], "since": flash.time})
     return {"query": query, "builds_total": total, "limit": limit,
             "toolchains": list(toolchains.values()), "images": list(images.values()),
             "running_now": running}
+
+
+def running_now(store: Store, flash: Record) -> dict[str, Any]:
+    """What a rack position runs, from the flash record its location index names.
+
+    ``state`` is ``runs`` (``image_sha256`` and its build say what), or ``unknown`` (a
+    flash failed or was interrupted after it began writing: ``image_sha256`` is None, the
+    attempt is in ``attempted_image_sha256`` and ``error``; the board needs a re-flash).
+    """
+    state = flash_state(flash.payload)
+    out: dict[str, Any] = {"state": state, "since": flash.time, "seq": flash.seq,
+                           "user": flash.payload.get("user"),
+                           "verified": bool(flash.payload.get("verified")) and state == "runs"}
+    if state == "runs":
+        build = store.build_of(flash.image_sha256)
+        out.update(image_sha256=flash.image_sha256, needs_reflash=False,
+                   build=build_summary(build) if build else None)
+    else:
+        out.update(image_sha256=None, needs_reflash=True, build=None,
+                   attempted_image_sha256=flash.image_sha256, error=flash.payload.get("error"))
+    return out
 
 
 def board(store: Store, name: str, *, limit: int = 200) -> dict[str, Any]:
@@ -159,10 +183,7 @@ def board(store: Store, name: str, *, limit: int = 200) -> dict[str, Any]:
     if seq is not None:
         flash = store.by_seq(seq)
         if flash is not None:
-            build = store.build_of(flash.image_sha256)
-            current = {"image_sha256": flash.image_sha256, "since": flash.time,
-                       "user": flash.payload.get("user"), "verified": flash.payload.get("verified"),
-                       "build": build_summary(build) if build else None}
+            current = running_now(store, flash)
     return {
         "location": name,
         "running_now": current,
@@ -278,7 +299,7 @@ def verify(store: Store, public_keys: list[Any] | None = None, *,
     _check_digests(store, expected_digests.hexdigest(), blocks_expected, problem)
     if store.locations() != locations:
         problem(0, "the rack-position index (audit_location) differs from the newest flash "
-                   "records")
+                   "records that wrote to each position")
     problems.sort(key=lambda p: p[0] if p[0] else 1 << 62)
     return result
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from hil import __version__
 from hil.audit.queries import build_summary
-from hil.audit.store import Store, now_iso
+from hil.audit.store import Store, flash_state, now_iso
 from hil.errors import AuditError
 
 
@@ -56,12 +56,15 @@ def collect(store: Store, *, since: str | None = None, limit: int = 1000) -> dic
     current = store.current()
     built = store.builds_of(flash.image_sha256 for _, flash in current)
     for location, flash in current:
-        build = built.get(flash.image_sha256)
+        state = flash_state(flash.payload)
+        build = built.get(flash.image_sha256) if state == "runs" else None
         s = build_summary(build) if build else {}
         boards.append({"location": location, "board": flash.payload.get("board"),
-                       "image_sha256": flash.image_sha256, "app": s.get("app"),
-                       "since": flash.time, "user": flash.payload.get("user"),
-                       "verified": flash.payload.get("verified")})
+                       "state": state,
+                       "image_sha256": flash.image_sha256 if state == "runs" else None,
+                       "app": s.get("app"), "since": flash.time,
+                       "user": flash.payload.get("user"),
+                       "verified": bool(flash.payload.get("verified")) and state == "runs"})
     head_seq, head_hash = store.head()
     verdicts.sort(key=lambda v: v["time"], reverse=True)
     return {"generated": now_iso(), "hil_version": __version__, "store": store.location,
@@ -120,9 +123,13 @@ def render(data: dict[str, Any]) -> str:
         f'</td><td>{t["images"]}</td></tr>'
         for t in data["toolchains"]]
     boards = [
-        f'<tr data-location="{_e(b["location"])}"><td>{_e(b["location"])}</td>'
-        f'<td>{_e(b["board"])}</td><td>{_short(b["image_sha256"])}</td><td>{_e(b["app"])}</td>'
-        f'<td>{_e(b["since"])}</td><td>{_e(b["user"])}</td>'
+        f'<tr data-location="{_e(b["location"])}" data-state="{_e(b.get("state", "runs"))}">'
+        f'<td>{_e(b["location"])}</td><td>{_e(b["board"])}</td>'
+        + (f'<td>{_short(b["image_sha256"])}</td><td>{_e(b["app"])}</td>'
+           if b.get("state", "runs") == "runs" else
+           '<td colspan="2" class="fail">unknown, needs re-flash (a flash failed or was '
+           'interrupted after writing began)</td>')
+        + f'<td>{_e(b["since"])}</td><td>{_e(b["user"])}</td>'
         f'<td>{"yes" if b["verified"] else "no"}</td></tr>'
         for b in data["boards"]]
     verdicts = [

@@ -9,8 +9,13 @@ that ``hil audit verify`` prints (``--head``) or sign builds.
 
 Both backends share one schema. Columns besides the chained ones (board, rack id, toolchain)
 and the side tables ``audit_digest`` (every hash a build names: artifacts, tools, libraries,
-toolchain id) and ``audit_location`` (the newest flash per rack position) are derived from the
-payload so queries use indexes; ``verify`` recomputes them.
+toolchain id) and ``audit_location`` (per rack position, the newest flash that changed the
+chip: see :func:`flash_state`) are derived from the payload so queries use indexes;
+``verify`` recomputes them.
+
+Schema version 2 added the flash record's ``state``; version 1 stores are read (their flash
+records derive the same location as before) and marked version 2 by the first append, so an
+older hil, which would move "runs now" on a flash that never touched the chip, refuses them.
 
 The backends are in :mod:`hil.audit.backends`. Contract: ``Store`` objects do no I/O until
 entered (``with open_store() as store:``). Every append is one transaction (``BEGIN
@@ -35,9 +40,14 @@ from hil.errors import AuditError
 from hil.paths import state_dir
 from hil.settings import current
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)
 GENESIS = "0" * 64
 KINDS = ("build", "flash", "test")
+#: What a flash record says about the chip's flash afterwards: ``runs`` (the image was
+#: written and read back equal), ``unknown`` (erase or program began, then failed or was
+#: interrupted: needs re-flash), ``untouched`` (failed before anything was written).
+FLASH_STATES = ("runs", "unknown", "untouched")
 ENV_VAR = "HIL_AUDIT_DB"
 
 _COLUMNS = (
@@ -130,7 +140,8 @@ def derive(kind: str, payload: dict[str, Any]) -> Derived:
         )
     board = payload.get("board")
     rack_id = payload.get("rack_id")
-    location = (rack_id or board) if kind == "flash" else None
+    moves = kind == "flash" and flash_state(payload) != "untouched"
+    location = (rack_id or board) if moves else None
     return Derived(
         board=board,
         rack_id=rack_id,
@@ -140,6 +151,16 @@ def derive(kind: str, payload: dict[str, Any]) -> Derived:
         digests=(),
         location=location,
     )
+
+
+def flash_state(payload: dict[str, Any]) -> str:
+    """A flash record's ``state`` (one of FLASH_STATES). Records written before the field
+    existed (schema 1) say ``runs`` only when the flash completed and verified, else
+    ``unknown``: either way they moved the location, as they did when written."""
+    state = payload.get("state")
+    if state in FLASH_STATES:
+        return str(state)
+    return "runs" if payload.get("ok", True) and payload.get("verified") else "unknown"
 
 
 def default_location() -> str:
@@ -176,6 +197,7 @@ class Store:
 
     placeholder = "?"
     location: str
+    schema_version: int = SCHEMA_VERSION  # as found when opened
 
     def __enter__(self) -> Store:
         self.open()
@@ -258,6 +280,11 @@ class Store:
                     prev = digest
                 cur.execute(self._sql("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1"),
                             (seq, prev))
+                if self.schema_version != SCHEMA_VERSION:  # records of this version follow
+                    cur.execute(self._sql("UPDATE audit_meta SET value = ? "
+                                          "WHERE key = 'schema_version'"),
+                                (str(SCHEMA_VERSION),))
+            self.schema_version = SCHEMA_VERSION
         except AuditError:
             raise
         except Exception as exc:  # sqlite3 / psycopg errors: say which store, keep the cause
@@ -306,6 +333,24 @@ class Store:
             (sha256.lower(),),
         )
         return [(r[0], r[1]) for r in rows]
+
+    def build_with_artifact(self, sha256: str,
+                            roles: Sequence[str]) -> tuple[Record, str] | None:
+        """The newest build naming ``sha256`` as one of its ``roles`` artifacts (e.g.
+        ``hex``), and which one; None when no build does."""
+        if not roles:
+            return None
+        marks = ", ".join("?" for _ in roles)
+        rows = self._query(
+            f"SELECT seq, role FROM audit_digest WHERE sha256 = ? AND role IN ({marks}) "
+            "ORDER BY seq DESC LIMIT 1",
+            (sha256.lower(), *(f"artifact:{r}" for r in roles)))
+        if not rows:
+            return None
+        build = self.by_seq(int(rows[0][0]))
+        if build is None or build.kind != "build":
+            return None
+        return build, str(rows[0][1]).split(":", 1)[1]
 
     def builds_with_digest(self, sha256: str, limit: int) -> tuple[list[Record], int, list[str]]:
         """Newest builds naming ``sha256`` (toolchain id, tool, library), their total, and

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hil.audit import default_key_path, provenance, queries, report, trusted_public_keys
-from hil.audit.store import ENV_VAR, open_store
+from hil.audit.store import ENV_VAR, GENESIS, open_store
 from hil.errors import AuditError, UsageError
 
 NAME = "audit"
@@ -23,7 +23,8 @@ Questions answered from the audit store (SQLite at <state dir>/audit.sqlite by d
   hil audit toolchain NAME|SHA256  every image a toolchain (or one of its tools) built, and
                                    where those images run now
   hil audit board RACK_ID          what was flashed there, when, by whom, what runs now
-  hil audit verify                 check the hash chain and signatures (exit 21 on failure)
+  hil audit verify                 check the hash chain and signatures (exit 21 on failure;
+                                   an empty or missing store fails unless --allow-empty)
   hil audit report --html FILE     self-contained HTML report
   hil audit keygen                 make the Ed25519 key builds are signed with
 """
@@ -60,6 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "rewritten or rolled back since")
     p.add_argument("--statement", type=Path, metavar="ENVELOPE",
                    help="verify a provenance.intoto.dsse.json file instead of the store")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="accept an empty or missing store (0 records) as verified; without "
+                        "it that is a failure, since a store that recorded anything never "
+                        "becomes empty (it was deleted, truncated or replaced)")
     common(p)
     p = sub.add_parser("report", help="write a self-contained HTML report")
     p.add_argument("--html", type=Path, required=True, metavar="FILE", help="output file")
@@ -79,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         return _keygen(args.out or default_key_path(), args.force)
     if command == "verify" and args.statement:
         return _verify_statement(args.statement, list(args.key), args.json)
+    if command == "verify":
+        return _verify_store(args)
     if command == "report":
         since = _parse_since(args.since)
         with open_store(args.db) as store:
@@ -96,22 +103,58 @@ def run(args: argparse.Namespace) -> int:
         elif command == "board":
             data = queries.board(store, args.rack_id, limit=args.limit)
             printer = _print_board
-        elif command == "verify":
-            keys = trusted_public_keys(list(args.key) or None)
-            result = queries.verify(store, keys, expect_head=args.head)
-            data = result.to_json()
-            _print_verify(data, args.json, store.location)
-            if not result.ok:
-                seq, message = result.problems[0]
-                raise AuditError(f"audit store {store.location} failed verification; first "
-                                 f"bad record: {message}")
-            return 0
         else:  # pragma: no cover - argparse rejects others
             raise UsageError(f"unknown audit question {command}")
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
     else:
         printer(data)
+    return 0
+
+
+def _verify_store(args: argparse.Namespace) -> int:
+    """``hil audit verify``: the chain, head, indexes and signatures; an empty or missing
+    store is a failure unless --allow-empty (a missing one is not created)."""
+    from hil.audit.backends import SqliteStore
+
+    store = open_store(args.db)
+    absent = ""
+    if isinstance(store, SqliteStore):
+        if not store.path.exists():
+            absent = "does not exist"
+        elif store.path.is_file() and store.path.stat().st_size == 0:
+            absent = "is an empty file (0 bytes)"
+    if absent:  # nothing to open: opening would create a store and hide that it was gone
+        result = queries.VerifyResult()
+        if args.head and args.head.lower() != GENESIS:
+            message = (f"head hash {GENESIS} (no records) is not the expected {args.head}: "
+                       "the store was deleted or replaced")
+            result.problems.append((0, message))
+        location = store.location
+    else:
+        with store:
+            keys = trusted_public_keys(list(args.key) or None)
+            result = queries.verify(store, keys, expect_head=args.head)
+            location = store.location
+    data = result.to_json()
+    empty = result.records == 0 and result.head_seq == 0 and not args.allow_empty
+    if empty:
+        data["ok"] = False
+        data["empty"] = True
+    _print_verify(data, args.json, location)
+    if not result.ok:
+        message = result.problems[0][1]
+        raise AuditError(f"audit store {location} failed verification; first bad record: "
+                         f"{message}")
+    if empty:
+        state = f"{absent}" if absent else "holds 0 records"
+        raise AuditError(
+            f"audit store {location} {state}: nothing to verify, and a store that has "
+            "recorded a build, flash or test never becomes empty (deleted, truncated or "
+            "replaced?)",
+            hint=f"point --db or {ENV_VAR} at the store hil writes; for a new store that has "
+                 "recorded nothing yet pass --allow-empty; --head HASH (the head an earlier "
+                 "verify printed) is the strong check")
     return 0
 
 
@@ -178,9 +221,18 @@ def _yes(value: Any) -> str:
     return "yes" if value else "no"
 
 
+_OUTCOMES = {"runs": "written, verified", "unknown": "FAILED mid-write: needs re-flash",
+             "untouched": "failed, flash untouched"}
+
+
+def _outcome(flash: dict[str, Any]) -> str:
+    return _OUTCOMES.get(flash.get("state", ""), str(flash.get("state")))
+
+
 def _print_image(d: dict[str, Any]) -> None:
     out = sys.stdout
-    print(f"image {d['image_sha256']}  (sha256 of the HEX)", file=out)
+    print(f"image {d['image_sha256']}  (sha256 of the HEX; of the flashed file when no build "
+          "has it)", file=out)
     for b in d["builds"]:
         tc = b["toolchain"]
         git = b["git"]
@@ -208,9 +260,10 @@ def _print_image(d: dict[str, Any]) -> None:
                     indent="    "))
     print("\nflashed to:")
     if d["flashes"]:
-        print(table(["time", "rack id", "board", "probe", "chip id", "verified", "user"],
+        print(table(["time", "rack id", "board", "probe", "chip id", "verified", "outcome",
+                     "user"],
                     [[f["time"], f.get("rack_id"), f.get("board"), f.get("probe"),
-                      f.get("chip_id"), _yes(f.get("verified")), f.get("user")]
+                      f.get("chip_id"), _yes(f.get("verified")), _outcome(f), f.get("user")]
                      for f in d["flashes"]]))
     else:
         print("  (never flashed)")
@@ -255,7 +308,13 @@ def _print_toolchain(d: dict[str, Any]) -> None:
 def _print_board(d: dict[str, Any]) -> None:
     print(f"rack position {d['location']}")
     cur = d["running_now"]
-    if cur:
+    if cur and cur.get("state") == "unknown":
+        print(f"  runs now:  unknown, needs re-flash: the flash of "
+              f"{cur['attempted_image_sha256']} at {cur['since']} (by {cur['user']}) failed "
+              "or was interrupted after writing began")
+        if cur.get("error"):
+            print(f"             error: {str(cur['error']).splitlines()[0]}")
+    elif cur:
         b = cur["build"] or {}
         tc = b.get("toolchain") or {}
         print(f"  runs now:  {cur['image_sha256']}  since {cur['since']} (by {cur['user']}, "
@@ -265,11 +324,11 @@ def _print_board(d: dict[str, Any]) -> None:
                   f"{tc.get('name')} {tc.get('version')}, commit "
                   f"{(b['git'].get('commit') or '-')[:12]}")
     else:
-        print("  runs now:  (unknown: never flashed by hil)")
+        print("  runs now:  (unknown: no flash by hil has written this board)")
     print("\nflashes:")
-    print(table(["time", "image sha256", "probe", "chip id", "verified", "user"],
+    print(table(["time", "image sha256", "probe", "chip id", "verified", "outcome", "user"],
                 [[f["time"], f["image_sha256"], f.get("probe"), f.get("chip_id"),
-                  _yes(f.get("verified")), f.get("user")] for f in d["flashes"]]))
+                  _yes(f.get("verified")), _outcome(f), f.get("user")] for f in d["flashes"]]))
     print("\ntests:")
     print(table(["time", "image sha256", "executor", "passed", "failed", "skipped"],
                 [[t["time"], t["image_sha256"], t.get("executor"), t.get("passed"),
@@ -285,6 +344,9 @@ def _print_verify(d: dict[str, Any], as_json: bool, location: str) -> None:
     print(f"  signatures checked: {d['signatures_checked']}"
           + (f", not checked (no trusted key): {d['signatures_unchecked']}"
              if d["signatures_unchecked"] else ""))
+    if d.get("empty"):
+        print("  EMPTY: no records to verify (pass --allow-empty if this store is new)")
+        return
     if d["ok"]:
         print("  chain OK")
         return

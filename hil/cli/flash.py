@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from hil.boards import load_board
-from hil.errors import AuditError, HilError, NoProbeError, ProbeLostError, UsageError
-from hil.flash import ERASE_MODES, FlashReport, make_flasher
+from hil.errors import AuditError, NoProbeError, ProbeLostError, UsageError
+from hil.flash import ERASE_MODES, make_flasher
 from hil.flash.probes import select_probe
 from hil.rack.inventory import load_rack
 from hil.ui import Progress
@@ -112,28 +112,6 @@ def _image_for(args: argparse.Namespace, board) -> Path:
     return build(board, args.app, toolchain=args.toolchain).hex
 
 
-def _audit_sha(image: Path, report: FlashReport | None) -> str:
-    hex_twin = image.with_suffix(".hex")
-    if image.suffix.lower() != ".hex" and hex_twin.is_file():
-        from hil.flash import sha256_file
-
-        return sha256_file(hex_twin)
-    if report is not None:
-        return report.image_sha256
-    from hil.flash import sha256_file
-
-    return sha256_file(image) if image.is_file() else ""
-
-
-def _record(board, choice, image: Path, report: FlashReport | None,
-            error: HilError | None) -> None:
-    from hil.flash import audit_flash
-
-    audit_flash(board, probe=choice.unique_id,
-                rack_id=choice.rack_entry.id if choice.rack_entry else None,
-                image_sha256=_audit_sha(image, report), report=report, error=error)
-
-
 def _lease_candidates(board, probe: str | None, rack) -> list:
     """Rack entries one of which this flash must lease (none: the probe is not on the rack)."""
     from hil.flash.probes import _same_id, list_probes
@@ -194,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _flash(args: argparse.Namespace, board, image: Path, choice) -> int:
+    from hil.flash import audit_flash, record_failed_flash
+
     flasher = make_flasher(board, choice.unique_id, frequency=args.frequency,
                            connect_mode=args.connect_mode, reset_type=args.reset_type,
                            rack_entry=choice.rack_entry.id if choice.rack_entry else None)
@@ -201,17 +181,10 @@ def _flash(args: argparse.Namespace, board, image: Path, choice) -> int:
     try:
         report = flasher.flash(image, erase=args.erase, reset=not args.no_reset,
                                progress=progress)
-    except (HilError, KeyboardInterrupt) as exc:
-        # interrupted mid-flash, the board may hold part of an image: record that too
+    except BaseException as exc:
+        # failed or interrupted: recorded with whether the chip's flash was touched
         progress.close()
-        error = exc if isinstance(exc, HilError) else HilError(
-            "interrupted while flashing: the board may hold a partial image")
-        if image.is_file():
-            try:
-                _record(board, choice, image, None, error)
-            except AuditError as audit_exc:
-                print(f"hil: warning: flash failure not recorded: {audit_exc}",
-                      file=sys.stderr)
+        record_failed_flash(flasher, image, exc)
         raise
     progress.close()
     if args.json:
@@ -219,7 +192,7 @@ def _flash(args: argparse.Namespace, board, image: Path, choice) -> int:
     else:
         print(report.summary())
     try:
-        _record(board, choice, image, report, None)
+        audit_flash(flasher, image, report)
     except AuditError as exc:
         print(f"hil: error: the board was flashed but the audit trail could not record it: "
               f"{exc}", file=sys.stderr)

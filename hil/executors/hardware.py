@@ -126,7 +126,7 @@ class HardwareExecutor(Executor):
         return f"hardware {self.entry.id} (probe {self.entry.probe}, console {self.entry.console})"
 
     def start(self, image: Image) -> Console:
-        from hil.flash import audit_flash, make_flasher
+        from hil.flash import flash_and_record, make_flasher
 
         self.image = image
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -136,9 +136,7 @@ class HardwareExecutor(Executor):
         self._console.open()  # before the reset, so the boot banner is not lost
         self._flasher = make_flasher(self.board, self.entry.probe, rack_entry=self.entry.id)
         try:
-            report = self._flasher.flash(image.hex, reset=True)
-            audit_flash(self.board, probe=self.entry.probe, rack_id=self.entry.id,
-                        image_sha256=image.sha256 or report.image_sha256, report=report)
+            flash_and_record(self._flasher, image.hex, reset=True)
         except HilError:
             self.stop()
             raise
@@ -154,7 +152,13 @@ class HardwareExecutor(Executor):
         if callable(reset):
             reset()
         else:  # the Flasher interface has no reset yet: an unchanged image flashes nothing
-            self._flasher.flash(self.image.hex, reset=True)
+            from hil.flash import record_failed_flash
+
+            try:
+                self._flasher.flash(self.image.hex, reset=True)
+            except BaseException as exc:  # the board may now hold part of it: say so
+                record_failed_flash(self._flasher, self.image.hex, exc)
+                raise
 
     def stop(self) -> None:
         if self._console is not None:

@@ -44,15 +44,12 @@ class VirtualBoardExecutor(Executor):
         return store.write_hex(self.work_dir / "flash-contents.hex")
 
     def start(self, image: Image) -> Console:
-        from hil.flash import audit_flash, make_flasher
+        from hil.flash import flash_and_record, make_flasher
 
         self.image = image
         self.work_dir.mkdir(parents=True, exist_ok=True)
         flasher = make_flasher(self.board, self.entry.probe, rack_entry=self.entry.id)
-        self.flash_report = flasher.flash(image.hex, reset=True)
-        audit_flash(self.board, probe=self.entry.probe, rack_id=self.entry.id,
-                    image_sha256=image.sha256 or self.flash_report.image_sha256,
-                    report=self.flash_report)
+        self.flash_report = flash_and_record(flasher, image.hex, reset=True)
         self._console = self._qemu.start(image)
         self.outcome = Outcome("running")
         return self._console

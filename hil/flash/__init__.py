@@ -9,12 +9,19 @@ board before touching the probe, connects, checks the chip id, erases and progra
 differs, where the backend can), verifies by reading back, resets and runs unless told not to,
 and returns a FlashReport whose ``verified`` is True. Any failure raises a FlashError subclass
 (NoProbeError, ProbeLostError, WrongChipError, FlashProgramError, VerifyError) or ImageError;
-a flash that raised is never reported as flashed.
+a flash that raised is never reported as flashed. ``touched`` turns True once the backend
+may have changed the chip's flash (erase or program began), so a failed flash tells "the
+board still holds what it held" (False) from "the board holds an unknown mix" (True).
+
+``flash_and_record`` is how callers flash: it runs the flasher and appends the attempt to
+the audit trail whatever happened (see ``audit_flash`` for what is recorded).
 """
 
 from __future__ import annotations
 
 import hashlib
+import struct
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -39,6 +46,7 @@ class FlashReport:
     image: str
     image_sha256: str
     image_bytes: int
+    content_sha256: str | None = None  # the bytes programmed, see content_sha256()
     chip_id: int | None = None
     erased_sectors: int = 0
     erased_bytes: int = 0
@@ -93,6 +101,17 @@ class Flasher(ABC):
         self.connect_mode = connect_mode or board.flash.connect_mode
         self.reset_type = reset_type or board.flash.reset_type
         self.rack_entry = rack_entry
+        self.touched = False  # the chip's flash may have changed (erase or program began)
+        self.content_sha256: str | None = None  # of the image loaded by the last flash()
+
+    def _load(self, image: Path):  # -> intelhex.IntelHex
+        """Start a flash: load and fit-check the image (no probe touched), remember its
+        content hash; raises ImageError/ConfigError as ``load_image``."""
+        self.touched = False
+        self.content_sha256 = None
+        ih = load_image(self.board, image)
+        self.content_sha256 = content_sha256(ih)
+        return ih
 
     @abstractmethod
     def flash(self, image: Path, *, erase: str = "sector", reset: bool = True,
@@ -101,7 +120,23 @@ class Flasher(ABC):
 
 
 def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def content_sha256(ih) -> str:
+    """The canonical hash of the bytes an image programs, whatever its file format: sha256
+    over its segments in address order, each as its start address and length (two unsigned
+    64-bit little-endian integers) followed by its bytes. A .bin and the .hex of the same
+    bytes at the same address hash alike; a stale file of another image does not."""
+    h = hashlib.sha256()
+    for start, end in sorted(ih.segments()):
+        h.update(struct.pack("<QQ", start, end - start))
+        h.update(ih.tobinstr(start=start, size=end - start))
+    return h.hexdigest()
 
 
 def load_image(board: Board, image: Path):  # -> intelhex.IntelHex
@@ -144,15 +179,71 @@ def make_flasher(board: Board, probe: str, **kwargs) -> Flasher:
     return PyOCDFlasher(board, probe, **kwargs)
 
 
-def audit_flash(board: Board, *, probe: str, rack_id: str | None, image_sha256: str,
-                report: FlashReport | None, error: BaseException | None = None) -> None:
-    """Record a flash attempt (successful or not) in the audit trail; raises AuditError."""
-    from hil import audit
+def flash_and_record(flasher: Flasher, image: Path, *, erase: str = "sector",
+                     reset: bool = True, progress: ProgressCallback | None = None) -> FlashReport:
+    """Flash ``image`` and record the attempt in the audit trail, whatever happened.
 
+    A flash that raised (a HilError, or an interrupt mid-write) is recorded as failed, then
+    re-raised; if even that record cannot be written, a warning goes to stderr and the flash
+    error still wins. A flash that succeeded but cannot be recorded raises AuditError: the
+    board was flashed, the trail does not know it.
+    """
+    try:
+        report = flasher.flash(image, erase=erase, reset=reset, progress=progress)
+    except BaseException as exc:
+        record_failed_flash(flasher, image, exc)
+        raise
+    audit_flash(flasher, image, report)
+    return report
+
+
+def record_failed_flash(flasher: Flasher, image: Path, error: BaseException) -> None:
+    """Record a flash that raised ``error``; a store that cannot take it is a warning on
+    stderr (the flash error is what the caller reports)."""
+    from hil.errors import AuditError
+
+    try:
+        audit_flash(flasher, image, None, error=error)
+    except AuditError as audit_exc:
+        print(f"hil: warning: flash failure not recorded: {audit_exc}", file=sys.stderr)
+
+
+def audit_flash(flasher: Flasher, image: Path, report: FlashReport | None,
+                error: BaseException | None = None) -> None:
+    """Record one flash attempt by ``flasher`` in the audit trail; raises AuditError.
+
+    What is recorded is what was written: the sha256 of the image file given and the
+    content hash of the bytes it programs, tied to a build only when that file is the HEX,
+    ELF or BIN artifact of a recorded build. ``state`` says what the board holds now: runs
+    (verified report), unknown (failed after writing began) or untouched (failed before);
+    only the first two move what ``hil audit`` says the position runs. Nothing is recorded
+    for an image that is not a readable file (nothing can have been written from it).
+    """
+    from hil import audit
+    from hil.errors import HilError
+
+    if report is not None and error is None and report.verified:
+        file_sha, state = report.image_sha256, "runs"
+    else:
+        if not image.is_file():  # a directory, a FIFO, a missing file: nothing was written
+            return
+        try:
+            file_sha = sha256_file(image)
+        except OSError:
+            return
+        state = "unknown" if flasher.touched else "untouched"
+    if error is None or isinstance(error, HilError):
+        message = str(error) if error is not None else None
+    elif isinstance(error, KeyboardInterrupt):
+        message = "interrupted while flashing"
+    else:
+        message = f"{type(error).__name__}: {error}"
     audit.record_flash(
-        image_sha256=image_sha256, board=board.name, rack_id=rack_id, probe=probe,
+        image={"path": str(image), "sha256": file_sha,
+               "content_sha256": report.content_sha256 if report else flasher.content_sha256},
+        state=state, board=flasher.board.name, rack_id=flasher.rack_entry, probe=flasher.probe,
         chip_id=report.chip_id if report else None,
-        verified=bool(report and report.verified),
+        verified=state == "runs",
         erased=report.erased_sectors if report else 0,
         programmed=report.programmed_bytes if report else 0,
-        ok=error is None, error=str(error) if error else None)
+        ok=state == "runs", error=message)

@@ -27,7 +27,7 @@ from hil.errors import (
     VerifyError,
     WrongChipError,
 )
-from hil.flash import Flasher, FlashReport, ProgressCallback, load_image, sha256_file
+from hil.flash import Flasher, FlashReport, ProgressCallback, sha256_file
 
 TIMEOUT = 300.0
 
@@ -158,7 +158,7 @@ class OpenOCDFlasher(Flasher):
         if erase == "chip":
             raise UsageError("OpenOCD flashing erases the sectors the image covers; --erase chip "
                              "is not offered (it would erase the board's bootloader)")
-        ih = load_image(self.board, image)  # before touching the probe
+        ih = self._load(image)  # before touching the probe
         binary = shutil.which(self.binary)
         if binary is None:
             raise ToolchainError(f"'{self.binary}' is not installed",
@@ -170,6 +170,7 @@ class OpenOCDFlasher(Flasher):
                    if s.start < end and start < s.end}
         report = FlashReport(board=self.board.name, probe=self.probe, tool=self.tool,
                              image=str(image), image_sha256=sha256_file(image),
+                             content_sha256=self.content_sha256,
                              image_bytes=sum(e - s for s, e in ih.segments()),
                              rack_entry=self.rack_entry)
         if progress:
@@ -179,9 +180,12 @@ class OpenOCDFlasher(Flasher):
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout,
                                   check=False)
         except subprocess.TimeoutExpired as exc:
+            self.touched = True  # it may have been writing when it was stopped
             raise ProbeLostError(f"OpenOCD did not finish flashing {self.board.name} within "
                                  f"{self.timeout:.0f} s", hint="is the board powered?") from exc
         text = (proc.stdout or "") + (proc.stderr or "")
+        # OpenOCD's program command prints this before its first erase
+        self.touched = "** Programming Started **" in text
         error = error_for(text, proc.returncode, self.board, self.probe)
         if error is not None:
             raise error

@@ -23,7 +23,7 @@ from hil.errors import (
     VerifyError,
     WrongChipError,
 )
-from hil.flash import ERASE_MODES, Flasher, FlashReport, ProgressCallback, load_image, sha256_file
+from hil.flash import ERASE_MODES, Flasher, FlashReport, ProgressCallback, sha256_file
 
 LOG = logging.getLogger(__name__)
 VERIFY_CHUNK = 0x4000
@@ -189,10 +189,11 @@ class PyOCDFlasher(Flasher):
 
         if erase not in ERASE_MODES:
             raise FlashError(f"unknown erase mode '{erase}'", hint="use sector, chip or auto")
-        ih = load_image(self.board, image)  # before touching the probe
+        ih = self._load(image)  # before touching the probe
         image_bytes = sum(end - start for start, end in ih.segments())
         report = FlashReport(board=self.board.name, probe=self.probe, tool=self.tool,
                              image=str(image), image_sha256=sha256_file(image),
+                             content_sha256=self.content_sha256,
                              image_bytes=image_bytes, rack_entry=self.rack_entry)
         t0 = time.monotonic()
         builders: list = []
@@ -210,6 +211,7 @@ class PyOCDFlasher(Flasher):
                                             smart_flash=True)
                 kwargs = {"base_address": self.board.app_start} \
                     if image.suffix.lower() == ".bin" else {}
+                self.touched = True  # from here the flash may hold part of the image
                 programmer.program(str(image), **kwargs)
                 if phases.phase == "erase":
                     phases.switch("program")

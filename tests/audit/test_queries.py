@@ -39,7 +39,7 @@ def rack(state: Path, tmp_path: Path) -> dict[str, dict]:
     audit.record_flash(image_sha256=c, board="nucleo-f4", rack_id="rack1-b", probe="P2",
                        chip_id=0x413, verified=True, user="bob")
     audit.record_flash(image_sha256=b, board="nucleo-f4", rack_id="rack1-a", probe="P1",
-                       chip_id=0x413, verified=False, user="carol")
+                       chip_id=0x413, verified=True, user="carol")
     return builds
 
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from hil.errors import FlashProgramError, NoProbeError, ProbeLostError, VerifyError, WrongChipError
-from hil.flash import Flasher, FlashReport, ProgressCallback, load_image, sha256_file
+from hil.flash import Flasher, FlashReport, ProgressCallback, sha256_file
 from hil.flash.sim.registry import hint_board, resolve
 from hil.flash.sim.store import SimFlashStore, release_probe, take_probe
 
@@ -24,7 +24,7 @@ class SimDirectFlasher(Flasher):
 
     def flash(self, image: Path, *, erase: str = "sector", reset: bool = True,
               progress: ProgressCallback | None = None) -> FlashReport:
-        ih = load_image(self.board, image)
+        ih = self._load(image)
         name = self.probe.split(":", 1)[1]
         hint_board(name, self.board.name)
         spec = resolve(name)
@@ -51,6 +51,7 @@ class SimDirectFlasher(Flasher):
         store = SimFlashStore.for_board(name, spec.board)
         report = FlashReport(board=self.board.name, probe=self.probe, tool=self.tool,
                              image=str(image), image_sha256=sha256_file(image),
+                             content_sha256=self.content_sha256,
                              image_bytes=sum(e - s for s, e in ih.segments()),
                              rack_entry=self.rack_entry)
         sectors = [s for r in self.board.flash_regions() for s in r.sectors
@@ -67,6 +68,7 @@ class SimDirectFlasher(Flasher):
             if bytes(new) == old and erase != "chip":
                 report.skipped_sectors += 1
                 continue
+            self.touched = True  # from here the flash may hold part of the image
             if any(sector.start <= a < sector.end for a in faults.erase_at):
                 store.save()
                 raise FlashProgramError(f"erase failed at 0x{sector.start:08X} on {self.probe}",
