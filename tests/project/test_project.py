@@ -236,3 +236,51 @@ def test_apps_of_the_project_then_the_examples(project, capsys):
     with pytest.raises(ConfigError) as err:
         load_app("helo")
     assert "project apps: hello" in str(err.value) and "shell" in str(err.value)
+
+
+# ------------------------------------------------------------------ the project's apps
+
+
+@pytest.fixture
+def initialised(project, capsys, shared_cache, monkeypatch):
+    monkeypatch.setenv("HIL_CACHE_DIR", str(shared_cache))
+    assert main(["init"]) == 0
+    capsys.readouterr()
+    return project
+
+
+def test_build_all_builds_the_project_apps_into_its_build_dir(initialised, capsys):
+    assert main(["build", "--board", "nucleo-f4", "--all"]) == 0
+    built = sorted(p.name for p in (initialised / "build" / "nucleo-f4").iterdir() if p.is_dir())
+    assert built == ["hello"]  # the project's apps, not hil's examples
+    assert main(["build", "--board", "nucleo-f4", "blinky"]) == 0  # an example by name
+    assert (initialised / "build" / "nucleo-f4" / "blinky" / "firmware.hex").is_file()
+
+
+@pytest.mark.slow
+def test_test_without_app_runs_every_app_with_a_suite(initialised, capsys):
+    second = initialised / "apps" / "hello2"
+    import shutil
+
+    shutil.copytree(initialised / "apps" / "hello", second)
+    (second / "app.yaml").write_text("name: hello2\nsources: ['*.c']\n")
+    shutil.copytree(initialised / "apps" / "hello", initialised / "apps" / "nosuite")
+    shutil.rmtree(initialised / "apps" / "nosuite" / "tests")
+    junit = initialised / "verdict.xml"
+    rc = main(["test", "--board", "nucleo-f4", "--on", "qemu", "--junit", str(junit)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    rows = [line.split()[:2] for line in out.splitlines() if line.startswith("nucleo-f4")]
+    assert rows == [["nucleo-f4", "hello"], ["nucleo-f4", "hello2"]]
+    import xml.etree.ElementTree as ET
+
+    suites = ET.parse(junit).getroot().findall("testsuite")
+    assert sorted(s.get("name") for s in suites) == ["nucleo-f4/hello", "nucleo-f4/hello2"]
+    assert all(s.get("failures") == "0" and int(s.get("tests")) == 4 for s in suites)
+
+
+def test_test_in_a_project_without_suites_says_so(project, capsys):
+    (project / "hil.toml").write_text("")
+    assert main(["test", "--board", "nucleo-f4", "--on", "qemu"]) == 2
+    err = capsys.readouterr().err
+    assert "the project has no apps with a test suite" in err and "hil init" in err
