@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hil.errors import ConfigError
 from hil.paths import EXAMPLES_DIR
-from hil.schema import Reader, load_yaml
+from hil.schema import APP_NAME_RE, Reader, load_yaml
 
 MANIFEST = "app.yaml"
 DEFAULT_SOURCES = ("*.c", "*.S")
@@ -53,7 +53,7 @@ def load_app(app: str | Path) -> App:
     if manifest.is_file():
         data = load_yaml(manifest) or {}
     r = Reader(data, manifest)
-    name = r.str("name", directory.name)
+    name = r.name("name", r.str("name", directory.name), APP_NAME_RE, "app")
     version = r.str("version", "0.0.0")
     patterns = r.str_list("sources", DEFAULT_SOURCES)
     includes = r.str_list("include", ())
