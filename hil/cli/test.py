@@ -120,6 +120,9 @@ def run(args: argparse.Namespace) -> int:
     for board in boards:
         work_dir = run_root / board.name
         if args.image is not None:
+            from hil.image import check_image_file
+
+            check_image_file(board, args.image)  # ELF machine, size, empty: before anything
             image = Image.from_path(args.image, work_dir=work_dir / "image")
             from hil.flash import load_image
 
