@@ -97,3 +97,42 @@ def _no_space(directory: Path) -> bool:
         return False
     free = st.f_bfree if os.geteuid() == 0 else st.f_bavail
     return st.f_blocks > 0 and free == 0
+
+
+def describe_os_error(exc: OSError) -> tuple[str, str | None]:
+    """(message, hint) for an OSError on a file hil reads or writes: a file where a
+    directory should be, a read-only or full file system, named by path with the setting
+    (HIL_STATE_DIR, HIL_BUILD_DIR, HIL_CACHE_DIR) that moves it elsewhere."""
+    name = exc.filename2 if exc.errno == errno.ENOSPC and exc.filename2 else exc.filename
+    if name is None:
+        return str(exc.strerror or exc), None
+    path = Path(os.fsdecode(name))
+    fix = _setting_for(path)
+    if exc.errno == errno.ENOTDIR:
+        blocker = next((p for p in (path, *path.parents)
+                        if (p.exists() or p.is_symlink()) and not p.is_dir()), None)
+        if blocker is not None:
+            return f"{path}: {blocker} is a file, not a directory", \
+                f"move that file away{', or ' + fix if fix else ''}"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        kind = "file system is read-only" if exc.errno == errno.EROFS else "is not writable"
+        return f"{path}: {kind} ({exc.strerror})", \
+            f"make it writable{', or ' + fix if fix else ''}"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{path}: no space left on the device ({exc.strerror})", \
+            f"free some space{', or ' + fix if fix else ''}"
+    return f"{path}: {exc.strerror or exc}", None
+
+
+def _setting_for(path: Path) -> str | None:
+    """The environment variable that moves the hil directory holding ``path``."""
+    from hil.paths import build_root, cache_dir, state_dir
+
+    for env, root in (("HIL_STATE_DIR", state_dir()), ("HIL_BUILD_DIR", build_root()),
+                      ("HIL_CACHE_DIR", cache_dir())):
+        try:
+            if path.absolute().is_relative_to(root.absolute()):
+                return f"set {env} to another directory"
+        except ValueError:  # pragma: no cover - different drives on Windows
+            continue
+    return None

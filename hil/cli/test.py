@@ -89,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give either APP or --image, not both")
     if args.workers is not None and args.workers < 1:
         raise UsageError("-n must be at least 1")
+    if args.junit is not None:
+        junit.check_target(args.junit)  # before the run, not after it with the verdict lost
     catalog = BoardCatalog()
     boards = [catalog.get(name) for name in dict.fromkeys(args.board)]
     app_name = args.app or "shell"
