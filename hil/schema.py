@@ -40,8 +40,10 @@ class DuplicateKeyError(yaml.constructor.ConstructorError):
     """A mapping names the same key twice (YAML would silently keep the last)."""
 
 
-class StrictLoader(yaml.SafeLoader):
-    """The one YAML loader of hil: safe tags only, and a key given twice is an error."""
+class StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The one YAML loader of hil: safe tags only, and a key given twice is an error.
+
+    Built on libyaml's parser when PyYAML has it (10x faster, and it caps nesting depth)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         if isinstance(node, yaml.MappingNode):
