@@ -62,6 +62,11 @@ def load_app(app: str | Path) -> App:
     defines_raw = r.raw("defines", {})
     if not isinstance(defines_raw, dict):
         raise r.error("defines", "expected a mapping of NAME: value")
+    for key, value in defines_raw.items():
+        if isinstance(value, (list, dict)):
+            raise r.error(f"defines.{key}", f"expected a number or a string, got "
+                          f"{'a list' if isinstance(value, list) else 'a mapping'}",
+                          hint="a define's value is one C token or expression, e.g. 128")
     defines = tuple(sorted((str(k), str(v)) for k, v in defines_raw.items()))
     boards = r.str_list("boards", ())
     r.done()

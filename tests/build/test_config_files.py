@@ -190,6 +190,14 @@ def test_unsafe_app_name_is_rejected(tmp_path):
         load_app(tmp_path)
 
 
+def test_app_define_that_is_a_list_is_rejected(tmp_path):
+    (tmp_path / "main.c").write_text("int main(void) { return 0; }\n")
+    (tmp_path / "app.yaml").write_text("defines: {LINE_MAX: [[[1]]]}\n")
+    with pytest.raises(ConfigError, match=r"app.yaml: defines.LINE_MAX: expected a number or "
+                       "a string, got a list"):
+        load_app(tmp_path)
+
+
 # --------------------------------------------------------------------------- numbers
 
 

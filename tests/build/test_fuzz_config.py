@@ -172,3 +172,25 @@ def test_fuzzed_rack_files_never_crash_or_hang(structured, textual):
         code, err = bounded_main(["rack", "--rack", str(rack), "status", "--no-probes"])
         if code != 0:
             assert "hil: error: " in err, err
+
+
+APP_TEXT = "name: shell\nversion: 1.0.0\nsources: ['*.c', '../lib/*.c']\ninclude: ['../lib']\n" \
+           "stack: 2K\nheap: 0\ndefines: {LINE_MAX: 128}\nboards: [nucleo-f4]\n"
+
+
+@FUZZ
+@given(structured=st.lists(STRUCTURED, max_size=3), textual=st.lists(TEXTUAL, max_size=2))
+def test_fuzzed_app_manifests_are_config_errors_at_worst(structured, textual):
+    from hil.app import load_app
+    from hil.errors import ConfigError
+
+    raw = mutated(APP_TEXT, structured, textual)
+    with tempfile.TemporaryDirectory() as directory:
+        app = Path(directory) / "app"
+        (Path(directory) / "lib").mkdir()
+        (Path(directory) / "lib" / "util.c").write_text("int util(void) { return 1; }\n")
+        app.mkdir()
+        (app / "main.c").write_text("int main(void) { return 0; }\n")
+        (app / "app.yaml").write_bytes(raw)
+        with contextlib.suppress(ConfigError):
+            load_app(app)
