@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hil.catalog import EXAMPLES_DIR
 from hil.errors import ConfigError
-from hil.schema import Reader, load_yaml
+from hil.schema import APP_NAME_RE, Reader, load_yaml
 
 MANIFEST = "app.yaml"
 DEFAULT_SOURCES = ("*.c", "*.S")
@@ -82,7 +82,7 @@ def load_app(app: str | Path) -> App:
     if manifest.is_file():
         data = load_yaml(manifest) or {}
     r = Reader(data, manifest)
-    name = r.str("name", directory.name)
+    name = r.name("name", r.str("name", directory.name), APP_NAME_RE, "app")
     version = r.str("version", "0.0.0")
     patterns = r.str_list("sources", DEFAULT_SOURCES)
     includes = r.str_list("include", ())
@@ -91,6 +91,11 @@ def load_app(app: str | Path) -> App:
     defines_raw = r.raw("defines", {})
     if not isinstance(defines_raw, dict):
         raise r.error("defines", "expected a mapping of NAME: value")
+    for key, value in defines_raw.items():
+        if isinstance(value, (list, dict)):
+            raise r.error(f"defines.{key}", f"expected a number or a string, got "
+                          f"{'a list' if isinstance(value, list) else 'a mapping'}",
+                          hint="a define's value is one C token or expression, e.g. 128")
     defines = tuple(sorted((str(k), str(v)) for k, v in defines_raw.items()))
     boards = r.str_list("boards", ())
     r.done()

@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 
 from hil.errors import ConfigError
-from hil.schema import Reader, load_yaml
+from hil.schema import BOARD_NAME_RE, Reader, parse_yaml, read_config
 
 SCHEMA_VERSION = 1
 
@@ -28,6 +28,13 @@ CONSOLE_DRIVERS = ("stm32-usart", "sifive-uart", "pl011")
 LED_DRIVERS = ("stm32f4-gpio", "sifive-gpio", "stellaris-gpio")
 FLASH_TOOLS = ("pyocd", "openocd")
 FLOAT_ABIS = ("soft", "softfp", "hard")
+#: Upper bounds of board-file numbers, far above any real board and far below what costs
+#: memory or time: QEMU gets one '-serial' option per console index below qemu_serial.
+MAX_QEMU_SERIAL = 15
+MAX_CLOCK_HZ = 10_000_000_000
+MAX_BAUD = 100_000_000
+MAX_SWD_HZ = 200_000_000
+MAX_SECTORS = 65536  # per sector run and per region
 
 
 @dataclass(frozen=True)
@@ -206,9 +213,8 @@ def board_dirs() -> list[Path]:
 
 def load_board_file(path: Path) -> Board:
     """Parse and validate one board file (no ``extends:``); raises ConfigError."""
-    data = load_yaml(path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return parse_board(data, path, digest)
+    raw = read_config(path)
+    return parse_board(parse_yaml(raw, path), path, hashlib.sha256(raw).hexdigest())
 
 
 def parse_board(data: object, path: Path, digest: str = "") -> Board:
@@ -220,9 +226,10 @@ def parse_board(data: object, path: Path, digest: str = "") -> Board:
             f"unsupported board schema version {version}",
             hint=f"this hil reads schema {SCHEMA_VERSION}; set 'schema: {SCHEMA_VERSION}'",
         )
-    name = top.str("name")
-    _check_name(top, "name", name)
+    name = top.name("name", top.str("name"), BOARD_NAME_RE, "board")
     aliases = top.str_list("aliases", ())
+    for i, alias in enumerate(aliases):
+        top.name(f"aliases[{i}]", alias, BOARD_NAME_RE, "board")
     description = top.str("description", "")
 
     target = top.sub("target")
@@ -235,7 +242,7 @@ def parse_board(data: object, path: Path, digest: str = "") -> Board:
                            choices=FLOAT_ABIS)
     march = target.str("march", None)
     mabi = target.str("mabi", None)
-    clock = target.int("clock_hz", minimum=1)
+    clock = target.int("clock_hz", minimum=1, maximum=MAX_CLOCK_HZ)
     if arch == "riscv" and (march is None or mabi is None):
         raise target.error("march", "RISC-V boards need 'march' and 'mabi'",
                            hint="e.g. march: rv32imac, mabi: ilp32")
@@ -288,12 +295,6 @@ def parse_board(data: object, path: Path, digest: str = "") -> Board:
     )
 
 
-def _check_name(reader: Reader, key: str, name: str) -> None:
-    if not name or not all(c.isalnum() or c in "-_." for c in name):
-        raise reader.error(key, f"'{name}' is not a valid board name",
-                           hint="use letters, digits, '-', '_' and '.' only")
-
-
 def _parse_region(r: Reader) -> Region:
     name = r.str("name")
     kind = r.str("kind", choices=("flash", "ram"))
@@ -316,11 +317,14 @@ def _parse_region(r: Reader) -> Region:
         runs = []
         for i, run in enumerate(r.items("sectors")):
             size = run.size("size", minimum=1)
-            count = run.int("count", minimum=1)
+            count = run.int("count", minimum=1, maximum=MAX_SECTORS)
             run.done()
             runs.append((size, count))
             del i
         layout = tuple(runs)
+        if sum(count for _, count in layout) > MAX_SECTORS:
+            raise r.error("sectors", f"region {name} has more than {MAX_SECTORS} sectors",
+                          hint="check the sector sizes against the reference manual")
         total = sum(size * count for size, count in layout)
         if total != length:
             raise r.error(
@@ -370,9 +374,11 @@ def _parse_console(r: Reader | None) -> Console:
     console = Console(
         driver=r.str("driver", choices=CONSOLE_DRIVERS),
         base=r.address("base"),
-        baud=r.int("baud", 115200, minimum=1),
-        clock_hz=r.int("clock_hz", minimum=1),
-        qemu_serial=r.int("qemu_serial", 0, minimum=0),
+        baud=r.int("baud", 115200, minimum=1, maximum=MAX_BAUD),
+        clock_hz=r.int("clock_hz", minimum=1, maximum=MAX_CLOCK_HZ),
+        qemu_serial=r.int("qemu_serial", 0, minimum=0, maximum=MAX_QEMU_SERIAL,
+                          hint="the index of the board's console UART among the QEMU "
+                          "machine's serial ports (0 is the first)"),
     )
     r.done()
     return console
@@ -416,7 +422,7 @@ def _parse_flash(r: Reader | None, arch: str) -> FlashSpec:
                            choices=("halt", "pre-reset", "under-reset", "attach")),
         reset_type=r.str("reset_type", "sw", choices=("hw", "sw", "sw_sysresetreq",
                                                       "sw_vectreset", "sw_emulated")),
-        frequency=r.int("frequency", 4_000_000, minimum=1000),
+        frequency=r.int("frequency", 4_000_000, minimum=1000, maximum=MAX_SWD_HZ),
         openocd_config=r.str_list("openocd_config", ()),
     )
     if tool == "pyocd" and not (spec.pyocd_target or spec.pyocd_family or spec.pyocd_pack):
@@ -476,8 +482,8 @@ class BoardCatalog:
                 continue
             in_this_dir: dict[str, Path] = {}
             for path in sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml")):
-                raw = path.read_bytes()
-                data = load_yaml(path)
+                raw = read_config(path)  # a regular UTF-8 file of sane size, or ConfigError
+                data = parse_yaml(raw, path)
                 name = Reader(data, path).str("name") if isinstance(data, dict) else None
                 if not isinstance(name, str):
                     Reader(data, path)  # raises: expected a mapping

@@ -18,6 +18,19 @@ from hil.boards import Board, Region
 from hil.errors import ImageError
 
 BIN_FILL = 0xFF  # erased flash
+ELF_MAGIC = b"\x7fELF"
+#: ELF e_machine of each board architecture, and names of machines users meet.
+EM_ARM, EM_RISCV = 40, 243
+ARCH_MACHINE = {"arm": EM_ARM, "riscv": EM_RISCV}
+_MACHINE_NAMES = {EM_ARM: "Arm", EM_RISCV: "RISC-V", 3: "x86", 62: "x86-64", 183: "AArch64",
+                  8: "MIPS", 20: "PowerPC", 94: "Xtensa", 105: "MSP430", 83: "AVR"}
+_ARCH_NAMES = {"arm": "an Arm Cortex-M", "riscv": "a RISC-V"}
+#: A HEX record of 16 data bytes is 45 characters with CRLF (2.8x); 4x leaves room for
+#: shorter records, and the slack for address and end records of a tiny image.
+HEX_PER_BYTE = 4
+HEX_SLACK = 64 * 1024
+#: An ELF also carries symbols and debug info: bound it loosely, its loadable bytes tightly.
+ELF_MAX_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -203,9 +216,116 @@ def write_bin(elf_path: Path, bin_path: Path) -> int:
     return base
 
 
+def check_image_file(board: Board, path: Path) -> str:
+    """Cheap checks of an image file before anything reads it whole, takes a lease or
+    touches a probe: it is a regular, non-empty file; a .bin fits the flash from the app
+    start and a HEX could (by its size alone); an ELF is 32-bit little-endian for the
+    board's architecture and loads no more than the board's flash. Returns the format:
+    "elf", "hex" or "bin". Raises ConfigError (not a file) or ImageError (wrong image)."""
+    import os
+    import stat
+
+    from hil.errors import ConfigError
+
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise ConfigError("image file does not exist", path=path,
+                          hint=f"build it first: hil build --board {board.name} APP") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the image: {exc.strerror}", path=path) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ConfigError("is a directory, not an image file", path=path,
+                          hint="pass the .hex, .elf or .bin file itself, e.g. "
+                          f"build/{board.name}/APP/firmware.hex")
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError("is not a regular file", path=path,
+                          hint="pass a .hex, .elf or .bin file")
+    if info.st_size == 0:
+        raise ImageError(f"image {path} is empty (0 bytes)",
+                         hint=f"rebuild it: hil build --board {board.name} APP")
+    with open(path, "rb") as fh:
+        header = fh.read(64)
+    flash_total = sum(r.length for r in board.flash_regions())
+    suffix = path.suffix.lower()
+    if header.startswith(ELF_MAGIC):
+        if suffix == ".bin":
+            raise ImageError(f"{path} is an ELF file, not a raw binary",
+                             hint="pass it with its .elf name: hil reads its load addresses")
+        check_elf_header(board, path, header)
+        if info.st_size > ELF_MAX_BYTES:
+            raise ImageError(f"ELF {path} is {info.st_size} bytes: too large to be firmware "
+                             f"for board {board.name}", hint="pass the image hil build wrote")
+        _check_elf_load_size(board, path, flash_total)
+        return "elf"
+    if suffix == ".bin":
+        room = board.app_region.end - board.app_start
+        if info.st_size > room:
+            raise ImageError(
+                f"image {path} is {info.st_size} bytes, but board {board.name} has "
+                f"{room} bytes of flash from its application start 0x{board.app_start:08X}",
+                hint="was the image built for this board? a .bin is written at the "
+                "application start")
+        return "bin"
+    if suffix in (".elf", ".axf", ".out"):
+        raise ImageError(f"{path} is not an ELF file (no ELF magic number)",
+                         hint="pass a .hex, .elf or .bin image")
+    limit = HEX_PER_BYTE * flash_total + HEX_SLACK
+    if info.st_size > limit:
+        raise ImageError(
+            f"HEX image {path} is {info.st_size} bytes: more than a HEX of the "
+            f"{flash_total} bytes of flash of board {board.name} can be ({limit} bytes)",
+            hint="was the image built for this board?")
+    return "hex"
+
+
+def check_elf_header(board: Board, path: Path, header: bytes) -> None:
+    """The ELF's class, byte order and machine must be the board's (ImageError otherwise)."""
+    if len(header) < 20:
+        raise ImageError(f"{path}: truncated ELF header ({len(header)} bytes)")
+    cls, data = header[4], header[5]
+    if cls != 1:
+        what = "a 64-bit" if cls == 2 else f"an ELF class {cls}"
+        raise ImageError(
+            f"{path} is {what} ELF, but board {board.name} ({board.cpu}) runs 32-bit "
+            "images", hint=f"build the image for this board: hil build --board {board.name}")
+    if data != 1:
+        raise ImageError(
+            f"{path} is a big-endian ELF, but board {board.name} ({board.cpu}) is "
+            "little-endian", hint=f"build the image for this board: hil build --board "
+            f"{board.name}")
+    machine = int.from_bytes(header[18:20], "little")
+    if machine != ARCH_MACHINE[board.arch]:
+        name = _MACHINE_NAMES.get(machine, f"machine {machine}")
+        article = "an" if name[0] in "AEIOUx" else "a"
+        raise ImageError(
+            f"{path} is {article} {name} ELF for {_ARCH_NAMES[board.arch]} board: board "
+            f"{board.name} has a {board.cpu} core",
+            hint=f"build the image for this board (hil build --board {board.name} APP), or "
+            "flash it to the board it was built for")
+
+
+def _check_elf_load_size(board: Board, path: Path, flash_total: int) -> None:
+    """An ELF loading more bytes than the board's flash holds is refused before its data is
+    read (segment headers only)."""
+    try:
+        with open(path, "rb") as f:
+            loaded = sum(int(seg["p_filesz"]) for seg in ELFFile(f).iter_segments()
+                         if seg["p_type"] == "PT_LOAD")
+    except Exception as exc:  # pyelftools raises many kinds on bad input
+        raise ImageError(f"{path}: not a readable ELF file: {exc}",
+                         hint="pass a .hex or .elf image") from exc
+    if loaded > flash_total:
+        raise ImageError(
+            f"ELF {path} loads {loaded} bytes, more than the {flash_total} bytes of flash "
+            f"of board {board.name}", hint="was the image built for this board?")
+
+
 def read_image(path: Path) -> IntelHex:
     """Load a HEX or ELF as an IntelHex of its loadable bytes."""
-    if path.suffix.lower() in (".hex", ".ihex"):
+    with open(path, "rb") as fh:
+        is_elf = fh.read(4) == ELF_MAGIC
+    if path.suffix.lower() in (".hex", ".ihex") and not is_elf:
         ih = IntelHex()
         try:
             ih.loadhex(str(path))

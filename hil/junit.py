@@ -86,6 +86,23 @@ def to_xml(suites: list[Suite]) -> ET.ElementTree:
     return ET.ElementTree(root)
 
 
+def check_target(path: Path, option: str = "--junit") -> None:
+    """Refuse, before a run, a JUnit path that cannot be written: a directory, or a path
+    below a file. Raises UsageError naming the option."""
+    from hil.errors import UsageError
+
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a directory; the JUnit verdict is a file",
+                         hint=f"give a file name, e.g. {option} {path / 'report.xml'}")
+    blocker = next((p for p in path.parents if p.exists() or p.is_symlink()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise UsageError(f"{option} {path}: {blocker} is a file, not a directory",
+                         hint="give a path in an existing directory")
+    if blocker is not None and not os.access(blocker, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: {blocker} is not writable",
+                         hint="give a path in a writable directory")
+
+
 def write(path: Path, suites: list[Suite]) -> None:
     """Write the JUnit file whole or not at all (a temp file renamed over it)."""
     path.parent.mkdir(parents=True, exist_ok=True)

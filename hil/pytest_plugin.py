@@ -133,6 +133,9 @@ def image(pytestconfig: pytest.Config, board, tmp_path_factory: pytest.TempPathF
 
     path = pytestconfig.getoption("--hil-image")
     if path is not None:
+        from hil.image import check_image_file
+
+        check_image_file(board, Path(path))  # ELF machine, size, empty: before booting
         image = Image.from_path(Path(path), work_dir=tmp_path_factory.mktemp("hil-image"))
         elf = pytestconfig.getoption("--hil-elf")
         if elf is not None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from hil.audit.store import ENV_VAR, GENESIS, READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, Store
 from hil.errors import AuditError
+from hil.storage import check_store_path, is_lock_wait, sqlite_problem
 
 # --- schema ---------------------------------------------------------------------------------
 
@@ -76,8 +77,9 @@ class SqliteStore(Store):
         self._conn: sqlite3.Connection | None = None
 
     def open(self) -> None:
+        fix = f"set {ENV_VAR} (or HIL_STATE_DIR) to a writable place"
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            check_store_path(self.path, "audit store", fix, AuditError)
             conn = sqlite3.connect(self.path, timeout=60, isolation_level=None,
                                    check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 60000")
@@ -88,8 +90,8 @@ class SqliteStore(Store):
                 try:
                     conn.execute("PRAGMA journal_mode = WAL")
                     break
-                except sqlite3.OperationalError:
-                    if time.monotonic() > deadline:
+                except sqlite3.OperationalError as exc:
+                    if not is_lock_wait(exc) or time.monotonic() > deadline:
                         raise
                     time.sleep(0.05)
             conn.execute("PRAGMA synchronous = FULL")
@@ -108,12 +110,14 @@ class SqliteStore(Store):
         except AuditError:
             self.close()
             raise
-        except (sqlite3.Error, OSError) as exc:
+        except sqlite3.Error as exc:
             self.close()
-            raise AuditError(
-                f"cannot open the audit store {self.path}: {exc}",
-                hint=f"check the directory is writable, or set {ENV_VAR} to another path",
-            ) from exc
+            message, hint = sqlite_problem(exc, self.path, "audit store", fix)
+            raise AuditError(message, hint=hint) from exc
+        except OSError as exc:
+            self.close()
+            raise AuditError(f"cannot open the audit store {self.path}: {exc}",
+                             hint=f"check the directory is writable, or {fix}") from exc
 
     @staticmethod
     def _schema_version(conn: sqlite3.Connection) -> int | None:

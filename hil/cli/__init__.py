@@ -161,8 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a file hil was told to write or read: name it, no traceback
         if args.verbose:
             traceback.print_exc()
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"hil: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        from hil.storage import describe_os_error
+
+        message, hint = describe_os_error(exc)
+        print(f"hil: error: {message}" + (f"\n  hint: {hint}" if hint else ""),
+              file=sys.stderr)
         return int(ExitCode.USAGE)
 
 

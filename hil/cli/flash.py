@@ -11,6 +11,7 @@ from hil.boards import load_board
 from hil.errors import AuditError, NoProbeError, ProbeLostError, UsageError
 from hil.flash import ERASE_MODES, make_flasher
 from hil.flash.probes import select_probe
+from hil.image import check_image_file
 from hil.rack.inventory import load_rack
 from hil.ui import Progress
 
@@ -143,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
     board = load_board(args.board)
     rack = load_rack(args.rack)
     image = _image_for(args, board)
+    check_image_file(board, image)  # a wrong or oversized image fails before any lease
     candidates = _lease_candidates(board, args.probe, rack)
     if not candidates:
         choice = select_probe(board, args.probe, rack)

@@ -47,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
     board = load_board(args.board)
     work_dir = state_dir() / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-run"
     if args.image is not None:
+        from hil.image import check_image_file
+
+        check_image_file(board, args.image)  # ELF machine, size, empty: before anything
         image = Image.from_path(args.image, work_dir=work_dir / "image")
         from hil.flash import load_image
 

@@ -101,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give either APP or --image, not both")
     if args.workers is not None and args.workers < 1:
         raise UsageError("-n must be at least 1")
+    if args.junit is not None:
+        junit.check_target(args.junit)  # before the run, not after it with the verdict lost
     catalog = BoardCatalog()
     boards = [catalog.get(name) for name in dict.fromkeys(args.board)]
     run_root = state_dir() / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
@@ -123,6 +125,9 @@ def run(args: argparse.Namespace) -> int:
             work_dir = run_root / board.name if len(apps) == 1 else \
                 run_root / board.name / (app.name if app else "image")
             if app is None:
+                from hil.image import check_image_file
+
+                check_image_file(board, args.image)  # ELF machine, size, empty: first
                 image = Image.from_path(args.image, work_dir=work_dir / "image")
                 from hil.flash import load_image
 

@@ -145,14 +145,9 @@ def load_image(board: Board, image: Path):  # -> intelhex.IntelHex
     from intelhex import IntelHex
 
     from hil.errors import ImageError
-    from hil.image import check_image_fits, read_image
+    from hil.image import check_image_file, check_image_fits, read_image
 
-    if not image.is_file():
-        from hil.errors import ConfigError
-
-        raise ConfigError("image file does not exist", path=image,
-                          hint=f"build it first: hil build --board {board.name} APP")
-    if image.suffix.lower() == ".bin":
+    if check_image_file(board, image) == "bin":
         ih = IntelHex()
         ih.frombytes(image.read_bytes(), offset=board.app_start)
     else:

@@ -34,6 +34,7 @@ from typing import Any
 
 from hil.errors import ConfigError, LeaseError, LeaseTimeout
 from hil.settings import current
+from hil.storage import check_store_path, is_lock_wait, sqlite_problem
 
 log = logging.getLogger(__name__)
 
@@ -337,13 +338,17 @@ class LeaseStore:
             return [tuple(r) for r in cur.fetchall()]
 
 
+_SQLITE_FIX = ("set HIL_STATE_DIR to a writable local directory (or use postgresql:// in "
+               "the rack file for a shared rack)")
+
+
 class SqliteLeaseStore(LeaseStore):
     dialect = "sqlite"
 
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        check_store_path(path, "lease database", _SQLITE_FIX, LeaseError)
         self._local = threading.local()
         with self._tx() as cur:
             for stmt in SCHEMA:
@@ -361,8 +366,8 @@ class SqliteLeaseStore(LeaseStore):
                 try:
                     conn.execute("PRAGMA journal_mode=WAL")
                     break
-                except sqlite3.OperationalError:
-                    if time.monotonic() > deadline:
+                except sqlite3.OperationalError as exc:
+                    if not is_lock_wait(exc) or time.monotonic() > deadline:
                         raise
                     time.sleep(0.05)
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -376,16 +381,20 @@ class SqliteLeaseStore(LeaseStore):
             cur = conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise LeaseError(f"lease database {self.path}: {exc}",
-                             hint="check the state directory is writable and not on a "
-                             "network file system (use postgresql:// for a shared rack)") from exc
+            message, hint = sqlite_problem(exc, self.path, "lease database", _SQLITE_FIX)
+            raise LeaseError(message, hint=hint) from exc
         try:
             yield cur
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
             conn.execute("COMMIT")
+        except sqlite3.Error as exc:  # e.g. the disk filled up mid-transaction
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            message, hint = sqlite_problem(exc, self.path, "lease database", _SQLITE_FIX)
+            raise LeaseError(message, hint=hint) from exc
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
