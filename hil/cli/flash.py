@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from hil.boards import load_board
+from hil.cli import _args
 from hil.errors import AuditError, HilError, NoProbeError, ProbeLostError, UsageError
 from hil.flash import ERASE_MODES, FlashReport, make_flasher
 from hil.flash.probes import select_probe
@@ -49,11 +50,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "remote:HOST:PORT); see hil probes")
     p.add_argument("--rack", type=Path, default=None, help="rack file (default: HIL_RACK or "
                    "rack.yaml)")
-    p.add_argument("--wait", type=float, default=_default_wait(), metavar="S",
+    p.add_argument("--wait", type=_args.wait, default=_FROM_ENV, metavar="S",
                    help="seconds to wait for the board's lease when another job holds it "
-                   "(default: HIL_LEASE_WAIT or 1800)")
-    p.add_argument("--frequency", type=int, default=None, metavar="HZ",
-                   help="SWD clock (default: the board file's)")
+                   "(default: HIL_LEASE_WAIT or 1800; 'forever' waits without end)")
+    p.add_argument("--frequency", type=_args.frequency, default=None, metavar="HZ",
+                   help="SWD clock, 1000 to 100000000 (default: the board file's)")
     p.add_argument("--connect-mode", choices=("halt", "pre-reset", "under-reset", "attach"),
                    default=None, help="override the board file's connect mode")
     p.add_argument("--reset-type", default=None,
@@ -93,7 +94,12 @@ class _PhaseProgress:
             self.bar = None
 
 
-def _default_wait() -> float | None:
+_FROM_ENV = "HIL_LEASE_WAIT"  # --wait not given: read (and check) the variable in run()
+
+
+def _wait(args: argparse.Namespace) -> float | None:
+    if args.wait is not _FROM_ENV:
+        return args.wait
     from hil.executors.leased import lease_wait
 
     return lease_wait()
@@ -162,6 +168,7 @@ def _check_env_faults() -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check_env_faults()
+    wait = _wait(args)
     board = load_board(args.board)
     rack = load_rack(args.rack)
     image = _image_for(args, board)
@@ -178,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
               f"{total} in the queue", file=sys.stderr, flush=True)
 
     with lease_store(rack) as store:
-        with hold(store, [e.id for e in candidates], ttl=60.0, wait=args.wait,
+        with hold(store, [e.id for e in candidates], ttl=60.0, wait=wait,
                   purpose=f"hil flash {board.name}", on_wait=waiting) as lease:
             entry = rack.entry(lease.rack_id)
             probe = args.probe or entry.probe

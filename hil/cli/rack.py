@@ -9,6 +9,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from hil.cli import _args
 from hil.errors import UsageError
 from hil.rack import lease_store, load_rack, matching_entries
 from hil.rack.leases import Holder
@@ -41,16 +42,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     lease = sub.add_parser("lease", help="lease a free board and print the lease token")
     lease.add_argument("--board", "-b", required=True, help="board name")
     lease.add_argument("--tag", action="append", default=[], help="required tag (repeatable)")
-    lease.add_argument("--wait", type=float, default=0.0,
-                       help="seconds to wait for a free board (default 0: fail at once)")
-    lease.add_argument("--ttl", type=float, default=3600.0,
-                       help="seconds until the lease expires unless renewed (default 3600)")
+    lease.add_argument("--wait", type=_args.wait, default=0.0,
+                       help="seconds to wait for a free board (default 0: fail at once; "
+                       "'forever' waits without end)")
+    lease.add_argument("--ttl", type=_args.ttl, default=3600.0,
+                       help="seconds until the lease expires unless renewed (1 to 604800; "
+                       "default 3600)")
     lease.add_argument("--json", action="store_true", help="print one JSON object")
     release = sub.add_parser("release", help="release a lease by its token")
     release.add_argument("token")
     renew = sub.add_parser("renew", help="extend a lease by its token")
     renew.add_argument("token")
-    renew.add_argument("--ttl", type=float, default=3600.0)
+    renew.add_argument("--ttl", type=_args.ttl, default=3600.0,
+                       help="seconds from now until the lease expires (1 to 604800; default "
+                       "3600)")
     status = sub.add_parser("status", help="every board: probe, lease holder, health")
     status.add_argument("--json", action="store_true")
     status.add_argument("--no-probes", action="store_true",

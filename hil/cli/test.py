@@ -11,8 +11,10 @@ from pathlib import Path
 
 from hil.app import load_app
 from hil.boards import BoardCatalog
+from hil.cli import _args
 from hil.errors import ExitCode, UsageError
 from hil.executors import ON_CHOICES, Image, choose_executor
+from hil.executors.leased import lease_wait
 from hil.paths import state_dir
 from hil.testrun import BoardResult, Plan, exit_code, run_board
 from hil.ui import table
@@ -50,13 +52,6 @@ exit codes:
 """
 
 
-def _positive_seconds(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
-    return value
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("app", nargs="?", default=None, metavar="APP",
                    help="app directory or example name (default: shell)")
@@ -74,21 +69,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="never fall back to QEMU (exit 4 when the board is not present)")
     p.add_argument("--toolchain", "-t", default="gcc", help="toolchain for building APP")
     p.add_argument("--junit", type=Path, default=None, help="write a JUnit XML verdict here")
-    p.add_argument("-n", "--workers", type=int, default=None,
+    p.add_argument("-n", "--workers", type=_args.workers, default=None,
                    help="pytest-xdist workers per board (each gets its own board instance)")
-    p.add_argument("--timeout", type=_positive_seconds, default=10.0,
+    p.add_argument("--timeout", type=_args.timeout, default=10.0,
                    help="seconds to wait for each expected console output (default 10)")
 
 
 def run(args: argparse.Namespace) -> int:
     from hil import junit
 
+    lease_wait()  # a bad HIL_LEASE_WAIT is a usage error now, not after the build
     if args.image is not None and len(args.board) > 1:
         raise UsageError("--image runs one image: give one --board with it")
     if args.image is not None and args.app is not None:
         raise UsageError("give either APP or --image, not both")
-    if args.workers is not None and args.workers < 1:
-        raise UsageError("-n must be at least 1")
     catalog = BoardCatalog()
     boards = [catalog.get(name) for name in dict.fromkeys(args.board)]
     app_name = args.app or "shell"

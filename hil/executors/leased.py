@@ -23,9 +23,13 @@ _INFRA = (FlashError, ConsoleLost, EmulatorError)
 
 
 def lease_wait() -> float | None:
-    """Seconds to wait for a free board: HIL_LEASE_WAIT (default 1800; 'inf' forever)."""
+    """Seconds to wait for a free board: HIL_LEASE_WAIT (default 1800; 'inf' forever).
+
+    Raises ConfigError naming the variable when it is not a number in range."""
+    from hil.limits import LEASE_WAIT
+
     text = os.environ.get("HIL_LEASE_WAIT", "1800")
-    return None if text in ("inf", "forever", "") else float(text)
+    return None if text == "" else LEASE_WAIT.from_env("HIL_LEASE_WAIT", text)
 
 
 class LeasedExecutor(Executor):

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from hil.errors import ConfigError, LeaseError, LeaseTimeout
+from hil.limits import LEASE_TTL_ANY, LEASE_WAIT
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,10 @@ class LeaseStore:
 
         ``wait``: seconds to wait for a free board (None: forever; 0: not at all).
         ``on_wait(position, queue_length)`` is called when the queue position changes.
-        Raises LeaseTimeout when no board became free in time."""
+        Raises LeaseTimeout when no board became free in time, UsageError when ``ttl`` or
+        ``wait`` is not a finite number in range (a lease must not be born expired)."""
+        LEASE_TTL_ANY.check(ttl, "lease ttl")
+        LEASE_WAIT.check(wait, "lease wait")
         if not candidates:
             raise LeaseError("no rack entry matches", hint="check --board / --tag against "
                              "'hil rack status'")
@@ -279,6 +283,7 @@ class LeaseStore:
 
     def renew(self, token: str, ttl: float) -> float:
         """Extend the lease with ``token`` by ``ttl`` from now; returns the new expiry."""
+        LEASE_TTL_ANY.check(ttl, "lease ttl")
         with self._tx() as cur:
             now = self._now(cur)
             cur.execute(self._q("UPDATE hil_leases SET expires_at = ? WHERE token = ?"),
@@ -528,6 +533,8 @@ def hold(store: LeaseStore, candidates: Sequence[str], *, ttl: float = 60.0,
     When ``HIL_LEASE`` names a lease the calling job already holds (a token from
     ``hil rack lease``) on one of ``candidates``, that lease is used instead: nothing is
     acquired, and releasing it is left to its owner."""
+    LEASE_TTL_ANY.check(ttl, "lease ttl")
+    LEASE_WAIT.check(wait, "lease wait")
     token = os.environ.get("HIL_LEASE")
     if token:
         held = next((i for i in store.leases().values() if i.token == token), None)
