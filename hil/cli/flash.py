@@ -94,7 +94,7 @@ class _PhaseProgress:
             self.bar = None
 
 
-_FROM_ENV = "HIL_LEASE_WAIT"  # --wait not given: read (and check) the variable in run()
+_FROM_ENV = object()  # --wait not given: read (and check) HIL_LEASE_WAIT in run()
 
 
 def _wait(args: argparse.Namespace) -> float | None:
