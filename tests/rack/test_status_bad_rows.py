@@ -117,3 +117,35 @@ def test_a_good_lease_is_not_dropped_by_reset(db, capsys):
     assert main(["rack", "status", "--json", "--no-probes"]) == 0
     rows = {r["id"]: r for r in strict_json(capsys.readouterr().out)}
     assert rows[board]["lease"] is not None and rows[board]["bad_row"] is None
+
+
+def test_postgresql_nan_and_infinite_expiry_are_bad_rows_not_free_boards(
+        tmp_path, monkeypatch, capsys, pg_url):
+    """PostgreSQL stores NaN and infinities where SQLite cannot: such a lease never expires
+    by comparison, so it must be shown (and cleared) rather than hold its board silently."""
+    import psycopg
+
+    rack = tmp_path / "rack.yaml"
+    rack.write_text("schema: 1\nboards:\n" + "".join(
+        f"  - {{id: {i}, board: nucleo-f4, probe: 'hilsim:pg-{i}'}}\n" for i in IDS[:3]))
+    monkeypatch.setenv("HIL_RACK", str(rack))
+    monkeypatch.setenv("HIL_LEASE_DB", pg_url)
+    monkeypatch.delenv("HIL_LEASE", raising=False)
+    open_store(pg_url).close()
+    with psycopg.connect(pg_url) as conn:
+        for rack_id, token, since, until in [("f4-a", "a" * 32, "NaN", "NaN"),
+                                             ("f4-b", "b" * 32, "-Infinity", "Infinity")]:
+            conn.execute("INSERT INTO hil_leases (rack_id, token, user_name, host, pid, "
+                         "acquired_at, expires_at) VALUES (%s, %s, 'ci', 'h', 0, %s, %s)",
+                         (rack_id, token, since, until))
+    assert main(["rack", "status", "--json", "--no-probes"]) == 0
+    rows = {r["id"]: r for r in strict_json(capsys.readouterr().out)}
+    for rack_id in ("f4-a", "f4-b"):
+        assert rows[rack_id]["lease"]["until"] is None
+        assert f"hil rack reset {rack_id}" in rows[rack_id]["bad_row"]
+    assert main(["rack", "lease", "--board", "nucleo-f4", "--json"]) == 0
+    assert strict_json(capsys.readouterr().out)["board"] == "f4-c"
+    assert main(["rack", "reset", "f4-a"]) == 0
+    assert "lease removed" in capsys.readouterr().err
+    assert main(["rack", "lease", "--board", "nucleo-f4", "--json"]) == 0
+    assert strict_json(capsys.readouterr().out)["board"] == "f4-a"
