@@ -32,7 +32,7 @@ examples:
   hil flash --board nucleo-f4 shell && hil test --board nucleo-f4
   hil rack status
   hil rack release "$HIL_LEASE"
-  hil rack reset f4-a            # mark an unhealthy board healthy again
+  hil rack reset f4-a            # mark an unhealthy board healthy again (or clear a BAD ROW)
 """
 
 
@@ -61,7 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     status.add_argument("--json", action="store_true")
     status.add_argument("--no-probes", action="store_true",
                         help="do not enumerate probes (faster; presence shown as '?')")
-    reset = sub.add_parser("reset", help="mark an unhealthy board healthy again")
+    reset = sub.add_parser("reset", help="mark an unhealthy board healthy again; also removes "
+                           "a lease row shown as BAD ROW, and forgets an id gone from the rack "
+                           "file")
     reset.add_argument("rack_id")
 
 

@@ -206,7 +206,7 @@ class LeaseStore:
             if why:
                 cur.execute(q("DELETE FROM hil_leases WHERE token = ?"), (token,))
                 self._log(cur, rack_id, token, why, None, now)
-                log.info("lease %s on %s reclaimed: %s", token[:8], rack_id, why)
+                log.info("lease %s on %s reclaimed: %s", str(token)[:8], rack_id, why)
         cur.execute(q("SELECT ticket, host, pid, heartbeat, candidates FROM hil_waiters"))
         for ticket, host, pid, beat, candidates in cur.fetchall():
             beat = _finite(beat)
