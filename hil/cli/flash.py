@@ -166,8 +166,22 @@ def _check_env_faults() -> None:
         parse_faults(spec, "*", "HIL_SIM_FAULTS")
 
 
+def _check_probe_arg(probe: str | None) -> None:
+    """A simulated probe's name names a file: refuse an unsafe one as a usage error."""
+    if probe and probe.lower().startswith("hilsim:"):
+        from hil.flash.sim.store import check_sim_name
+
+        try:
+            check_sim_name(probe.split(":", 1)[1])
+        except UsageError:
+            raise
+        except HilError as exc:
+            raise UsageError(f"--probe {probe}: {exc.message}", hint=exc.hint) from None
+
+
 def run(args: argparse.Namespace) -> int:
     _check_env_faults()
+    _check_probe_arg(args.probe)
     wait = _wait(args)
     board = load_board(args.board)
     rack = load_rack(args.rack)

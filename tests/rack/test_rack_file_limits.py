@@ -61,3 +61,19 @@ def test_good_remote_and_sim_probes_still_load(tmp_path):
                     "console: 'rfc2217://localhost:7001', emulator: qemu}\n")
     rack = load_rack(path)
     assert [e.probe for e in rack.entries] == ["hilsim:f4.a_1", "remote:[::1]:5555"]
+
+
+@pytest.mark.parametrize("probe", ["hilsim:../x", "hilsim:/tmp/x", "HILSIM:.hidden"])
+def test_unsafe_sim_probe_on_the_command_line_is_a_usage_error(tmp_path, capsys, probe,
+                                                               _isolated_state):
+    from intelhex import IntelHex
+
+    image = IntelHex()
+    image.frombytes(b"\x00" * 16, offset=0x08000000)
+    image.write_hex_file(str(tmp_path / "fw.hex"))
+    code = main(["flash", "--board", "nucleo-f4", "--probe", probe, "--image",
+                 str(tmp_path / "fw.hex")])
+    err = capsys.readouterr().err
+    assert code == ExitCode.USAGE, err
+    assert f"--probe {probe}: " in err and "is not a valid simulated probe name" in err
+    assert not (_isolated_state / "simflash").exists()
