@@ -9,7 +9,8 @@ from pathlib import Path
 
 from hil.boards import load_board
 from hil.cli import _args
-from hil.errors import AuditError, HilError, NoProbeError, ProbeLostError, UsageError
+from hil.errors import (AuditError, ConfigError, HilError, NoProbeError, ProbeLostError,
+                        UsageError)
 from hil.flash import ERASE_MODES, FlashReport, make_flasher
 from hil.flash.probes import select_probe
 from hil.rack.inventory import load_rack
@@ -173,9 +174,7 @@ def _check_probe_arg(probe: str | None) -> None:
 
         try:
             check_sim_name(probe.split(":", 1)[1])
-        except UsageError:
-            raise
-        except HilError as exc:
+        except ConfigError as exc:
             raise UsageError(f"--probe {probe}: {exc.message}", hint=exc.hint) from None
 
 
