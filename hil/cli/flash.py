@@ -9,8 +9,7 @@ from pathlib import Path
 
 from hil.boards import load_board
 from hil.cli import _args
-from hil.errors import (AuditError, ConfigError, HilError, NoProbeError, ProbeLostError,
-                        UsageError)
+from hil.errors import AuditError, ConfigError, HilError, NoProbeError, ProbeLostError, UsageError
 from hil.flash import ERASE_MODES, FlashReport, make_flasher
 from hil.flash.probes import select_probe
 from hil.rack.inventory import load_rack
