@@ -272,14 +272,14 @@ def _choice(value: object, choices: tuple[str, ...], path: Path, key: str) -> st
     return str(value)
 
 
-def _seconds(value: object, where: str, *, allow_none: bool = False) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: {value!r} is not a number of seconds") from None
-    if isinstance(value, bool) or not math.isfinite(number) or not 0 < number <= 86400 * 7:
-        raise ConfigError(f"{where}: {value!r} is not a number of seconds in (0, 604800]")
-    return number
+def _seconds(value: object, where: str) -> float:
+    """A timeout from the project file, in the range every timeout option has."""
+    from hil.limits import TIMEOUT
+
+    why = TIMEOUT.problem(value)  # type: ignore[arg-type]
+    if why:
+        raise ConfigError(f"{where}: {why}: {TIMEOUT.what} must be {TIMEOUT.describe()}")
+    return float(value)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- loading
@@ -346,17 +346,12 @@ def _default_cache(env: Mapping[str, str]) -> Path:
 
 
 def _lease_wait(text: str) -> float | None:
-    if text.strip().lower() in ("", "inf", "forever", "none"):
+    """HIL_LEASE_WAIT: seconds, or 'forever'/'inf'/'' (no end); ConfigError naming it."""
+    from hil.limits import LEASE_WAIT
+
+    if not text.strip():
         return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"HIL_LEASE_WAIT={text!r} is not a number of seconds",
-                          hint="e.g. HIL_LEASE_WAIT=600, or 'forever'") from None
-    if not math.isfinite(value) or value < 0:
-        raise ConfigError(f"HIL_LEASE_WAIT={text!r} must be 0 or more seconds",
-                          hint="e.g. HIL_LEASE_WAIT=600, or 'forever'")
-    return value
+    return LEASE_WAIT.from_env("HIL_LEASE_WAIT", text)
 
 
 # --------------------------------------------------------------------------- the active settings

@@ -11,6 +11,7 @@ from typing import Any
 
 from hil.audit import default_key_path, provenance, queries, report, trusted_public_keys
 from hil.audit.store import ENV_VAR, GENESIS, open_store
+from hil.cli import _args
 from hil.errors import AuditError, UsageError
 
 NAME = "audit"
@@ -46,11 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("toolchain", metavar="NAME|SHA256",
                    help="gcc, clang, gcc@12.2.0, or the sha256 of a toolchain id, compiler, "
                         "assembler, linker, objcopy or library")
-    p.add_argument("--limit", type=int, default=200, help="newest N builds (default 200)")
+    p.add_argument("--limit", type=_args.records, default=200, help="newest N builds (default 200)")
     common(p)
     p = sub.add_parser("board", help="flash and test history of a rack position")
     p.add_argument("rack_id", metavar="RACK_ID", help="rack id (or board name)")
-    p.add_argument("--limit", type=int, default=200, help="newest N records (default 200)")
+    p.add_argument("--limit", type=_args.records, default=200, help="newest N records (default 200)")
     common(p)
     p = sub.add_parser("verify", help="check the hash chain and signatures")
     p.add_argument("--key", action="append", type=Path, default=[], metavar="PUB",
@@ -69,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("report", help="write a self-contained HTML report")
     p.add_argument("--html", type=Path, required=True, metavar="FILE", help="output file")
     p.add_argument("--since", metavar="DATE", help="only records from DATE (YYYY-MM-DD[THH:MM])")
-    p.add_argument("--limit", type=int, default=1000, help="at most N images (default 1000)")
+    p.add_argument("--limit", type=_args.records, default=1000, help="at most N images (default 1000)")
     common(p, json_flag=False)
     p = sub.add_parser("keygen", help="make an Ed25519 signing key for build provenance")
     p.add_argument("--out", type=Path, default=None, metavar="PATH",

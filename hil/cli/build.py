@@ -10,6 +10,7 @@ from pathlib import Path
 from hil.app import App, load_app, project_apps
 from hil.boards import BoardCatalog
 from hil.build import BuildRequest, BuildResult, build_many
+from hil.cli import _args
 from hil.errors import UsageError
 from hil.settings import current
 from hil.toolchain import TOOLCHAINS
@@ -49,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--toolchain", "-t", action="append", choices=TOOLCHAINS, default=[],
                    help="gcc or clang (default: the project's toolchains); repeat to build "
                    "with both")
-    p.add_argument("-j", "--jobs", type=_positive, default=None,
+    p.add_argument("-j", "--jobs", type=_args.jobs, default=None,
                    help="parallel compile jobs (default: number of CPUs)")
     p.add_argument("--out", type=Path, default=None,
                    help="output directory (only with one board, app and toolchain)")
@@ -60,13 +61,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "and compare the HEX and BIN byte for byte")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per image on stdout (no table)")
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from hil.boards import load_board
-from hil.errors import AuditError, NoProbeError, ProbeLostError, UsageError
+from hil.cli import _args
+from hil.errors import AuditError, ConfigError, NoProbeError, ProbeLostError, UsageError
 from hil.flash import ERASE_MODES, make_flasher
 from hil.flash.probes import select_probe
 from hil.image import check_image_file
@@ -50,11 +51,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "remote:HOST:PORT); see hil probes")
     p.add_argument("--rack", type=Path, default=None, help="rack file (default: HIL_RACK or "
                    "rack.yaml)")
-    p.add_argument("--wait", type=float, default=None, metavar="S",
+    p.add_argument("--wait", type=_args.wait, default=_FROM_ENV, metavar="S",
                    help="seconds to wait for the board's lease when another job holds it "
-                   "(default: HIL_LEASE_WAIT or 1800)")
-    p.add_argument("--frequency", type=int, default=None, metavar="HZ",
-                   help="SWD clock (default: the board file's)")
+                   "(default: HIL_LEASE_WAIT or 1800; 'forever' waits without end)")
+    p.add_argument("--frequency", type=_args.frequency, default=None, metavar="HZ",
+                   help="SWD clock, 1000 to 100000000 (default: the board file's)")
     p.add_argument("--connect-mode", choices=("halt", "pre-reset", "under-reset", "attach"),
                    default=None, help="override the board file's connect mode")
     p.add_argument("--reset-type", default=None,
@@ -94,7 +95,12 @@ class _PhaseProgress:
             self.bar = None
 
 
-def _default_wait() -> float | None:
+_FROM_ENV = object()  # --wait not given: read (and check) HIL_LEASE_WAIT in run()
+
+
+def _wait(args: argparse.Namespace) -> float | None:
+    if args.wait is not _FROM_ENV:
+        return args.wait
     from hil.executors.leased import lease_wait
 
     return lease_wait()
@@ -139,8 +145,21 @@ def _check_env_faults() -> None:
         parse_faults(spec, "*", "HIL_SIM_FAULTS")
 
 
+def _check_probe_arg(probe: str | None) -> None:
+    """A simulated probe's name names a file: refuse an unsafe one as a usage error."""
+    if probe and probe.lower().startswith("hilsim:"):
+        from hil.flash.sim.store import check_sim_name
+
+        try:
+            check_sim_name(probe.split(":", 1)[1])
+        except ConfigError as exc:
+            raise UsageError(f"--probe {probe}: {exc.message}", hint=exc.hint) from None
+
+
 def run(args: argparse.Namespace) -> int:
     _check_env_faults()
+    _check_probe_arg(args.probe)
+    wait = _wait(args)
     board = load_board(args.board)
     rack = load_rack(args.rack)
     image = _image_for(args, board)
@@ -158,7 +177,6 @@ def run(args: argparse.Namespace) -> int:
               f"{total} in the queue", file=sys.stderr, flush=True)
 
     with lease_store(rack) as store:
-        wait = args.wait if args.wait is not None else _default_wait()
         with hold(store, [e.id for e in candidates], ttl=60.0, wait=wait,
                   purpose=f"hil flash {board.name}", on_wait=waiting) as lease:
             entry = rack.entry(lease.rack_id)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
+from hil.cli import _args
 from hil.errors import UsageError
 from hil.rack import lease_store, load_rack, matching_entries
-from hil.rack.leases import Holder
+from hil.rack.leases import Holder, lease_problem
 from hil.ui import table
 
 NAME = "rack"
@@ -30,7 +32,7 @@ examples:
   hil flash --board nucleo-f4 shell && hil test --board nucleo-f4
   hil rack status
   hil rack release "$HIL_LEASE"
-  hil rack reset f4-a            # mark an unhealthy board healthy again
+  hil rack reset f4-a            # mark an unhealthy board healthy again (or clear a BAD ROW)
 """
 
 
@@ -41,26 +43,50 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     lease = sub.add_parser("lease", help="lease a free board and print the lease token")
     lease.add_argument("--board", "-b", required=True, help="board name")
     lease.add_argument("--tag", action="append", default=[], help="required tag (repeatable)")
-    lease.add_argument("--wait", type=float, default=0.0,
-                       help="seconds to wait for a free board (default 0: fail at once)")
-    lease.add_argument("--ttl", type=float, default=3600.0,
-                       help="seconds until the lease expires unless renewed (default 3600)")
+    lease.add_argument("--wait", type=_args.wait, default=0.0,
+                       help="seconds to wait for a free board (default 0: fail at once; "
+                       "'forever' waits without end)")
+    lease.add_argument("--ttl", type=_args.ttl, default=3600.0,
+                       help="seconds until the lease expires unless renewed (1 to 604800; "
+                       "default 3600)")
     lease.add_argument("--json", action="store_true", help="print one JSON object")
     release = sub.add_parser("release", help="release a lease by its token")
     release.add_argument("token")
     renew = sub.add_parser("renew", help="extend a lease by its token")
     renew.add_argument("token")
-    renew.add_argument("--ttl", type=float, default=3600.0)
+    renew.add_argument("--ttl", type=_args.ttl, default=3600.0,
+                       help="seconds from now until the lease expires (1 to 604800; default "
+                       "3600)")
     status = sub.add_parser("status", help="every board: probe, lease holder, health")
     status.add_argument("--json", action="store_true")
     status.add_argument("--no-probes", action="store_true",
                         help="do not enumerate probes (faster; presence shown as '?')")
-    reset = sub.add_parser("reset", help="mark an unhealthy board healthy again")
+    reset = sub.add_parser("reset", help="mark an unhealthy board healthy again; also removes "
+                           "a lease row shown as BAD ROW, and forgets an id gone from the rack "
+                           "file")
     reset.add_argument("rack_id")
 
 
-def _when(t: float | None) -> str:
-    return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S") if t else "-"
+def _when(t: object) -> str:
+    if t is None or t == 0:
+        return "-"
+    try:
+        return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")  # type: ignore[arg-type]
+    except (OverflowError, ValueError, OSError, TypeError):
+        return f"invalid ({_clean(t, 20)})"
+
+
+def _clean(value: object, width: int = 60) -> str:
+    """Text from the lease database, safe to print: no control characters, bounded length."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _seconds(value: object) -> float | None:
+    """A time from the database as JSON can carry it (NaN and infinities are not JSON)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,11 +126,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"renewed until {_when(until)}", file=sys.stderr)
             return 0
         if action == "reset":
-            if rack.entry(args.rack_id) is None:
+            gone = rack.entry(args.rack_id) is None
+            if gone and args.rack_id not in {**store.leases(), **store.health()}:
                 raise UsageError(f"no rack entry '{args.rack_id}' in {rack.path}",
                                  hint="'hil rack status' lists the entries")
-            store.reset(args.rack_id)
-            print(f"{args.rack_id} marked healthy", file=sys.stderr)
+            dropped = store.reset(args.rack_id, drop_lease=gone)
+            if dropped:
+                print(f"{args.rack_id}: lease removed ({dropped})", file=sys.stderr)
+            print(f"{args.rack_id} {'forgotten' if gone else 'marked healthy'}",
+                  file=sys.stderr)
             return 0
         return _status(rack, store, args)
 
@@ -124,29 +154,47 @@ def _status(rack, store, args) -> int:
             pass
     rows, objs = [], []
     now = time.time()
-    for e in rack.entries:
-        lease = leases.get(e.id)
-        h = health.get(e.id)
+    known = [e.id for e in rack.entries]
+    # rows for rack ids no longer in the rack file: shown, so they can be cleared
+    orphans = [k for k in {**leases, **health} if k not in known]
+    for rack_id in known + orphans:
+        e = rack.entry(rack_id) if isinstance(rack_id, str) else None
+        lease = leases.get(rack_id)
+        h = health.get(rack_id)
+        bad = _bad_row(rack_id, e, lease, h, now)
         holder = "-"
         if lease:
             who = lease.holder
-            holder = f"{who.user}@{who.host}" + (f" pid {who.pid}" if who.pid else "") + (
-                f" job {who.ci_job}" if who.ci_job else "")
-        state = "UNHEALTHY: " + h.unhealthy_reason if h and h.unhealthy_reason else (
-            f"ok ({h.failures} recent failures)" if h and h.failures else "ok")
-        p = present[e.id]
-        rows.append([e.id, e.board, e.probe, {True: "yes", False: "ABSENT", None: "?"}[p],
-                     holder, _when(lease.acquired_at) if lease else "-",
+            holder = _clean(f"{who.user}@{who.host}" + (f" pid {who.pid}" if who.pid else "")
+                            + (f" job {who.ci_job}" if who.ci_job else ""))
+        if bad:
+            state = f"BAD ROW: {bad}"
+        elif h and h.unhealthy_reason:
+            state = "UNHEALTHY: " + _clean(h.unhealthy_reason, 200)
+        else:
+            state = f"ok ({h.failures} recent failures)" if h and h.failures else "ok"
+        p = present.get(rack_id) if e else None
+        rows.append([_clean(rack_id), e.board if e else "-", e.probe if e else "-",
+                     {True: "yes", False: "ABSENT", None: "?"}[p], holder,
+                     _when(lease.acquired_at) if lease else "-",
                      _when(lease.expires_at) if lease else "-", state])
-        objs.append({"id": e.id, "board": e.board, "probe": e.probe, "probe_present": p,
-                     "console": e.console, "tags": list(e.tags), "virtual": e.is_virtual,
+        until = _seconds(lease.expires_at) if lease else None
+        objs.append({"id": _clean(rack_id), "board": e.board if e else None,
+                     "probe": e.probe if e else None, "probe_present": p,
+                     "console": e.console if e else None, "tags": list(e.tags) if e else [],
+                     "virtual": e.is_virtual if e else None,
                      "lease": None if not lease else {
-                         "user": lease.holder.user, "host": lease.holder.host,
-                         "pid": lease.holder.pid, "ci_job": lease.holder.ci_job,
-                         "since": lease.acquired_at, "until": lease.expires_at,
-                         "expires_in": round(lease.expires_at - now, 1)},
-                     "healthy": not (h and h.unhealthy_reason),
-                     "unhealthy_reason": h.unhealthy_reason if h else None})
+                         "user": _clean(lease.holder.user), "host": _clean(lease.holder.host),
+                         "pid": lease.holder.pid if isinstance(lease.holder.pid, int)
+                         else _clean(lease.holder.pid),
+                         "ci_job": None if lease.holder.ci_job is None
+                         else _clean(lease.holder.ci_job),
+                         "since": _seconds(lease.acquired_at), "until": until,
+                         "expires_in": None if until is None else round(until - now, 1)},
+                     "healthy": not (bad or (h and h.unhealthy_reason)),
+                     "unhealthy_reason": bad or (_clean(h.unhealthy_reason, 200)
+                                                 if h and h.unhealthy_reason else None),
+                     "bad_row": bad})
     if args.json:
         print(json.dumps(objs, indent=2))
     else:
@@ -156,3 +204,18 @@ def _status(rack, store, args) -> int:
         if queued:
             print(f"\n{queued} job(s) waiting for a board")
     return 0
+
+
+def _bad_row(rack_id, entry, lease, health, now: float) -> str | None:
+    """What is wrong with the database's rows for ``rack_id`` and how to clear it, or None."""
+    why = None
+    if entry is None:
+        why = "not in the rack file"
+    elif lease is not None and (problem := lease_problem(lease, now)):
+        why = f"lease {problem}"
+    elif health is not None and (isinstance(health.failures, bool)
+                                 or not isinstance(health.failures, int)):
+        why = f"failure count {_clean(health.failures, 20)!r} is not a number"
+    if why is None:
+        return None
+    return f"{why}; clear it with 'hil rack reset {_clean(rack_id)}'"

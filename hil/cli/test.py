@@ -11,6 +11,7 @@ from pathlib import Path
 
 from hil.app import App, load_app, project_apps
 from hil.boards import BoardCatalog
+from hil.cli import _args
 from hil.errors import ExitCode, UsageError
 from hil.executors import ON_CHOICES, Image, choose_executor
 from hil.paths import state_dir
@@ -52,13 +53,6 @@ exit codes:
 """
 
 
-def _positive_seconds(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
-    return value
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("app", nargs="?", default=None, metavar="APP",
                    help="app directory, project app or example name (default: every app of "
@@ -80,9 +74,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--toolchain", "-t", default=None,
                    help="toolchain for building APP (default: the project's first)")
     p.add_argument("--junit", type=Path, default=None, help="write a JUnit XML verdict here")
-    p.add_argument("-n", "--workers", type=int, default=None,
+    p.add_argument("-n", "--workers", type=_args.workers, default=None,
                    help="pytest-xdist workers per board (each gets its own board instance)")
-    p.add_argument("--timeout", type=_positive_seconds, default=None,
+    p.add_argument("--timeout", type=_args.timeout, default=None,
                    help="seconds to wait for each expected console output (default: the "
                    "project's test.timeout, else 10)")
 
@@ -99,8 +93,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--image runs one image: give one --board with it")
     if args.image is not None and args.app is not None:
         raise UsageError("give either APP or --image, not both")
-    if args.workers is not None and args.workers < 1:
-        raise UsageError("-n must be at least 1")
     if args.junit is not None:
         junit.check_target(args.junit)  # before the run, not after it with the verdict lost
     catalog = BoardCatalog()

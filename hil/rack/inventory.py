@@ -18,14 +18,17 @@ name the file and key.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from hil.errors import ConfigError
+from hil.limits import PORT
 from hil.schema import Reader, load_yaml
 from hil.settings import current
 
 SCHEMA_VERSION = 1
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 EMULATORS = ("qemu",)
 
 
@@ -83,6 +86,28 @@ def load_rack(path: Path | None = None, *, required: bool = False) -> Rack:
     return parse_rack(load_yaml(path), path)
 
 
+def _check_probe(r: Reader, probe: str) -> None:
+    """A simulated probe's name becomes a file name; a remote probe needs a real port."""
+    kind, _, rest = probe.partition(":")
+    if kind.lower() == "hilsim":
+        from hil.flash.sim.store import check_sim_name
+
+        try:
+            check_sim_name(rest)
+        except ConfigError as exc:
+            raise r.error("probe", exc.message, hint=exc.hint) from None
+    elif kind.lower() == "remote":
+        host, _, port = rest.rpartition(":")
+        try:
+            PORT.parse(port)
+        except ValueError as exc:
+            raise r.error("probe", f"'{probe}': {exc}",
+                          hint="write remote:HOST:PORT, e.g. remote:rack-host:5555") from None
+        if not host:
+            raise r.error("probe", f"'{probe}' names no host",
+                          hint="write remote:HOST:PORT, e.g. remote:rack-host:5555")
+
+
 def parse_rack(data: object, path: Path) -> Rack:
     from hil.boards import BoardCatalog
 
@@ -115,12 +140,14 @@ def parse_rack(data: object, path: Path) -> Rack:
             emulator=r.str("emulator", None, choices=EMULATORS),
             sim_faults=r.str("sim_faults", None),
         )
-        if not entry.id or not all(c.isalnum() or c in "-_." for c in entry.id):
+        if not _ID_RE.fullmatch(entry.id):
             raise r.error("id", f"'{entry.id}' is not a valid rack entry id",
-                          hint="use letters, digits, '-', '_' and '.'")
+                          hint="start with a letter or digit, then use letters, digits, '-', "
+                          "'_' and '.' (it names files and console links)")
         if entry.id in seen_ids:
             raise r.error("id", f"duplicate rack entry id '{entry.id}'",
                           hint="every rack entry needs its own id")
+        _check_probe(r, entry.probe)
         if entry.probe.lower() in seen_probes:
             raise r.error("probe", f"probe {entry.probe} is already used by rack entry "
                           f"'{seen_probes[entry.probe.lower()]}'",

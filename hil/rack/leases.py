@@ -20,6 +20,7 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import math
 import os
 import secrets
 import socket
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from hil.errors import ConfigError, LeaseError, LeaseTimeout
+from hil.limits import LEASE_TTL, LEASE_TTL_ANY, LEASE_WAIT
 from hil.settings import current
 from hil.storage import check_store_path, is_lock_wait, sqlite_problem
 
@@ -106,6 +108,44 @@ class Health:
         return self.unhealthy_reason is None
 
 
+def _finite(value: object) -> float | None:
+    """``value`` as a float when it is a finite number (a row written by hil), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _candidates(text: object) -> list[str] | None:
+    """The rack ids a queue place waits for, or None when its row is unreadable."""
+    try:
+        ids = json.loads(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        return None
+    return ids
+
+
+def lease_problem(info: LeaseInfo, now: float) -> str | None:
+    """Why a lease row cannot be one hil wrote (a damaged or hand-edited database), or None.
+
+    Such a lease is never reclaimed by its expiry (no board is handed out twice on a guess);
+    ``hil rack reset ID`` (LeaseStore.reset) removes it."""
+    acquired, expires = _finite(info.acquired_at), _finite(info.expires_at)
+    if expires is None:
+        return f"its expiry {info.expires_at!r} is not a time"
+    if acquired is None:
+        return f"its start {info.acquired_at!r} is not a time"
+    if expires > now + LEASE_TTL.high + 60:
+        return (f"its expiry is {expires - now:.3g} s away, beyond the longest TTL hil grants "
+                f"({LEASE_TTL.high:.0f} s)")
+    if acquired < 0 or acquired > expires:
+        return f"its start {info.acquired_at!r} is not a time before its expiry"
+    if not isinstance(info.token, str) or not isinstance(info.rack_id, str):
+        return "its token or rack id is not text"
+    return None
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -155,17 +195,22 @@ class LeaseStore:
         cur.execute(q("SELECT rack_id, token, host, pid, expires_at FROM hil_leases"))
         for rack_id, token, host, pid, expires in cur.fetchall():
             why = None
-            if expires < now:
+            expiry = _finite(expires)  # an unreadable expiry keeps the board held: see status
+            if expiry is not None and expiry < now:
                 why = "expired"
-            elif pid and host == self.host and not _pid_alive(pid):  # pid 0: TTL only
+            elif isinstance(pid, int) and pid > 0 and host == self.host \
+                    and not _pid_alive(pid):  # pid 0: TTL only
                 why = "holder-died"
             if why:
                 cur.execute(q("DELETE FROM hil_leases WHERE token = ?"), (token,))
                 self._log(cur, rack_id, token, why, None, now)
-                log.info("lease %s on %s reclaimed: %s", token[:8], rack_id, why)
-        cur.execute(q("SELECT ticket, host, pid, heartbeat FROM hil_waiters"))
-        for ticket, host, pid, beat in cur.fetchall():
-            if beat < now - WAITER_STALE_S or (host == self.host and not _pid_alive(pid)):
+                log.info("lease %s on %s reclaimed: %s", str(token)[:8], rack_id, why)
+        cur.execute(q("SELECT ticket, host, pid, heartbeat, candidates FROM hil_waiters"))
+        for ticket, host, pid, beat, candidates in cur.fetchall():
+            beat = _finite(beat)
+            if beat is None or beat < now - WAITER_STALE_S or _candidates(candidates) is None \
+                    or (host == self.host and isinstance(pid, int) and pid > 0
+                        and not _pid_alive(pid)):
                 cur.execute(q("DELETE FROM hil_waiters WHERE ticket = ?"), (ticket,))
 
     def _log(self, cur: Any, rack_id: str, token: str, event: str, ticket: int | None,
@@ -187,7 +232,7 @@ class LeaseStore:
         order = []
         for ticket, candidates in cur.fetchall():
             order.append(ticket)
-            for rack_id in json.loads(candidates):
+            for rack_id in _candidates(candidates) or ():
                 if rack_id not in busy:
                     assigned[ticket] = rack_id
                     busy.add(rack_id)
@@ -202,7 +247,10 @@ class LeaseStore:
 
         ``wait``: seconds to wait for a free board (None: forever; 0: not at all).
         ``on_wait(position, queue_length)`` is called when the queue position changes.
-        Raises LeaseTimeout when no board became free in time."""
+        Raises LeaseTimeout when no board became free in time, UsageError when ``ttl`` or
+        ``wait`` is not a finite number in range (a lease must not be born expired)."""
+        LEASE_TTL_ANY.check(ttl, "lease ttl")
+        LEASE_WAIT.check(wait, "lease wait")
         if not candidates:
             raise LeaseError("no rack entry matches", hint="check --board / --tag against "
                              "'hil rack status'")
@@ -277,6 +325,7 @@ class LeaseStore:
 
     def renew(self, token: str, ttl: float) -> float:
         """Extend the lease with ``token`` by ``ttl`` from now; returns the new expiry."""
+        LEASE_TTL_ANY.check(ttl, "lease ttl")
         with self._tx() as cur:
             now = self._now(cur)
             cur.execute(self._q("UPDATE hil_leases SET expires_at = ? WHERE token = ?"),
@@ -310,7 +359,8 @@ class LeaseStore:
             now = self._now(cur)
             cur.execute(self._q("SELECT failures FROM hil_health WHERE rack_id = ?"), (rack_id,))
             row = cur.fetchone()
-            failures = (row[0] if row else 0) + 1
+            count = row[0] if row else 0
+            failures = (count if isinstance(count, int) and count >= 0 else 0) + 1
             reason_text = (f"{failures} infrastructure failures in a row; last: {reason}"
                            if failures >= UNHEALTHY_AFTER else None)
             cur.execute(self._q(
@@ -326,10 +376,25 @@ class LeaseStore:
             cur.execute(self._q("UPDATE hil_health SET failures = 0 WHERE rack_id = ? AND "
                                 "unhealthy_reason IS NULL"), (rack_id,))
 
-    def reset(self, rack_id: str) -> None:
-        """Mark a board healthy again (``hil rack reset``)."""
+    def reset(self, rack_id: str, *, drop_lease: bool = False) -> str | None:
+        """Mark a board healthy again (``hil rack reset``); returns why a lease was dropped.
+
+        A lease row that hil cannot have written (``lease_problem``), or any lease on the
+        board when ``drop_lease`` (its rack entry is gone), is removed too."""
         with self._tx() as cur:
+            now = self._now(cur)
             cur.execute(self._q("DELETE FROM hil_health WHERE rack_id = ?"), (rack_id,))
+            cur.execute(self._q("SELECT token, user_name, host, pid, acquired_at, expires_at "
+                                "FROM hil_leases WHERE rack_id = ?"), (rack_id,))
+            row = cur.fetchone()
+            if row is None:
+                return None
+            info = LeaseInfo(rack_id, row[0], Holder(row[1], row[2], row[3]), row[4], row[5])
+            why = lease_problem(info, now) or ("its rack entry is gone" if drop_lease else None)
+            if why:
+                cur.execute(self._q("DELETE FROM hil_leases WHERE rack_id = ?"), (rack_id,))
+                self._log(cur, rack_id, str(row[0]), "reset", None, now)
+            return why
 
     def lease_log(self) -> list[tuple[int, str, str, str, int | None, float]]:
         with self._tx() as cur:
@@ -358,6 +423,8 @@ class SqliteLeaseStore(LeaseStore):
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            # a damaged row must not make every read fail: undecodable text shows as U+FFFD
+            conn.text_factory = lambda b: b.decode("utf-8", "replace")
             conn.execute("PRAGMA busy_timeout = 60000")
             # Switching a new database to WAL takes an exclusive lock and may answer
             # "locked" at once (no busy wait) while another process creates it too.
@@ -534,6 +601,8 @@ def hold(store: LeaseStore, candidates: Sequence[str], *, ttl: float = 60.0,
     When ``HIL_LEASE`` names a lease the calling job already holds (a token from
     ``hil rack lease``) on one of ``candidates``, that lease is used instead: nothing is
     acquired, and releasing it is left to its owner."""
+    LEASE_TTL_ANY.check(ttl, "lease ttl")
+    LEASE_WAIT.check(wait, "lease wait")
     token = current().lease_token
     if token:
         held = next((i for i in store.leases().values() if i.token == token), None)

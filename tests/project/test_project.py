@@ -108,7 +108,7 @@ def test_hil_config_prints_a_table_with_sources(project, capsys):
                  id="missing-board-directory"),
     pytest.param('toolchains = ["icc"]\n', "toolchains[0]", "unknown toolchain",
                  id="unknown-toolchain"),
-    pytest.param('[test]\ntimeout = -1\n', "test.timeout", "number of seconds",
+    pytest.param("[test]\ntimeout = -1\n", "test.timeout", "out of range",
                  id="negative-timeout"),
     pytest.param('[test]\non = "fpga"\n', "test.on", "not one of", id="bad-choice"),
 ])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from hil import limits
 from hil.errors import ConfigError
 from hil.settings import current
 
@@ -54,16 +55,21 @@ class Faults:
         )
 
 
-def _int(text: str, item: str, origin: str) -> int:
+def _number(text: str, item: str, origin: str, limit: limits.Limit) -> float | int:
+    """The number in one fault item, within ``limit``; ConfigError naming the item else."""
     try:
-        return int(text, 0)
-    except ValueError:
-        raise ConfigError(f"fault '{item}': '{text}' is not a number", key=origin,
-                          hint="write addresses as 0x08004000 and counts as 5000") from None
+        value = limit.parse(text)
+    except ValueError as exc:
+        raise ConfigError(f"fault '{item}': {exc}", key=origin,
+                          hint="write addresses as 0x08004000, counts as 5000 and delays as "
+                          "0.2 (seconds)") from None
+    assert value is not None  # no fault limit allows 'forever'
+    return value
 
 
 def parse_faults(spec: str | None, sim_name: str, origin: str = ENV) -> Faults:
-    """Parse a fault spec, keeping items without a prefix or prefixed with ``sim_name:``."""
+    """Parse a fault spec, keeping items without a prefix or prefixed with ``sim_name:``
+    (``sim_name`` ``*``: every item, to check a whole spec)."""
     faults = Faults()
     if not spec:
         return faults
@@ -77,28 +83,25 @@ def parse_faults(spec: str | None, sim_name: str, origin: str = ENV) -> Faults:
             continue
         if ":" in item:
             prefix, item = item.split(":", 1)
-            if prefix.strip() != sim_name:
+            if prefix.strip() != sim_name and sim_name != "*":
                 continue
             item = item.strip()
         if "@" in item:
             kind, _, where = item.partition("@")
-            address = _int(where, item, origin)
+            address = _number(where, item, origin, limits.ADDRESS32)
             target = {"erase": erase, "program": program, "corrupt": corrupt}.get(kind)
             if target is None:
                 raise ConfigError(f"unknown fault '{kind}@'", key=origin,
                                   hint="use erase@ADDR, program@ADDR or corrupt@ADDR")
             target.append(address)
         elif item.startswith("disconnect_after="):
-            kwargs["disconnect_after"] = _int(item.split("=", 1)[1], item, origin)
+            kwargs["disconnect_after"] = _number(item.split("=", 1)[1], item, origin,
+                                                 limits.SIM_COUNT)
         elif item.startswith("device_id="):
-            kwargs["device_id"] = _int(item.split("=", 1)[1], item, origin)
+            kwargs["device_id"] = _number(item.split("=", 1)[1], item, origin, limits.DEVICE_ID)
         elif item == "slow" or item.startswith("slow="):
             value = item.split("=", 1)[1] if "=" in item else str(DEFAULT_SLOW)
-            try:
-                kwargs["slow"] = float(value)
-            except ValueError:
-                raise ConfigError(f"fault '{item}': '{value}' is not seconds", key=origin,
-                                  hint="write slow or slow=0.2") from None
+            kwargs["slow"] = _number(value, item, origin, limits.SIM_SLOW)
         else:
             raise ConfigError(
                 f"unknown fault '{item}'", key=origin,

@@ -60,9 +60,10 @@ def release_probe(f) -> None:
 
 
 def check_sim_name(name: str) -> str:
-    if not _NAME_RE.match(name):
-        raise ConfigError(f"'{name}' is not a valid simulated probe name",
-                          hint="use letters, digits, '.', '_' and '-', e.g. hilsim:f4-a")
+    if not _NAME_RE.fullmatch(name):
+        raise ConfigError(f"'{name}' is not a valid simulated probe name (it names a file: "
+                          "a letter or digit, then letters, digits, '.', '_' and '-')",
+                          hint="e.g. hilsim:f4-a")
     return name
 
 
