@@ -169,8 +169,9 @@ def test_bad_hil_lease_wait_names_the_variable(rack, monkeypatch, capsys, value)
     assert "Traceback" not in err and "argument --wait" not in err
     assert cli(["test", "--board", "nucleo-f4"]) == ExitCode.USAGE
     assert "HIL_LEASE_WAIT" in capsys.readouterr().err
-    # other commands do not read it, and work
-    assert cli(["boards"]) == 0
+    # settings are read once for every command: a bad value is never silently ignored
+    assert cli(["boards"]) == ExitCode.USAGE
+    assert "HIL_LEASE_WAIT" in capsys.readouterr().err
 
 
 def test_hil_lease_wait_forever_and_explicit_wait_override(rack, monkeypatch):
