@@ -14,6 +14,15 @@ from functools import cached_property
 from pathlib import Path
 
 from hil.errors import ConfigError
+from hil.peripherals import (
+    MAX_CLOCK_HZ,
+    Console,
+    Led,
+    Timer,
+    parse_console,
+    parse_led,
+    parse_timer,
+)
 from hil.schema import BOARD_NAME_RE, Reader, parse_yaml, read_config
 
 SCHEMA_VERSION = 1
@@ -24,15 +33,10 @@ TRIPLES = {
     "thumbv7m-none-eabi": "arm",
     "riscv32imac-unknown-none-elf": "riscv",
 }
-CONSOLE_DRIVERS = ("stm32-usart", "sifive-uart", "pl011")
-LED_DRIVERS = ("stm32f4-gpio", "sifive-gpio", "stellaris-gpio")
 FLASH_TOOLS = ("pyocd", "openocd")
 FLOAT_ABIS = ("soft", "softfp", "hard")
 #: Upper bounds of board-file numbers, far above any real board and far below what costs
-#: memory or time: QEMU gets one '-serial' option per console index below qemu_serial.
-MAX_QEMU_SERIAL = 15
-MAX_CLOCK_HZ = 10_000_000_000
-MAX_BAUD = 100_000_000
+#: memory or time (the console's are in hil.peripherals).
 MAX_SWD_HZ = 200_000_000
 MAX_SECTORS = 65536  # per sector run and per region
 
@@ -91,23 +95,6 @@ class Region:
 
 
 @dataclass(frozen=True)
-class Console:
-    driver: str
-    base: int
-    baud: int
-    clock_hz: int
-    qemu_serial: int
-
-
-@dataclass(frozen=True)
-class Led:
-    driver: str
-    base: int
-    pin: int
-    active_low: bool = False
-
-
-@dataclass(frozen=True)
 class ChipId:
     """Where the chip's device id is read and what it must be (STM32: DBGMCU_IDCODE)."""
 
@@ -156,6 +143,7 @@ class Board:
     flash: FlashSpec
     qemu: QemuSpec | None
     led: Led | None = None
+    timer: Timer | None = None  # None on Arm: SysTick is part of the CPU
     aliases: tuple[str, ...] = ()
     stack_size: int = 4096
     heap_size: int = 0
@@ -255,9 +243,19 @@ def parse_board(data: object, path: Path, digest: str = "") -> Board:
     regions = tuple(_parse_region(r) for r in top.items("memory"))
     _check_regions(top, regions)
 
-    console = _parse_console(top.sub("console"))
+    console_reader = top.sub("console")
+    assert console_reader is not None
+    console = parse_console(console_reader)
     led_reader = top.sub("led", required=False)
-    led = _parse_led(led_reader) if led_reader else None
+    led = parse_led(led_reader) if led_reader else None
+    timer_reader = top.sub("timer", required=False)
+    timer = parse_timer(timer_reader) if timer_reader else None
+    if arch == "riscv" and timer is None:
+        raise top.error("timer", "RISC-V boards need a 'timer' (the CLINT's mtime counter)",
+                        hint="e.g. timer: {driver: clint, mtime: 0x0200BFF8, hz: 32768}")
+    if arch == "arm" and timer is not None:
+        raise top.error("timer", "Arm boards use the core's SysTick; 'timer' is for RISC-V",
+                        hint="remove 'timer'")
     flash = _parse_flash(top.sub("flash"), arch)
     qemu_reader = top.sub("qemu", required=False)
     qemu = None
@@ -285,6 +283,7 @@ def parse_board(data: object, path: Path, digest: str = "") -> Board:
         regions=regions,
         console=console,
         led=led,
+        timer=timer,
         flash=flash,
         qemu=qemu,
         aliases=aliases,
@@ -367,34 +366,6 @@ def _check_regions(top: Reader, regions: tuple[Region, ...]) -> None:
         raise top.error("memory", "no flash region", hint="add a region with kind: flash")
     if not any(r.kind == "ram" for r in regions):
         raise top.error("memory", "no RAM region", hint="add a region with kind: ram")
-
-
-def _parse_console(r: Reader | None) -> Console:
-    assert r is not None
-    console = Console(
-        driver=r.str("driver", choices=CONSOLE_DRIVERS),
-        base=r.address("base"),
-        baud=r.int("baud", 115200, minimum=1, maximum=MAX_BAUD),
-        clock_hz=r.int("clock_hz", minimum=1, maximum=MAX_CLOCK_HZ),
-        qemu_serial=r.int("qemu_serial", 0, minimum=0, maximum=MAX_QEMU_SERIAL,
-                          hint="the index of the board's console UART among the QEMU "
-                          "machine's serial ports (0 is the first)"),
-    )
-    r.done()
-    return console
-
-
-def _parse_led(r: Reader) -> Led:
-    led = Led(
-        driver=r.str("driver", choices=LED_DRIVERS),
-        base=r.address("base"),
-        pin=r.int("pin", minimum=0),
-        active_low=r.bool("active_low", False),
-    )
-    if led.pin > 31:
-        raise r.error("pin", f"pin {led.pin} is not 0..31")
-    r.done()
-    return led
 
 
 def _parse_flash(r: Reader | None, arch: str) -> FlashSpec:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from hil import __version__
+from hil import __version__, peripherals
 from hil.app import App
 from hil.boards import Board
 from hil.errors import BuildError, HilError, UsageError
@@ -157,7 +157,6 @@ class _Plan:
 
 def board_header(board: Board, app: App, toolchain: Toolchain) -> str:
     """The generated ``hil_board.h``: everything the firmware knows about its board."""
-    c = board.console
     cpu = board.cpu.upper().replace("-", "_")
     if board.arch == "riscv":
         cpu = board.march.upper() if board.march else cpu
@@ -172,18 +171,9 @@ def board_header(board: Board, app: App, toolchain: Toolchain) -> str:
         f"#define HIL_ARCH_{board.arch.upper()} 1",
         f"#define HIL_CPU_{cpu} 1",
         f"#define HIL_CPU_CLOCK_HZ {board.cpu_clock_hz}u",
-        f"#define HIL_CONSOLE_{c.driver.upper().replace('-', '_')} 1",
-        f"#define HIL_CONSOLE_BASE 0x{c.base:08X}u",
-        f"#define HIL_CONSOLE_BAUD {c.baud}u",
-        f"#define HIL_CONSOLE_CLOCK_HZ {c.clock_hz}u",
     ]
-    if board.led:
-        lines += [
-            f"#define HIL_LED_{board.led.driver.upper().replace('-', '_')} 1",
-            f"#define HIL_LED_BASE 0x{board.led.base:08X}u",
-            f"#define HIL_LED_PIN {board.led.pin}u",
-            f"#define HIL_LED_ACTIVE_LOW {int(board.led.active_low)}",
-        ]
+    lines += [f"#define {name} {value}"
+              for name, value in peripherals.macros(board.console, board.led, board.timer)]
     ram = board.ram_region
     flash = board.app_region
     lines += [

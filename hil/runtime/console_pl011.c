@@ -1,9 +1,10 @@
-/* console_pl011.c - ARM PL011 UART console (Stellaris LM3S6965 UART0 on PA0/PA1). */
+/* console_pl011.c - ARM PL011 UART console (Stellaris UARTs). The board file gives the UART,
+ * and optionally its clock gate and the Stellaris GPIO port and pins it is routed to. */
 #include "hil.h"
 
 #if defined(HIL_CONSOLE_PL011)
 
-#define UART_REG(off) (*(volatile uint32_t *)(HIL_CONSOLE_BASE + (off)))
+#define UART_REG(off) HIL_REG32(HIL_CONSOLE_BASE + (off))
 #define UART_DR UART_REG(0x000u)
 #define UART_RSR UART_REG(0x004u)
 #define UART_FR UART_REG(0x018u)
@@ -22,24 +23,34 @@
 /* Baud divisor in 1/64ths: clock / (16 * baud), rounded. */
 #define PL011_DIV64 ((HIL_CONSOLE_CLOCK_HZ * 4u + HIL_CONSOLE_BAUD / 2u) / HIL_CONSOLE_BAUD)
 
-#if HIL_CONSOLE_BASE == 0x4000C000u
-/* Stellaris: gate the UART0 and GPIO A clocks on, give PA0/PA1 to the UART. */
-#define SYSCTL_RCGC1 (*(volatile uint32_t *)0x400FE104u)
-#define SYSCTL_RCGC2 (*(volatile uint32_t *)0x400FE108u)
-#define GPIOA_AFSEL (*(volatile uint32_t *)0x40004420u)
-#define GPIOA_DEN (*(volatile uint32_t *)0x4000451Cu)
-#define HIL_PL011_STELLARIS 1
+#if defined(HIL_CONSOLE_PORT)
+#if !defined(HIL_CONSOLE_TX_PIN) || !defined(HIL_CONSOLE_RX_PIN)
+#error "pl011 console pins need console.pins.tx and .rx in the board file"
+#endif
+#if !defined(HIL_CONSOLE_PORT_CLKEN_REG) || !defined(HIL_CONSOLE_PORT_CLKEN_BIT)
+#error "pl011 console pins need the GPIO port's clock gate: console.pins.clock_enable"
+#endif
+/* Stellaris GPIO: AFSEL hands a pin to its peripheral, DEN enables its digital function. */
+#define GPIO_AFSEL HIL_REG32(HIL_CONSOLE_PORT + 0x420u)
+#define GPIO_DEN HIL_REG32(HIL_CONSOLE_PORT + 0x51Cu)
+#define CONSOLE_PINS ((1u << HIL_CONSOLE_TX_PIN) | (1u << HIL_CONSOLE_RX_PIN))
 #endif
 
 void hil_console_init(void)
 {
-#if defined(HIL_PL011_STELLARIS)
-    SYSCTL_RCGC1 |= 1u << 0;
-    SYSCTL_RCGC2 |= 1u << 0;
-    (void)SYSCTL_RCGC2; /* a few cycles before the peripherals may be touched */
-    (void)SYSCTL_RCGC2;
-    GPIOA_AFSEL |= 0x3u;
-    GPIOA_DEN |= 0x3u;
+#if defined(HIL_CONSOLE_CLKEN_REG)
+    HIL_REG32(HIL_CONSOLE_CLKEN_REG) |= 1u << HIL_CONSOLE_CLKEN_BIT;
+#endif
+#if defined(HIL_CONSOLE_PORT)
+    HIL_REG32(HIL_CONSOLE_PORT_CLKEN_REG) |= 1u << HIL_CONSOLE_PORT_CLKEN_BIT;
+    /* a few cycles before the peripherals may be touched */
+    (void)HIL_REG32(HIL_CONSOLE_PORT_CLKEN_REG);
+    (void)HIL_REG32(HIL_CONSOLE_PORT_CLKEN_REG);
+    GPIO_AFSEL |= CONSOLE_PINS;
+    GPIO_DEN |= CONSOLE_PINS;
+#elif defined(HIL_CONSOLE_CLKEN_REG)
+    (void)HIL_REG32(HIL_CONSOLE_CLKEN_REG);
+    (void)HIL_REG32(HIL_CONSOLE_CLKEN_REG);
 #endif
     UART_CTL = 0u;
     UART_IBRD = PL011_DIV64 >> 6;

@@ -1,10 +1,11 @@
-/* console_sifive_uart.c - SiFive UART console (FE310 UART0 on GPIO 16/17, IOF0).
+/* console_sifive_uart.c - SiFive UART console. The board file gives the UART and, optionally,
+ * the GPIO controller, pins and IOF (0 or 1) they are routed to (hil_board.h).
  * Only 32-bit accesses: the FE310 peripherals reject narrower ones. */
 #include "hil.h"
 
 #if defined(HIL_CONSOLE_SIFIVE_UART)
 
-#define UART_REG(off) (*(volatile uint32_t *)(HIL_CONSOLE_BASE + (off)))
+#define UART_REG(off) HIL_REG32(HIL_CONSOLE_BASE + (off))
 #define UART_TXDATA UART_REG(0x00u)
 #define UART_RXDATA UART_REG(0x04u)
 #define UART_TXCTRL UART_REG(0x08u)
@@ -14,18 +15,25 @@
 #define DATA_FLAG (1u << 31) /* txdata: FIFO full; rxdata: FIFO empty */
 #define CTRL_EN (1u << 0)
 
-#if HIL_CONSOLE_BASE == 0x10013000u
-#define GPIO_IOF_EN (*(volatile uint32_t *)0x10012038u)
-#define GPIO_IOF_SEL (*(volatile uint32_t *)0x1001203Cu)
-#define UART0_PINS ((1u << 16) | (1u << 17))
-#define HIL_SIFIVE_UART0 1
+#if defined(HIL_CONSOLE_PORT)
+#if !defined(HIL_CONSOLE_TX_PIN) || !defined(HIL_CONSOLE_RX_PIN) || !defined(HIL_CONSOLE_AF)
+#error "sifive-uart pins need console.pins {tx, rx, af} in the board file"
+#endif
+/* SiFive GPIO: IOF_EN hands a pin to a hardware function, IOF_SEL picks IOF0 or IOF1. */
+#define GPIO_IOF_EN HIL_REG32(HIL_CONSOLE_PORT + 0x38u)
+#define GPIO_IOF_SEL HIL_REG32(HIL_CONSOLE_PORT + 0x3Cu)
+#define CONSOLE_PINS ((1u << HIL_CONSOLE_TX_PIN) | (1u << HIL_CONSOLE_RX_PIN))
 #endif
 
 void hil_console_init(void)
 {
-#if defined(HIL_SIFIVE_UART0)
-    GPIO_IOF_SEL &= ~UART0_PINS;
-    GPIO_IOF_EN |= UART0_PINS;
+#if defined(HIL_CONSOLE_PORT)
+#if HIL_CONSOLE_AF
+    GPIO_IOF_SEL |= CONSOLE_PINS;
+#else
+    GPIO_IOF_SEL &= ~CONSOLE_PINS;
+#endif
+    GPIO_IOF_EN |= CONSOLE_PINS;
 #endif
     UART_IE = 0u;
     UART_DIV = (HIL_CONSOLE_CLOCK_HZ + HIL_CONSOLE_BAUD / 2u) / HIL_CONSOLE_BAUD - 1u;

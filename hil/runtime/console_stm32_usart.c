@@ -1,10 +1,22 @@
-/* console_stm32_usart.c - STM32F4 USART console (USART2 on PA2/PA3, AF7, on the Nucleos).
+/* console_stm32_usart.c - STM32 USART console. The board file gives the USART, its clock
+ * gate, and the GPIO port, pins and alternate function of TX and RX (hil_board.h).
  * Stays on the reset clock: no RCC ready bits are polled (QEMU does not model RCC). */
 #include "hil.h"
 
 #if defined(HIL_CONSOLE_STM32_USART)
 
-#define USART_REG(off) (*(volatile uint32_t *)(HIL_CONSOLE_BASE + (off)))
+#if !defined(HIL_CONSOLE_CLKEN_REG) || !defined(HIL_CONSOLE_CLKEN_BIT)
+#error "stm32-usart needs the USART's clock gate: console.clock_enable in the board file"
+#endif
+#if !defined(HIL_CONSOLE_PORT) || !defined(HIL_CONSOLE_TX_PIN) || \
+    !defined(HIL_CONSOLE_RX_PIN) || !defined(HIL_CONSOLE_AF)
+#error "stm32-usart needs its pins: console.pins {port, tx, rx, af} in the board file"
+#endif
+#if !defined(HIL_CONSOLE_PORT_CLKEN_REG) || !defined(HIL_CONSOLE_PORT_CLKEN_BIT)
+#error "stm32-usart needs the GPIO port's clock gate: console.pins.clock_enable"
+#endif
+
+#define USART_REG(off) HIL_REG32(HIL_CONSOLE_BASE + (off))
 #define USART_SR USART_REG(0x00u)
 #define USART_DR USART_REG(0x04u)
 #define USART_BRR USART_REG(0x08u)
@@ -17,27 +29,26 @@
 #define CR1_TE (1u << 3)
 #define CR1_UE (1u << 13)
 
-#define RCC_AHB1ENR (*(volatile uint32_t *)0x40023830u)
-#define RCC_APB1ENR (*(volatile uint32_t *)0x40023840u)
-#define RCC_APB2ENR (*(volatile uint32_t *)0x40023844u)
-#define GPIOA_MODER (*(volatile uint32_t *)0x40020000u)
-#define GPIOA_AFRL (*(volatile uint32_t *)0x40020020u)
+/* STM32 GPIO port registers: MODER (2 bits per pin, 0b10 = alternate function) and
+ * AFRL/AFRH (4 bits per pin, pins 0-7 then 8-15). */
+#define GPIO_MODER HIL_REG32(HIL_CONSOLE_PORT + 0x00u)
+#define GPIO_AFR(pin) HIL_REG32(HIL_CONSOLE_PORT + 0x20u + ((pin) / 8u) * 4u)
+#define MODER_AF 2u
+
+static void route_pin(uint32_t pin)
+{
+    uint32_t shift = (pin % 8u) * 4u;
+    GPIO_MODER = (GPIO_MODER & ~(3u << (2u * pin))) | (MODER_AF << (2u * pin));
+    GPIO_AFR(pin) = (GPIO_AFR(pin) & ~(0xFu << shift)) | ((uint32_t)HIL_CONSOLE_AF << shift);
+}
 
 void hil_console_init(void)
 {
-#if HIL_CONSOLE_BASE == 0x40004400u
-    /* USART2: clock it, and route PA2 (TX) / PA3 (RX) to alternate function 7. */
-    RCC_AHB1ENR |= 1u << 0;
-    RCC_APB1ENR |= 1u << 17;
-    (void)RCC_APB1ENR; /* read back: the clock is on before the first register access */
-    GPIOA_MODER = (GPIOA_MODER & ~(0xFu << 4)) | (0xAu << 4);
-    GPIOA_AFRL = (GPIOA_AFRL & ~(0xFFu << 8)) | (0x77u << 8);
-#elif HIL_CONSOLE_BASE == 0x40011000u
-    /* USART1 on PA9/PA10 (AF7). */
-    RCC_AHB1ENR |= 1u << 0;
-    RCC_APB2ENR |= 1u << 4;
-    (void)RCC_APB2ENR;
-#endif
+    HIL_REG32(HIL_CONSOLE_PORT_CLKEN_REG) |= 1u << HIL_CONSOLE_PORT_CLKEN_BIT;
+    HIL_REG32(HIL_CONSOLE_CLKEN_REG) |= 1u << HIL_CONSOLE_CLKEN_BIT;
+    (void)HIL_REG32(HIL_CONSOLE_CLKEN_REG); /* read back: the clock is on before first use */
+    route_pin(HIL_CONSOLE_TX_PIN);
+    route_pin(HIL_CONSOLE_RX_PIN);
     USART_CR1 = 0u;
     USART_CR2 = 0u;
     USART_CR3 = 0u;

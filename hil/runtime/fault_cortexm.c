@@ -10,6 +10,7 @@
 
 #if defined(HIL_ARCH_ARM)
 
+/* System Control Block: part of the Armv7-M core, the same on every board. */
 #define SCB_CFSR (*(volatile uint32_t *)0xE000ED28u)
 #define SCB_HFSR (*(volatile uint32_t *)0xE000ED2Cu)
 #define SCB_MMFAR (*(volatile uint32_t *)0xE000ED34u)

@@ -31,6 +31,9 @@ extern "C" {
 #define HIL_NOINLINE __attribute__((noinline))
 #define HIL_USED __attribute__((used))
 
+/* The 32-bit memory-mapped register at addr; every board address comes from hil_board.h. */
+#define HIL_REG32(addr) (*(volatile uint32_t *)(uintptr_t)(addr))
+
 /* GCC 12 with binutils >= 2.38 wants "zicsr" in -march for CSR instructions, while the
  * build uses plain -march=rv32imac: wrap inline CSR accesses in HIL_CSR_ASM("csrr ..."). */
 #if defined(HIL_ARCH_RISCV) && !defined(__clang__) && !defined(__riscv_zicsr)
@@ -75,8 +78,8 @@ void hil_led_init(void);
 void hil_led_set(int on);
 void hil_led_toggle(void);
 
-/* Millisecond tick (Arm: SysTick at HIL_CPU_CLOCK_HZ; RISC-V: CLINT mtime at 32768 Hz).
- * Emulators may run it faster than wall-clock time. */
+/* Millisecond tick (Arm: SysTick at HIL_CPU_CLOCK_HZ; RISC-V: the board's CLINT mtime at
+ * HIL_TIMER_HZ). Emulators may run it faster than wall-clock time. */
 void hil_tick_init(void);
 uint32_t hil_millis(void);
 void hil_delay_ms(uint32_t ms);

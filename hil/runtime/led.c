@@ -1,12 +1,18 @@
 /* led.c - the board LED: STM32F4 GPIO, SiFive GPIO or Stellaris GPIO, or nothing.
- * HIL_LED_ACTIVE_LOW inverts the pin level. */
+ * The board file gives the port (HIL_LED_BASE), the pin and the port's clock gate
+ * (HIL_LED_CLKEN_REG/BIT); HIL_LED_ACTIVE_LOW inverts the pin level. */
 #include "hil.h"
 
 #if !defined(HIL_LED_ACTIVE_LOW)
 #define HIL_LED_ACTIVE_LOW 0
 #endif
 
-#define REG32(addr) (*(volatile uint32_t *)(addr))
+#define REG32(addr) HIL_REG32(addr)
+
+#if (defined(HIL_LED_STM32F4_GPIO) || defined(HIL_LED_STELLARIS_GPIO)) && \
+    (!defined(HIL_LED_CLKEN_REG) || !defined(HIL_LED_CLKEN_BIT))
+#error "this LED driver needs the GPIO port's clock gate: led.clock_enable in the board file"
+#endif
 
 #if HIL_HAS_LED
 static int hil_led_on;
@@ -15,16 +21,13 @@ static void led_write(int level);
 #endif
 
 #if defined(HIL_LED_STM32F4_GPIO)
-/* GPIOx ports are 0x400 apart from GPIOA at 0x40020000; RCC_AHB1ENR bit n clocks port n. */
-#define RCC_AHB1ENR REG32(0x40023830u)
-#define GPIO_PORT_INDEX ((HIL_LED_BASE - 0x40020000u) / 0x400u)
 #define GPIO_MODER REG32(HIL_LED_BASE + 0x00u)
 #define GPIO_BSRR REG32(HIL_LED_BASE + 0x18u)
 
 void hil_led_init(void)
 {
-    RCC_AHB1ENR |= 1u << GPIO_PORT_INDEX;
-    (void)RCC_AHB1ENR;
+    REG32(HIL_LED_CLKEN_REG) |= 1u << HIL_LED_CLKEN_BIT;
+    (void)REG32(HIL_LED_CLKEN_REG);
     GPIO_MODER = (GPIO_MODER & ~(3u << (2u * HIL_LED_PIN))) | (1u << (2u * HIL_LED_PIN));
     hil_led_set(0);
 }
@@ -60,21 +63,16 @@ static void led_write(int level)
 }
 
 #elif defined(HIL_LED_STELLARIS_GPIO)
-/* Stellaris ports A-D at 0x40004000 + n*0x1000, E-G at 0x40024000 + (n-4)*0x1000;
- * SYSCTL_RCGC2 bit n clocks port n. GPIODATA is masked by address bits 9:2. */
-#define SYSCTL_RCGC2 REG32(0x400FE108u)
-#define GPIO_PORT_INDEX                                                              \
-    (HIL_LED_BASE >= 0x40024000u ? 4u + (HIL_LED_BASE - 0x40024000u) / 0x1000u       \
-                                 : (HIL_LED_BASE - 0x40004000u) / 0x1000u)
+/* GPIODATA is masked by address bits 9:2. */
 #define GPIO_DATA_PIN REG32(HIL_LED_BASE + (LED_MASK << 2))
 #define GPIO_DIR REG32(HIL_LED_BASE + 0x400u)
 #define GPIO_DEN REG32(HIL_LED_BASE + 0x51Cu)
 
 void hil_led_init(void)
 {
-    SYSCTL_RCGC2 |= 1u << GPIO_PORT_INDEX;
-    (void)SYSCTL_RCGC2;
-    (void)SYSCTL_RCGC2;
+    REG32(HIL_LED_CLKEN_REG) |= 1u << HIL_LED_CLKEN_BIT;
+    (void)REG32(HIL_LED_CLKEN_REG); /* a few cycles before the port may be touched */
+    (void)REG32(HIL_LED_CLKEN_REG);
     GPIO_DIR |= LED_MASK;
     GPIO_DEN |= LED_MASK;
     hil_led_set(0);

@@ -17,6 +17,7 @@ void hil_default_handler(void);
 void hil_fault_entry(void);
 void SysTick_Handler(void);
 
+/* System Control Block: part of the Armv7-M core, the same on every board. */
 #define SCB_SHCSR (*(volatile uint32_t *)0xE000ED24u)
 #define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
 #define SHCSR_MEMFAULTENA (1u << 16)

@@ -1,4 +1,6 @@
-/* tick_cortexm.c - 1 kHz SysTick from the core clock (HIL_CPU_CLOCK_HZ). */
+/* tick_cortexm.c - 1 kHz SysTick from the core clock (HIL_CPU_CLOCK_HZ). SysTick is part of
+ * the Armv7-M core (its registers sit in the System Control Space at the same address on
+ * every Cortex-M), not a board peripheral, so its address lives here, not in a board file. */
 #include "hil.h"
 
 #if defined(HIL_ARCH_ARM)
