@@ -36,6 +36,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"  extends:  {b.extends}")
         print(f"  target:   {b.triple} ({b.cpu})")
         print(f"  console:  {b.console.driver} at 0x{b.console.base:08X}, {b.console.baud} baud")
+        if b.console.pins:
+            pins = b.console.pins
+            af = f", AF {pins.af}" if pins.af is not None else ""
+            print(f"            TX pin {pins.tx}, RX pin {pins.rx} of port 0x{pins.port:08X}{af}")
         print(f"  flash:    {b.flash.tool}")
         if b.qemu:
             print(f"  qemu:     {b.qemu.binary} -M {b.qemu.machine}")

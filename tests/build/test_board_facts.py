@@ -29,7 +29,7 @@ SHELL = ROOT / "firmware_examples" / "shell"
 
 
 def macros(header: str) -> dict[str, str]:
-    return dict(re.findall(r"^#define (\w+) (.+)$", header, re.M))
+    return dict(re.findall(r"^#define (\w+) (.+)$", header, re.MULTILINE))
 
 
 def header_of(board: Board) -> str:
@@ -290,3 +290,11 @@ def test_bad_peripheral_facts_name_file_and_key(base, change, message, tmp_path)
     with pytest.raises(ConfigError) as exc:
         load_board_file(path)
     assert f"{path}: {message}" in str(exc.value)
+
+
+def test_hil_boards_shows_the_console_pins(monkeypatch, capsys):
+    from hil.cli import main
+
+    monkeypatch.setenv("HIL_BOARDS_PATH", str(F405.parent))
+    assert main(["boards", "f405-usart3"]) == 0
+    assert "TX pin 10, RX pin 11 of port 0x40020400, AF 7" in capsys.readouterr().out

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def readme_defines() -> dict:
     """The ``defines:`` line of the README's app file reference, as YAML."""
     readme = (ROOT / "README.md").read_text()
-    (line,) = re.findall(r"^defines: .*$", readme, re.M)
+    (line,) = re.findall(r"^defines: .*$", readme, re.MULTILINE)
     return yaml.safe_load(line.split("  #")[0])["defines"]
 
 
