@@ -165,13 +165,15 @@ def _console_pins(r: Reader, driver: str, gpio: _Gpio) -> ConsolePins | None:
     elif p.has("af"):
         raise p.error("af", f"the pins of {driver} are routed by {gpio.what}, which has no "
                       "alternate function number", hint="remove 'af'")
+    af = None
+    if gpio.afs:
+        af = p.int("af", minimum=0, maximum=gpio.afs - 1,
+                   hint=f"{gpio.what} has alternate functions 0..{gpio.afs - 1}")
     pins = ConsolePins(
         port=_register(p, "port"),
         tx=_pin(p, "tx", gpio),
         rx=_pin(p, "rx", gpio),
-        af=p.int("af", None, minimum=0, maximum=gpio.afs - 1,
-                 hint=f"{gpio.what} has alternate functions 0..{gpio.afs - 1}")
-        if gpio.afs else None,
+        af=af,
         clock_enable=_clock_enable(p, "clock_enable", gpio.what, gpio.clock_gate),
     )
     if pins.tx == pins.rx:
@@ -198,12 +200,13 @@ def parse_led(r: Reader) -> Led:
 
 
 def parse_timer(r: Reader) -> Timer:
+    r.raw("mtimecmp", None)  # optional: 'mtimecmp:' with no value is accepted as absent
     timer = Timer(
         driver=r.str("driver", choices=TIMER_DRIVERS),
         mtime=_register(r, "mtime"),
         hz=r.int("hz", minimum=1000, maximum=MAX_TIMER_HZ,
                  hint="the mtime counter's input clock (32768 on the FE310)"),
-        mtimecmp=_register(r, "mtimecmp") if r.has("mtimecmp") else r.raw("mtimecmp", None),
+        mtimecmp=_register(r, "mtimecmp") if r.has("mtimecmp") else None,
     )
     r.done()
     return timer
