@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from hil import __version__
+from hil import __version__, procs
 from hil.app import App
 from hil.boards import PROJECT_ROOT, Board
 from hil.errors import BuildError, HilError, UsageError
@@ -286,7 +286,7 @@ def _mapped(path: Path, maps: dict[str, str]) -> str:
 
 def _run_tool(args: list[str], cwd: Path, what: str) -> str:
     try:
-        proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300)
+        proc = procs.run(args, cwd=cwd, capture_output=True, text=True, timeout=300)
     except OSError as exc:
         raise BuildError(f"{what}: cannot run {args[0]}: {exc.strerror}") from exc
     except subprocess.TimeoutExpired as exc:
@@ -371,11 +371,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
 @lru_cache(maxsize=16)
 def _git_state(directory: Path) -> dict[str, object]:
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, text=True,
+        commit = procs.run(["git", "rev-parse", "HEAD"], cwd=directory, text=True,
                                 capture_output=True, timeout=20)
         if commit.returncode != 0:
             return {"commit": None, "dirty": None}
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        status = procs.run(["git", "status", "--porcelain", "--untracked-files=no"],
                                 cwd=directory, text=True, capture_output=True, timeout=20)
         return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
     except (OSError, subprocess.TimeoutExpired):

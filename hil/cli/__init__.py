@@ -16,7 +16,7 @@ import sys
 import traceback
 from types import ModuleType
 
-from hil.errors import ExitCode, HilError
+from hil.errors import Cancelled, ExitCode, HilError
 
 EPILOG = """\
 exit codes:
@@ -27,7 +27,9 @@ exit codes:
       (emulator died, console lost)   14  read-back verify mismatch
    4  hardware required, not present  20  timed out waiting for a lease
    5  build failed / image too big    21  audit verification failed
-   6  toolchain missing              130  interrupted (Ctrl-C)
+   6  toolchain missing              129  cancelled by SIGHUP
+                                     130  interrupted (Ctrl-C, SIGINT)
+                                     143  cancelled by SIGTERM (CI job cancelled)
 
 environment:
   HIL_BOARDS_PATH  extra board directories (':'-separated), searched after boards/
@@ -112,9 +114,20 @@ def main(argv: list[str] | None = None) -> int:
         logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    from hil import procs
+
+    signals = procs.install()  # SIGINT/SIGTERM/SIGHUP unwind as Cancelled
     try:
         return int(args._run(args))
+    except Cancelled as exc:
+        print(f"hil: {exc}", file=sys.stderr)
+        return exc.exit_code
     except HilError as exc:
+        sig = procs.cancel_signal()
+        if sig is not None:  # a failure while unwinding a cancel: the cancel is the news
+            cancel = Cancelled(sig)
+            print(f"hil: {cancel} ({exc.message})", file=sys.stderr)
+            return cancel.exit_code
         if args.verbose:
             traceback.print_exc()
         print(f"hil: error: {exc}", file=sys.stderr)
@@ -135,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"hil: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return int(ExitCode.USAGE)
+    finally:
+        procs.restore(signals)
 
 
 def console_main() -> None:  # pragma: no cover - thin wrapper for the console script
