@@ -18,6 +18,7 @@ import textwrap
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -126,11 +127,14 @@ class Run:
         path = self.state / "leases.sqlite"
         if not path.exists():
             return []
-        with sqlite3.connect(path) as db:
-            return [r[0] for r in db.execute("SELECT rack_id FROM hil_leases")]
+        try:
+            with closing(sqlite3.connect(path)) as db:
+                return [r[0] for r in db.execute("SELECT rack_id FROM hil_leases")]
+        except sqlite3.OperationalError:  # being created right now
+            return []
 
     def lease_events(self) -> list[str]:
-        with sqlite3.connect(self.state / "leases.sqlite") as db:
+        with closing(sqlite3.connect(self.state / "leases.sqlite")) as db:
             return [r[0] for r in db.execute(
                 "SELECT event FROM hil_lease_log WHERE rack_id = ? ORDER BY seq", (RACK_ID,))]
 
@@ -140,9 +144,12 @@ class Run:
             return [r.payload for r in store.for_image(sha) if r.kind == kind]
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
         for line in self.leftovers():
             os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
 
@@ -243,3 +250,61 @@ def test_sigkill_of_hil_test_takes_its_children_along(make_run, shell_image: Pat
     assert run.held_leases() == []
     if virtual:
         assert run.lease_events() == ["acquire", "release"]
+
+
+def test_sigterm_to_hil_flash_releases_the_board_and_records_the_cancelled_flash(
+        make_run, shell_image: Path):
+    run = make_run(virtual=True)
+    run.env["HIL_SIM_FAULTS"] = "slow=0.3"  # every flash-algorithm call takes 0.3 s
+    run.start("flash", "--board", "nucleo-f4", "--probe", f"hilsim:{RACK_ID}", "--image",
+              str(shell_image))
+    run.wait_for("the lease", lambda: run.held_leases() == [RACK_ID])
+    run.wait_for("flashing to start", lambda: "erase" in run.output() or
+                 "program" in run.output())
+
+    code = run.cancel(signal.SIGTERM)
+
+    out = run.output()
+    assert code == 143, out
+    assert "cancelled by SIGTERM" in out
+    assert run.no_leftovers() == []
+    assert run.held_leases() == []
+    assert run.lease_events() == ["acquire", "release"]
+    records = run.audit(shell_image, "flash")
+    assert len(records) == 1, records
+    assert records[0]["ok"] is False and not records[0]["verified"]
+    assert records[0]["error"].startswith("cancelled by SIGTERM while flashing"), records
+
+
+def test_sigterm_to_hil_run_stops_qemu_and_releases_the_board(make_run, shell_image: Path):
+    run = make_run(virtual=True)
+    run.start("run", "--board", "nucleo-f4", "--image", str(shell_image),
+              stdin=subprocess.PIPE)  # a console nobody types into
+    run.wait_for("the console", lambda: "connected to" in run.output())
+    assert run.held_leases() == [RACK_ID]
+    assert any("qemu-system-arm" in p for p in run.leftovers())
+
+    code = run.cancel(signal.SIGTERM)
+
+    assert code == 143, run.output()
+    assert run.no_leftovers() == []
+    assert run.held_leases() == []
+    assert run.lease_events() == ["acquire", "release"]
+
+
+def test_sighup_to_hil_rack_host_stops_its_qemu(make_run, shell_image: Path):
+    run = make_run(virtual=True)
+    flashed = subprocess.run([HIL, "flash", "--board", "nucleo-f4", "--probe",
+                              f"hilsim:{RACK_ID}", "--image", str(shell_image)], env=run.env,
+                             capture_output=True, text=True, timeout=START_S, check=False)
+    assert flashed.returncode == 0, flashed.stderr
+    console = run.tmp / "consoles" / RACK_ID
+    run.start("rack-host", RACK_ID, "--console-dir", str(console.parent))
+    run.wait_for("the board's QEMU",
+                 lambda: any("qemu-system-arm" in p for p in run.leftovers()))
+
+    code = run.cancel(signal.SIGHUP)
+
+    assert code == 129, run.output()
+    assert run.no_leftovers() == []
+    assert not console.is_symlink()
