@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from hil.boards import load_board
-from hil.errors import AuditError, HilError, NoProbeError, ProbeLostError, UsageError
+from hil.errors import AuditError, Cancelled, HilError, NoProbeError, ProbeLostError, UsageError
 from hil.flash import ERASE_MODES, FlashReport, make_flasher
 from hil.flash.probes import select_probe
 from hil.rack.inventory import load_rack
@@ -204,7 +204,8 @@ def _flash(args: argparse.Namespace, board, image: Path, choice) -> int:
         # interrupted mid-flash, the board may hold part of an image: record that too
         progress.close()
         error = exc if isinstance(exc, HilError) else HilError(
-            "interrupted while flashing: the board may hold a partial image")
+            f"{exc if isinstance(exc, Cancelled) else 'interrupted'} while flashing: the "
+            "board may hold a partial image")
         if image.is_file():
             try:
                 _record(board, choice, image, None, error)
