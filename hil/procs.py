@@ -42,6 +42,7 @@ except OSError:  # pragma: no cover - not Linux
     _LIBC = None
 
 _LIVE: dict[int, subprocess.Popen[Any]] = {}
+_LEADERS: set[int] = set()  # children started in their own session: signalled as a group
 _signal: int | None = None  # the signal that cancelled this run, once one has
 
 
@@ -66,12 +67,16 @@ def popen(args: Sequence[str], *, pdeathsig: int = signal.SIGTERM, core: bool = 
           **kwargs: Any) -> subprocess.Popen[Any]:
     """``subprocess.Popen`` that dies with its parent and is stopped when the run is
     cancelled; raises Cancelled instead of starting a child once the run is cancelled.
-    ``core=False`` turns core dumps off. Call ``forget(proc)`` once it has been waited for."""
+    ``core=False`` turns core dumps off; with ``start_new_session=True`` a stop or cancel
+    signals the child's whole process group (a compiler driver and its cc1). Call
+    ``forget(proc)`` once it has been waited for."""
     if _signal is not None:
         raise Cancelled(_signal)
     proc = subprocess.Popen(list(args), preexec_fn=_preexec(pdeathsig, os.getpid(), core),  # noqa: PLW1509
                             **kwargs)
     _LIVE[proc.pid] = proc
+    if kwargs.get("start_new_session"):
+        _LEADERS.add(proc.pid)
     if _signal is not None:  # cancelled while it started: the handler did not see it
         _terminate(proc)
     return proc
@@ -80,11 +85,15 @@ def popen(args: Sequence[str], *, pdeathsig: int = signal.SIGTERM, core: bool = 
 def forget(proc: subprocess.Popen[Any]) -> None:
     """Drop a finished child from the registry."""
     _LIVE.pop(proc.pid, None)
+    _LEADERS.discard(proc.pid)
 
 
 def _terminate(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> None:
     try:
-        os.kill(proc.pid, sig)
+        if proc.pid in _LEADERS:
+            os.killpg(proc.pid, sig)  # its own session: pgid == pid
+        elif proc.returncode is None:
+            os.kill(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
 

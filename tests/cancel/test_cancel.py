@@ -308,3 +308,63 @@ def test_sighup_to_hil_rack_host_stops_its_qemu(make_run, shell_image: Path):
     assert code == 129, run.output()
     assert run.no_leftovers() == []
     assert not console.is_symlink()
+
+
+def _slow_app(directory: Path, functions: int = 400) -> Path:
+    """An app whose one source takes the compiler a few seconds."""
+    directory.mkdir(parents=True)
+    body = "\n".join(
+        f"int f{i}(int x) {{ for (int j = 0; j < x; j++) {{ sink += j * {i} ^ (j >> 3); "
+        f"if (sink & 1) sink ^= x * {i}; }} return sink + {i}; }}" for i in range(functions))
+    (directory / "main.c").write_text(
+        "volatile int sink;\n" + body + "\nint main(void) { return f0(sink); }\n")
+    (directory / "app.yaml").write_text(f"name: {directory.name}\nversion: 0.1.0\n")
+    return directory
+
+
+def test_sigterm_during_a_build_stops_the_compiler_and_leaves_no_temporaries(make_run):
+    run = make_run(virtual=False)
+    cache = run.tmp / "cache"
+    run.env["HIL_CACHE_DIR"] = str(cache)  # a cold cache: the slow source is compiled
+    run.start("build", "--board", "nucleo-f4", "-j", "1", str(_slow_app(run.tmp / "slowapp")))
+    run.wait_for("the compiler's temporary object", lambda: any(cache.glob("obj/*/*.o.tmp")))
+
+    code = run.cancel(signal.SIGTERM)
+
+    assert code == 143, run.output()
+    assert run.no_leftovers() == []  # the driver and its cc1 (a process group) are gone
+    assert list(cache.glob("obj/*/*.o.tmp")) == []
+    assert list((run.tmp / "build").glob("**/.*partial-*")) == []
+    assert not (run.tmp / "build" / "nucleo-f4" / "slowapp").exists()
+
+
+def test_the_next_build_sweeps_temporaries_of_a_killed_build(tmp_path: Path):
+    """A SIGKILLed build cannot clean up: its temporaries name their owner, whose death the
+    next build sees."""
+    import socket
+
+    from hil.boards import load_board
+    from hil.build import build
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no longer runs
+    host = socket.gethostname()
+    cache, out = tmp_path / "cache", tmp_path / "out" / "shell"
+    stale = [cache / "obj" / "ab" / f".{dead.pid}@{host}-k1ll3d_x.o.tmp",
+             cache / "img" / "cd" / f".link-{dead.pid}@{host}-k1ll3d_y",
+             out.parent / f".shell.partial-{dead.pid}@{host}-k1ll3d_z"]
+    live = [cache / "obj" / "ab" / f".{os.getpid()}@{host}-running.o.tmp",
+            out.parent / f".shell.partial-{os.getpid()}@{host}-running"]
+    for path in stale + live:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.name.endswith(".o.tmp"):
+            path.write_bytes(b"half an object")
+        else:
+            path.mkdir()
+            (path / "firmware.elf").write_bytes(b"half an image")
+
+    build(load_board("nucleo-f4"), "shell", out=out, cache=cache)
+
+    assert [p for p in stale if p.exists()] == []
+    assert [p for p in live if p.exists()] == live  # a running build's are not touched
+    assert (out / "firmware.hex").is_file()
