@@ -310,8 +310,8 @@ def test_sighup_to_hil_rack_host_stops_its_qemu(make_run, shell_image: Path):
     assert not console.is_symlink()
 
 
-def _slow_app(directory: Path, functions: int = 400) -> Path:
-    """An app whose one source takes the compiler a few seconds."""
+def _slow_app(directory: Path, functions: int = 3000) -> Path:
+    """An app whose one source keeps the compiler busy for many seconds."""
     directory.mkdir(parents=True)
     body = "\n".join(
         f"int f{i}(int x) {{ for (int j = 0; j < x; j++) {{ sink += j * {i} ^ (j >> 3); "
