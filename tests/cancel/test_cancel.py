@@ -368,3 +368,33 @@ def test_the_next_build_sweeps_temporaries_of_a_killed_build(tmp_path: Path):
     assert [p for p in stale if p.exists()] == []
     assert [p for p in live if p.exists()] == live  # a running build's are not touched
     assert (out / "firmware.hex").is_file()
+
+
+def test_sigterm_to_hil_test_on_two_boards_stops_both_runs(make_run):
+    """Boards run in worker threads: the signal reaches the main thread only, which stops
+    every pytest child; each board's verdict says it was cancelled."""
+    run = make_run(virtual=False)
+    started = run.tmp / "started"
+    suite = run.tmp / "suite"
+    suite.mkdir()
+    (suite / "test_blocking.py").write_text(textwrap.dedent(f"""\
+        from pathlib import Path
+
+
+        def test_blocks(dut, board):
+            Path({str(started)!r} + "-" + board.name).touch()
+            dut.expect("nothing ever prints this", timeout=600)
+        """))
+    junit = run.tmp / "verdict.xml"
+    run.start("test", "--board", "nucleo-f4", "--board", "hifive1-revb", "--suite", str(suite),
+              "--junit", str(junit), "--timeout", "600", "--on", "qemu")
+    run.wait_for("both blocking tests", lambda: all(
+        Path(f"{started}-{b}").exists() for b in ("nucleo-f4", "hifive1-revb")), timeout=300)
+
+    code = run.cancel(signal.SIGTERM)
+
+    assert code == 143, run.output()[-4000:]
+    assert run.no_leftovers() == [], run.output()[-4000:]
+    suites = {ts.get("name"): [tc.get("name") for tc in ts.iter("testcase")]
+              for ts in ET.parse(junit).iter("testsuite")}
+    assert suites == {"nucleo-f4/shell": ["cancelled"], "hifive1-revb/shell": ["cancelled"]}
