@@ -151,6 +151,9 @@ def pytest_command(plan: Plan, junit_path: Path, info_path: Path) -> list[str]:
             "--hil-on", plan.on, "--hil-timeout", f"{plan.timeout:g}",
             "--hil-work-dir", str(plan.work_dir / "transcripts"),
             "--hil-run-info", str(info_path), "--junitxml", str(junit_path),
+            # its own temp root: no pruning of other runs' /tmp/pytest-of-* dirs at exit,
+            # which made a cancelled run linger for seconds
+            "--basetemp", str(plan.work_dir / "pytest-tmp"),
             "-o", f"junit_suite_name={plan.board.name}", "-q", "-rfEs"]
     if plan.image.elf is not None:
         args += ["--hil-elf", str(plan.image.elf)]
