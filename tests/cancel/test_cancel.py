@@ -398,3 +398,35 @@ def test_sigterm_to_hil_test_on_two_boards_stops_both_runs(make_run):
     suites = {ts.get("name"): [tc.get("name") for tc in ts.iter("testcase")]
               for ts in ET.parse(junit).iter("testsuite")}
     assert suites == {"nucleo-f4/shell": ["cancelled"], "hifive1-revb/shell": ["cancelled"]}
+
+
+def test_sigterm_to_hil_test_with_the_unity_harness_keeps_what_finished(make_run):
+    """The Unity harness runs in the hil process itself: the cancel unwinds its executor."""
+    run = make_run(virtual=False)
+    app = run.tmp / "hangs"
+    app.mkdir()
+    (app / "app.yaml").write_text("name: hangs\nversion: 0.1.0\nsources: ['*.c']\n")
+    (app / "main.c").write_text(textwrap.dedent("""\
+        #include "hil.h"
+
+        int main(void)
+        {
+            hil_println("main.c:3:test_first:PASS");
+            for (;;) {
+                hil_delay_ms(1000u); /* the second test never reports */
+            }
+        }
+        """))
+    junit = run.tmp / "verdict.xml"
+    run.start("test", "--board", "nucleo-f4", str(app), "--harness", "unity", "--on", "qemu",
+              "--junit", str(junit))
+    run.wait_for("QEMU", lambda: any("qemu-system-arm" in p for p in run.leftovers()),
+                 timeout=300)
+    time.sleep(1.0)  # let it boot and report its first test
+
+    code = run.cancel(signal.SIGTERM)
+
+    assert code == 143, run.output()[-4000:]
+    assert run.no_leftovers() == []
+    cases = [(tc.get("name"), [c.tag for c in tc]) for tc in ET.parse(junit).iter("testcase")]
+    assert ("cancelled", ["error"]) in cases, cases
