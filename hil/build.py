@@ -8,6 +8,9 @@ running a compiler; editing one source recompiles that source only.
 
 Outputs are staged next to the output directory and swapped in whole: a failed build
 leaves no artifact, old or half-written, that a later flash could mistake for its result.
+Temporary files and directories (``*.o.tmp``, ``.link-*``, ``.<out>.partial-*``) carry their
+owner (pid@host): a cancelled build removes its own, and the next build sweeps those of a
+build that was killed (owner gone, or older than an hour).
 """
 
 from __future__ import annotations
@@ -16,18 +19,20 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from hil import __version__, peripherals
+from hil import __version__, peripherals, procs
 from hil.app import App
 from hil.boards import Board
 from hil.errors import BuildError, HilError, UsageError
@@ -276,7 +281,9 @@ def _mapped(path: Path, maps: dict[str, str]) -> str:
 
 def _run_tool(args: list[str], cwd: Path, what: str) -> str:
     try:
-        proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300)
+        # its own process group: a cancel stops the compiler proper (cc1) with its driver
+        proc = procs.run(args, cwd=cwd, capture_output=True, text=True, timeout=300,
+                         start_new_session=True)
     except OSError as exc:
         raise BuildError(f"{what}: cannot run {args[0]}: {exc.strerror}") from exc
     except subprocess.TimeoutExpired as exc:
@@ -302,7 +309,7 @@ def _compile(p: _Plan, obj: _Object) -> bool:
     if obj.path.exists():
         return False
     obj.path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=obj.path.parent, suffix=".o.tmp")
+    fd, tmp = tempfile.mkstemp(dir=obj.path.parent, prefix=f".{_OWNER}-", suffix=".o.tmp")
     os.close(fd)
     try:
         args = [p.toolchain.cc, *p.cflags, *p.prefix_maps, "-c", str(obj.source), "-o", tmp]
@@ -321,7 +328,7 @@ def _link(p: _Plan, cache: Path) -> Path:
     if (target / "firmware.elf").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".link-"))
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".link-{_OWNER}-"))
     try:
         (tmp / "firmware.ld").write_text(p.linker_script, encoding="utf-8")
         args = [p.toolchain.cc, *p.ldflags, "-T", str(tmp / "firmware.ld"),
@@ -347,6 +354,44 @@ def _link(p: _Plan, cache: Path) -> Path:
     return target
 
 
+_OWNER = f"{os.getpid()}@{socket.gethostname()}"
+STALE_AFTER_S = 3600.0  # a temporary of an unknown or remote owner is stale after this
+
+
+def _owner_gone(name: str) -> bool:
+    """Whether the owner (pid@host) named in a temporary's name is known to be dead."""
+    match = re.search(r"(\d+)@(.+)-[a-z0-9_]+(?:\.o\.tmp)?$", name)
+    if match is None or match.group(2) != socket.gethostname():
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
+def sweep_stale(paths: Iterable[Path]) -> int:
+    """Remove temporaries left by killed builds: owner dead, or older than STALE_AFTER_S.
+    A live build's own temporaries are kept. Returns how many were removed."""
+    removed = 0
+    now = time.time()
+    for path in paths:
+        try:
+            stale = _owner_gone(path.name) or now - path.lstat().st_mtime > STALE_AFTER_S
+            if not stale:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed += 1
+        except OSError:  # gone already (another build swept it) or not ours to remove
+            continue
+    return removed
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -361,11 +406,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
 @lru_cache(maxsize=16)
 def _git_state(directory: Path) -> dict[str, object]:
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, text=True,
+        commit = procs.run(["git", "rev-parse", "HEAD"], cwd=directory, text=True,
                                 capture_output=True, timeout=20)
         if commit.returncode != 0:
             return {"commit": None, "dirty": None}
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        status = procs.run(["git", "status", "--porcelain", "--untracked-files=no"],
                                 cwd=directory, text=True, capture_output=True, timeout=20)
         return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
     except (OSError, subprocess.TimeoutExpired):
@@ -384,7 +429,8 @@ def _finish(p: _Plan, linked_dir: Path) -> BuildResult:
     board, app, tc = p.request.board, p.request.app, p.toolchain
     out = p.out_dir
     out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    sweep_stale(out.parent.glob(f".{out.name}.partial-*"))
+    stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-{_OWNER}-"))
     os.chmod(stage, 0o755)  # mkdtemp makes it private; the output is an ordinary directory
     try:
         shutil.copyfile(linked_dir / "firmware.elf", stage / "firmware.elf")
@@ -474,6 +520,7 @@ def build_many(requests: Sequence[BuildRequest], *, jobs: int | None = None,
     cache = cache or cache_dir()
     jobs = jobs or os.cpu_count() or 1
     plans = [plan(r, cache) for r in requests]
+    sweep_stale([*cache.glob("obj/*/*.o.tmp"), *cache.glob("img/*/.link-*")])
     results: list[BuildResult] = []
     failures: list[tuple[_Plan, HilError]] = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:

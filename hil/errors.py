@@ -26,7 +26,28 @@ class ExitCode(IntEnum):
     VERIFY_FAILED = 14  # read-back differs from the image
     LEASE_TIMEOUT = 20
     AUDIT_FAILED = 21  # hash chain or signature check failed
-    INTERRUPTED = 130
+    HANGUP = 129  # cancelled by SIGHUP
+    INTERRUPTED = 130  # cancelled by SIGINT (Ctrl-C)
+    TERMINATED = 143  # cancelled by SIGTERM (a CI job cancelled)
+
+
+class Cancelled(KeyboardInterrupt):
+    """A signal (SIGINT, SIGTERM, SIGHUP) cancelled the run. Not a HilError: like Ctrl-C it
+    unwinds every context manager; the exit code is 128 + the signal number."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = int(signum)
+        try:
+            self.signal_name = signal.Signals(signum).name
+        except ValueError:
+            self.signal_name = f"signal {signum}"
+        super().__init__(f"cancelled by {self.signal_name}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
 
 
 class HilError(Exception):

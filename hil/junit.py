@@ -119,6 +119,8 @@ def read_pytest(path: Path) -> list[Case]:
     tree = ET.parse(path)
     cases = []
     for tc in tree.iter("testcase"):
+        if tc.get("name") is None:  # the test an interrupt stopped: it has no result
+            continue
         status, message, text = "passed", "", ""
         for child in tc:
             if child.tag in ("failure", "error", "skipped"):

@@ -13,6 +13,11 @@ lost it, or timed out waiting for it, gets a reset before the next test that use
 Markers: ``hardware_only`` (skipped, with the reason, when running in QEMU) and
 ``boards(name, ...)`` (skipped on other boards). With pytest-xdist every worker starts its own
 board instance. A failed test's report ends with the console transcript tail.
+
+With ``--hil-board``, SIGTERM and SIGHUP end the run as Ctrl-C does (``hil.procs``): the
+running test stops, fixtures tear down (QEMU stopped, lease released at once), the JUnit file
+keeps what finished. ``hil test`` sends SIGTERM when it is cancelled, and the kernel sends it
+when ``hil test`` dies (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ _CHOICE = pytest.StashKey[object]()
 _INFRA = pytest.StashKey[list]()
 _CODES = pytest.StashKey[list]()
 _EXECUTORS = pytest.StashKey[list]()
+_SIGNALS = pytest.StashKey[dict]()
 SCOPES = ("function", "class", "module", "package", "session")
 
 
@@ -67,6 +73,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_INFRA] = []
     config.stash[_CODES] = []
     config.stash[_EXECUTORS] = []
+    if config.getoption("--hil-board"):
+        from hil import procs
+
+        config.stash[_SIGNALS] = procs.install()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _SIGNALS in config.stash:
+        from hil import procs
+
+        procs.restore(config.stash[_SIGNALS])
+        del config.stash[_SIGNALS]
 
 
 def _board(config: pytest.Config):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import math
 import os
 import sys
 import tomllib

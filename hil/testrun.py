@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hil import junit
+from hil import junit, procs
 from hil.boards import Board
-from hil.errors import ExitCode, HilError
+from hil.errors import Cancelled, ExitCode, HilError
 from hil.executors import Choice, Image, make_executor
 from hil.settings import current
 
@@ -56,6 +56,7 @@ class BoardResult:
     log: Path | None = None
     seconds: float = 0.0
     extra: dict[str, object] = field(default_factory=dict)
+    cancelled: Cancelled | None = None  # the signal that cancelled the run
 
     def count(self, status: str) -> int:
         return self.suite.count(status)
@@ -81,7 +82,8 @@ def _properties(plan: Plan, kind: str, extra: dict[str, object]) -> dict[str, st
 
 
 def run_board(plan: Plan) -> BoardResult:
-    """Run one board; never raises HilError (it becomes the result's error and exit code)."""
+    """Run one board; never raises HilError nor Cancelled (they become the result's error and
+    exit code; a cancelled run gets a ``cancelled`` error case after what finished)."""
     t0 = time.monotonic()
     plan.work_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -92,6 +94,14 @@ def run_board(plan: Plan) -> BoardResult:
     except HilError as exc:
         result = BoardResult(plan, junit.Suite(f"{plan.board.name}/{plan.app}"),
                              int(exc.exit_code), str(exc), kind=plan.choice.kind)
+    except Cancelled as exc:
+        result = BoardResult(plan, junit.Suite(f"{plan.board.name}/{plan.app}"),
+                             kind=plan.choice.kind, cancelled=exc)
+    signum = procs.cancel_signal()
+    if result.cancelled is None and signum is not None:  # a worker thread's run
+        result.cancelled = Cancelled(signum)
+    if result.cancelled is not None:
+        mark_cancelled(result, result.cancelled)
     result.seconds = time.monotonic() - t0
     result.suite.seconds = result.seconds
     if not result.suite.properties:
@@ -99,6 +109,18 @@ def run_board(plan: Plan) -> BoardResult:
                                               result.extra)
     _audit(result)
     return result
+
+
+def mark_cancelled(result: BoardResult, cancel: Cancelled) -> None:
+    """Say in the verdict that the run was cancelled: an error case after what finished."""
+    result.cancelled = cancel
+    result.exit_code = cancel.exit_code
+    result.error = f"run {cancel} (tests after the last finished one did not run)"
+    plan = result.plan
+    result.suite.cases.append(junit.Case(
+        "cancelled", f"{plan.board.name}.{plan.app}", "error", message=f"run {cancel}",
+        text=f"hil test was {cancel} while the run was in progress; results above are the "
+        "tests that finished"))
 
 
 def _audit(result: BoardResult) -> None:
@@ -114,7 +136,8 @@ def _audit(result: BoardResult) -> None:
             rack_id=result.extra.get("rack_id"), executor=result.kind or plan.choice.kind,
             passed=result.count("passed"), failed=result.count("failed"),
             skipped=result.count("skipped"), errors=result.count("error"),
-            junit=None, toolchain=plan.image.toolchain)
+            junit=None, toolchain=plan.image.toolchain,
+            cancelled=result.cancelled.signal_name if result.cancelled else None)
     except HilError as exc:  # the verdict stands; say that it was not recorded
         result.error = (result.error + "; " if result.error else "") + \
             f"verdict not recorded in the audit trail: {exc}"
@@ -128,6 +151,9 @@ def pytest_command(plan: Plan, junit_path: Path, info_path: Path) -> list[str]:
             "--hil-on", plan.on, "--hil-timeout", f"{plan.timeout:g}",
             "--hil-work-dir", str(plan.work_dir / "transcripts"),
             "--hil-run-info", str(info_path), "--junitxml", str(junit_path),
+            # its own temp root: no pruning of other runs' /tmp/pytest-of-* dirs at exit,
+            # which made a cancelled run linger for seconds
+            "--basetemp", str(plan.work_dir / "pytest-tmp"),
             "-o", f"junit_suite_name={plan.board.name}", "-q", "-rfEs"]
     if plan.image.elf is not None:
         args += ["--hil-elf", str(plan.image.elf)]
@@ -147,26 +173,30 @@ def _run_pytest(plan: Plan) -> BoardResult:
         p.unlink(missing_ok=True)
     cmd = pytest_command(plan, junit_path, info_path)
     env = current().child_env()
-    if plan.stream:
-        rc = subprocess.call(cmd, env=env)
-        log_path = None
-    else:
-        with open(log, "wb") as fh:
-            rc = subprocess.call(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
-        log_path = log
+    cancelled = None
+    try:  # a cancel stops pytest gracefully: it writes its JUnit file and releases its lease
+        if plan.stream:
+            log_path = None
+            rc = procs.call(cmd, env=env)
+        else:
+            log_path = log
+            with open(log, "wb") as fh:
+                rc = procs.call(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    except Cancelled as exc:
+        cancelled, rc = exc, PYTEST_INTERRUPTED
     infos = []
     if info_path.exists():
         infos = [json.loads(line) for line in info_path.read_text().splitlines() if line]
     info = next((i for i in infos if i.get("description")), infos[0] if infos else {})
     infra = [e for i in infos for e in i.get("infrastructure_errors", [])]
     codes = [c for i in infos for c in i.get("error_codes", [])]
-    cases = junit.read_pytest(junit_path) if junit_path.exists() else []
+    cases = _read_cases(junit_path)
     suite = junit.Suite(f"{plan.board.name}/{plan.app}", cases)
     kind = info.get("kind") or plan.choice.kind
     result = BoardResult(plan, suite, kind=kind, log=log_path,
                          executor=info.get("description") or _describe(plan),
                          extra={"rack_id": _merged(infos, "rack_id"),
-                                "probe": _merged(infos, "probe")})
+                                "probe": _merged(infos, "probe")}, cancelled=cancelled)
     ids = (result.extra["rack_id"] or "").split(",")
     if len(ids) > 1:  # workers leased different rack entries
         machine = f", QEMU {plan.board.qemu.machine}" if kind == "qemu" and plan.board.qemu \
@@ -203,6 +233,16 @@ def _run_pytest(plan: Plan) -> BoardResult:
         result.exit_code = ExitCode.USAGE
         result.error = f"no test results from {plan.suite}{where}"
     return result
+
+
+def _read_cases(junit_path: Path) -> list[junit.Case]:
+    """pytest's JUnit cases; none when it wrote no (or, killed, only part of a) file."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        return junit.read_pytest(junit_path) if junit_path.exists() else []
+    except ET.ParseError:
+        return []
 
 
 def _merged(infos: list[dict], key: str) -> str | None:

@@ -14,6 +14,7 @@ import subprocess
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from hil import procs
 from hil.boards import Board
 from hil.errors import ToolchainError
 from hil.settings import current
@@ -138,7 +139,7 @@ def _which(name: str, package: str, what: str) -> str:
 
 def _run(args: list[str]) -> str:
     try:
-        out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=60)
+        out = procs.run(args, capture_output=True, text=True, check=True, timeout=60)
     except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         raise ToolchainError(f"running '{' '.join(args)}' failed: {exc}") from exc
     return out.stdout.strip()
@@ -256,7 +257,7 @@ def resolve(board_triple: str, arch: str, name: str, flags: tuple[str, ...]) -> 
 def _llvm_shared_libraries(binary: str) -> list[tuple[str, str]]:
     """The libclang-cpp / libLLVM shared objects ``binary`` loads, as (role, path)."""
     try:
-        out = subprocess.run(["ldd", binary], capture_output=True, text=True, timeout=30)
+        out = procs.run(["ldd", binary], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return []
     found = []
@@ -326,7 +327,7 @@ def doctor() -> list[DoctorRow]:
         version = None
         if path:
             try:
-                out = subprocess.run([path, VERSION_FLAGS.get(name, "--version")],
+                out = procs.run([path, VERSION_FLAGS.get(name, "--version")],
                                      capture_output=True, text=True, timeout=20)
                 text = (out.stdout or out.stderr).strip()
                 version = text.splitlines()[0] if text else "?"

@@ -232,6 +232,7 @@ def record_test(
     errors: int = 0,
     user: str | None = None,
     store: str | None = None,
+    cancelled: str | None = None,
 ) -> Record:
     """Append a ``test`` record: a test run's verdict against an image.
 
@@ -239,8 +240,10 @@ def record_test(
     (None for QEMU); executor: ``"qemu"`` or ``"hardware"``; passed / failed / skipped /
     errors: verdict counts; junit: path of the JUnit XML written (stored as given);
     toolchain: toolchain name or fingerprint id that built the image (for the report);
-    user: who ran it (default: the login name). Returns the stored record; raises
-    AuditError for an unknown executor or an unwritable store.
+    user: who ran it (default: the login name); cancelled: the signal that cancelled the
+    run (``"SIGTERM"``; stored as ``cancelled`` only for a cancelled run, whose counts are
+    what finished). Returns the stored record; raises AuditError for an unknown executor or
+    an unwritable store.
     """
     if executor not in EXECUTORS:
         raise AuditError(f"test record executor {executor!r} is not one of "
@@ -257,6 +260,8 @@ def record_test(
         "toolchain": toolchain,
         "user": user or _user(),
     }
+    if cancelled:
+        payload["cancelled"] = cancelled
     with open_store(store) as s:
         return s.append("test", image_sha256, payload)
 

@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
-from hil.errors import ExitCode, HilError, UsageError
+from hil.errors import Cancelled, ExitCode, HilError, UsageError
 from hil.settings import PROJECT_FILE, Settings, use
 from hil.settings import load as settings_load
 
@@ -31,7 +31,9 @@ exit codes:
       (emulator died, console lost)   14  read-back verify mismatch
    4  hardware required, not present  20  timed out waiting for a lease
    5  build failed / image too big    21  audit verification failed
-   6  toolchain missing              130  interrupted (Ctrl-C)
+   6  toolchain missing              129  cancelled by SIGHUP
+                                     130  interrupted (Ctrl-C, SIGINT)
+                                     143  cancelled by SIGTERM (CI job cancelled)
 
 project:
   hil looks for hil.toml (or pyproject.toml with [tool.hil]) in the current directory and
@@ -133,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    from hil import procs
+
+    signals = procs.install()  # SIGINT/SIGTERM/SIGHUP unwind as Cancelled
     try:
         if args.global_chdir is not None:
             try:
@@ -145,7 +150,15 @@ def main(argv: list[str] | None = None) -> int:
                   "project root ('hil init' makes a project file)", file=sys.stderr)
         with use(settings):
             return int(args._run(args))
+    except Cancelled as exc:
+        print(f"hil: {exc}", file=sys.stderr)
+        return exc.exit_code
     except HilError as exc:
+        sig = procs.cancel_signal()
+        if sig is not None:  # a failure while unwinding a cancel: the cancel is the news
+            cancel = Cancelled(sig)
+            print(f"hil: {cancel} ({exc.message})", file=sys.stderr)
+            return cancel.exit_code
         if args.verbose:
             traceback.print_exc()
         print(f"hil: error: {exc}", file=sys.stderr)
@@ -167,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hil: error: {message}" + (f"\n  hint: {hint}" if hint else ""),
               file=sys.stderr)
         return int(ExitCode.USAGE)
+    finally:
+        procs.restore(signals)
 
 
 QUIET_WITHOUT_PROJECT = ("init", "config", "doctor")

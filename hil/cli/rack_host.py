@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -19,7 +18,8 @@ hilsim:<name>, emulator: qemu; default: every virtual entry of the rack file) it
 board powered: a console pseudo-terminal symlinked at <console dir>/<id> (default:
 <state dir>/consoles) for ser2net to serve over RFC 2217, and the board's QEMU booted from
 the simulated flash, restarted whenever the simulated probe resets the core or the flash
-changes. Runs until SIGTERM or Ctrl-C (SIGINT), then stops every QEMU.
+changes. Runs until SIGTERM, SIGHUP or Ctrl-C (SIGINT), then stops every QEMU and exits
+143, 129 or 130.
 
 Real boards need no host process: serve each probe with `pyocd server --probe ID --port P`
 and each console with ser2net. See docs/rack-across-hosts.md.
@@ -45,23 +45,17 @@ def add_arguments(p: argparse.ArgumentParser, *, with_rack: bool = True) -> None
 def run(args: argparse.Namespace) -> int:
     rack = load_rack(args.rack, required=args.rack is not None)
     entries = host_entries(rack, args.ids)
-    stop = threading.Event()
-
-    def on_term(signum: int, _frame: object) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_term) for sig in (signal.SIGTERM, signal.SIGINT)}
+    # Runs until a signal: the CLI turns SIGTERM, SIGINT and SIGHUP into Cancelled, which
+    # leaves the with block (every QEMU killed, consoles removed) and exits 143, 130, 129.
     try:
         with RackHost(entries, console_dir=args.console_dir) as host:
             for board in host.boards:
                 print(f"hil rack-host: {board.entry.id} ({board.board.name}, probe "
                       f"{board.entry.probe}): console {board.console_path}", file=sys.stderr,
                       flush=True)
-            host.serve(stop)
+            host.serve(threading.Event())
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    print("hil rack-host: stopped", file=sys.stderr)
+        print("hil rack-host: stopped", file=sys.stderr)
     return 0
 
 

@@ -6,13 +6,13 @@ import argparse
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 from hil.app import App, load_app, project_apps
 from hil.boards import BoardCatalog
 from hil.cli import _args
-from hil.errors import ExitCode, UsageError
+from hil.errors import Cancelled, ExitCode, UsageError
 from hil.executors import ON_CHOICES, Image, choose_executor
 from hil.paths import state_dir
 from hil.settings import current
@@ -49,7 +49,10 @@ exit codes:
    2  usage or configuration error (bad board or app, no suite, no tests collected)
    3  infrastructure failure (emulator died, console lost, probe error)
    4  hardware required (--require-hardware / --on hardware) but not present
-   5  build failed   6  toolchain missing   10-14  flashing errors   130  interrupted
+   5  build failed   6  toolchain missing   10-14  flashing errors
+ 129, 130, 143  cancelled by SIGHUP, SIGINT (Ctrl-C), SIGTERM: every child is stopped, the
+                lease released, the JUnit file has what finished and a "cancelled" error
+                case, and the audit trail records the cancelled run
 """
 
 
@@ -110,7 +113,58 @@ def run(args: argparse.Namespace) -> int:
     if args.image is None:
         apps = list(_apps_to_test(args.app, harness, args.suite))
 
-    plans = []
+    plans: list[Plan] = []
+    settings_used = dict(harness=harness, on=on, timeout=timeout, toolchain=toolchain)
+    try:
+        _prepare(args, boards, apps, choices, run_root, plans, **settings_used)
+    except Cancelled as exc:  # during a build: nothing ran, but the verdict says so
+        if args.junit:
+            names = [a.name if a else args.image.stem for a in apps]
+            junit.write(args.junit, [_cancelled_suite(b, name, choices[b.name], exc)
+                                     for name in names for b in boards])
+            print(f"hil: JUnit verdict written to {args.junit}", file=sys.stderr)
+        raise
+    if not plans:
+        raise UsageError("nothing to test: no app supports the given boards",
+                         hint="check 'boards:' in the apps' app.yaml")
+
+    if len(plans) == 1:
+        results = [run_board(plans[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=len(boards)) as pool:
+            futures = [pool.submit(run_board, plan) for plan in plans]
+            try:
+                wait(futures)
+            except Cancelled:
+                pass  # every child was told to stop: each run comes back cancelled
+            results = [f.result() for f in futures]
+
+    print_summary(results)
+    if args.junit:
+        junit.write(args.junit, [r.suite for r in results])
+        print(f"hil: JUnit verdict written to {args.junit}", file=sys.stderr)
+    print(f"hil: transcripts and logs in {run_root}", file=sys.stderr)
+    cancelled = next((r.cancelled for r in results if r.cancelled is not None), None)
+    if cancelled is not None:
+        print(f"hil: {cancelled}", file=sys.stderr)
+        return cancelled.exit_code
+    return exit_code(results)
+
+
+def _cancelled_suite(board, app_name: str, choice, cancel: Cancelled):
+    from hil import junit
+
+    return junit.Suite(f"{board.name}/{app_name}", [junit.Case(
+        "cancelled", f"{board.name}.{app_name}", "error", message=f"run {cancel}",
+        text=f"hil test was {cancel} before the tests started")],
+        junit.suite_properties(board=board.name, executor=choice.kind, image_sha256=None,
+                               toolchain=None))
+
+
+def _prepare(args: argparse.Namespace, boards, apps: list[App | None], choices,
+             run_root: Path, plans: list[Plan], *, harness: str, on: str, timeout: float,
+             toolchain: str) -> None:
+    """Build (or take) each app's image for each board and append its Plan to ``plans``."""
     for app in apps:
         suite = _suite(app, harness, args.suite)
         for board in boards:
@@ -140,22 +194,6 @@ def run(args: argparse.Namespace) -> int:
                               on=on, require_hardware=args.require_hardware,
                               timeout=timeout, workers=args.workers,
                               stream=len(boards) * len(apps) == 1))
-    if not plans:
-        raise UsageError("nothing to test: no app supports the given boards",
-                         hint="check 'boards:' in the apps' app.yaml")
-
-    if len(plans) == 1:
-        results = [run_board(plans[0])]
-    else:
-        with ThreadPoolExecutor(max_workers=len(boards)) as pool:
-            results = list(pool.map(run_board, plans))
-
-    print_summary(results)
-    if args.junit:
-        junit.write(args.junit, [r.suite for r in results])
-        print(f"hil: JUnit verdict written to {args.junit}", file=sys.stderr)
-    print(f"hil: transcripts and logs in {run_root}", file=sys.stderr)
-    return exit_code(results)
 
 
 def _apps_to_test(name: str | None, harness: str, suite: Path | None) -> list[App]:

@@ -18,9 +18,7 @@ register dump becomes a CrashError with the decoded PC; any other exit an Emulat
 from __future__ import annotations
 
 import atexit
-import ctypes
 import os
-import resource
 import shutil
 import signal
 import socket
@@ -30,6 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from hil import procs
 from hil.boards import Board
 from hil.console import Console
 from hil.crash import parse_qemu_fatal
@@ -37,22 +36,8 @@ from hil.errors import ConfigError, ConsoleError, EmulatorError
 from hil.executors import Executor, Image, Outcome
 
 CONNECT_TIMEOUT = 10.0
-PR_SET_PDEATHSIG = 1
 _LIVE: dict[int, subprocess.Popen[bytes]] = {}
 _LIVE_LOCK = threading.Lock()
-
-try:
-    _LIBC = ctypes.CDLL(None, use_errno=True)
-except OSError:  # pragma: no cover - not Linux
-    _LIBC = None
-
-
-def _child_setup() -> None:
-    """Runs in the forked child before exec: die with the parent, no core files."""
-    if _LIBC is not None:
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
 
 def _kill_all() -> None:
     with _LIVE_LOCK:
@@ -78,6 +63,7 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL does not fail
         pass
+    procs.forget(proc)
 
 
 def _qemu_escape(value: object) -> str:
@@ -208,10 +194,9 @@ class QemuExecutor(Executor):
         self._cmd = self.command_line(hex_path, port)
         with open(self.stderr_path, "wb") as err:
             self.spawned_at = time.monotonic()
-            self.proc = subprocess.Popen(self._cmd, stdin=subprocess.DEVNULL,
-                                         stdout=err, stderr=err, start_new_session=True,
-                                         preexec_fn=_child_setup,  # noqa: PLW1509 - needs prctl
-                                         close_fds=True)
+            self.proc = procs.popen(self._cmd, stdin=subprocess.DEVNULL, stdout=err,
+                                    stderr=err, start_new_session=True, close_fds=True,
+                                    pdeathsig=signal.SIGKILL, core=False)
         with _LIVE_LOCK:
             _LIVE[self.proc.pid] = self.proc
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from hil import procs
 from hil.boards import Board
 from hil.errors import (
     FlashError,
@@ -177,8 +178,8 @@ class OpenOCDFlasher(Flasher):
             progress("program", 0.0)
         t0 = time.monotonic()
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout,
-                                  check=False)
+            proc = procs.run(cmd, capture_output=True, text=True, timeout=self.timeout,
+                             check=False)
         except subprocess.TimeoutExpired as exc:
             self.touched = True  # it may have been writing when it was stopped
             raise ProbeLostError(f"OpenOCD did not finish flashing {self.board.name} within "

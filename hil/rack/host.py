@@ -227,7 +227,8 @@ class VirtualBoardHost:
             pass
 
     def _boot(self) -> None:
-        from hil.executors.qemu import QemuExecutor, _child_setup, free_port
+        from hil import procs
+        from hil.executors.qemu import QemuExecutor, free_port
         from hil.flash.sim.store import SimFlashStore
 
         hex_path = SimFlashStore.open(self.sim_name).write_hex(self.work_dir / "flash.hex")
@@ -237,10 +238,9 @@ class VirtualBoardHost:
             port = free_port()
             cmd = command(hex_path, port)
             with open(stderr_path, "wb") as err:
-                self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err,
-                                             stderr=err, start_new_session=True,
-                                             preexec_fn=_child_setup,  # noqa: PLW1509
-                                             close_fds=True)
+                self.proc = procs.popen(cmd, stdin=subprocess.DEVNULL, stdout=err,
+                                        stderr=err, start_new_session=True, close_fds=True,
+                                        pdeathsig=signal.SIGKILL, core=False)
             sock = self._connect(port)
             if sock is not None:
                 with self._sock_lock:
