@@ -230,7 +230,7 @@ def audit_flash(flasher: Flasher, image: Path, report: FlashReport | None,
     if error is None or isinstance(error, HilError):
         message = str(error) if error is not None else None
     elif isinstance(error, KeyboardInterrupt):  # Ctrl-C, or Cancelled by a signal
-        message = f"{error or 'interrupted'} while flashing"
+        message = f"{str(error) or 'interrupted'} while flashing"
     else:
         message = f"{type(error).__name__}: {error}"
     audit.record_flash(
