@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Audit store benchmark: query times of `hil audit image` / `hil audit toolchain` and append
 throughput on stores of 10k, 100k and 1M records. Prints figures; asserts nothing.
 
@@ -14,7 +15,9 @@ fingerprints, 5 tools and a library each, 4 sources), 20% flashes over 50 rack p
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
+import itertools
 import random
 import shutil
 import statistics
@@ -114,7 +117,7 @@ def fill(store: Store, target: int) -> float:
     gen = synthetic(target - have, have)
     done = 0
     while True:
-        batch = [item for _, item in zip(range(BATCH), gen)]
+        batch = list(itertools.islice(gen, BATCH))
         if not batch:
             break
         store.append_many(batch)
@@ -148,7 +151,7 @@ def bench_size(store: Store, size: int, runs: int, verify: bool) -> None:
     med, worst = timed(lambda: queries.image(store, next(it)), len(image_shas) - 1)
     print(f"{n:>9} records  image query            median {med:7.2f} ms  max {worst:7.2f} ms")
     for name in tc_names:
-        med, worst = timed(lambda: queries.toolchain(store, name, limit=200), 10)
+        med, worst = timed(functools.partial(queries.toolchain, store, name, limit=200), 10)
         print(f"{'':>9}          toolchain {name:<13} median {med:7.2f} ms  max {worst:7.2f} ms")
     med, worst = timed(lambda: queries.toolchain(store, tool_sha, limit=200), 10)
     print(f"{'':>9}          toolchain by tool sha  median {med:7.2f} ms  max {worst:7.2f} ms")
@@ -189,11 +192,13 @@ def main() -> int:
 
     tmp = None
     if args.db:
-        location_for: Callable[[int], str] = lambda size: args.db  # one growing store
+        def location_for(size: int) -> str:
+            return str(args.db)  # one growing store
     else:
         base = args.keep or Path(tmp := tempfile.mkdtemp(prefix="hil-audit-bench-"))
         base.mkdir(parents=True, exist_ok=True)
-        location_for = lambda size: str(base / f"audit-{size}.sqlite")
+        def location_for(size: int) -> str:
+            return str(base / f"audit-{size}.sqlite")
     try:
         for size in sorted(args.sizes):
             with open_store(location_for(size)) as store:

@@ -22,12 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 from hil.app import example_apps
 from hil.boards import BoardCatalog
 from hil.build import BuildRequest, plan
+
+ROOT = Path(__file__).resolve().parents[1]
 
 HIL = [sys.executable, "-m", "hil"]
 

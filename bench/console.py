@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Console harness overhead, measured in one run against one QEMU instance.
 
 1. 500 ``ping`` round trips through ``dut.command`` (hil.console.Console) against the same

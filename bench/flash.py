@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Flash benchmark on the simulated probe: bytes/sectors written and pyOCD throughput.
 
 Prints, in one run (figures only, nothing is asserted):
@@ -48,8 +49,8 @@ def synthetic(tmp: Path) -> tuple[Path, Path]:
 def shell_images(tmp: Path) -> tuple[Path, Path] | None:
     from hil.boards import load_board
     from hil.build import build
-    from hil.errors import HilError
     from hil.catalog import EXAMPLES_DIR
+    from hil.errors import HilError
 
     if not (EXAMPLES_DIR / "shell" / "main.c").exists():
         return None

@@ -107,7 +107,7 @@ def load_app(app: str | Path) -> App:
             raise r.error(f"sources[{i}]", f"'{pattern}' matches no file in {directory}",
                           hint="fix the glob or remove it")
         sources += [Path(m).resolve() for m in matched]
-    sources = sorted(set(sources), key=lambda p: str(p))
+    sources = sorted(set(sources), key=str)
     if not sources:
         raise ConfigError(f"no C or assembly sources (*.c, *.S) in {directory}",
                           hint="add sources, or list them under 'sources:' in app.yaml")

@@ -8,6 +8,7 @@ written twice.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -354,7 +355,7 @@ def _check_regions(top: Reader, regions: tuple[Region, ...]) -> None:
                             hint="give every region its own name")
         seen[region.name] = i
     ordered = sorted(enumerate(regions), key=lambda item: item[1].origin)
-    for (_, a), (j, b) in zip(ordered, ordered[1:]):
+    for (_, a), (j, b) in itertools.pairwise(ordered):
         if b.origin < a.end:
             raise top.error(
                 f"memory[{j}]",

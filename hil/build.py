@@ -457,7 +457,8 @@ def _finish(p: _Plan, linked_dir: Path) -> BuildResult:
                               "sha256": hashlib.sha256(p.linker_script.encode()).hexdigest()},
             "sources": p.sources,
             "artifacts": {
-                name: {"path": f"firmware.{name}", "sha256": file_sha256(stage / f"firmware.{name}")}
+                name: {"path": f"firmware.{name}",
+                       "sha256": file_sha256(stage / f"firmware.{name}")}
                 for name in ARTIFACTS
             },
             "bin_base": bin_base,

@@ -132,7 +132,7 @@ class Console:
         self._attach(port)
         if self._log is None and self.transcript_path is not None:
             self.transcript_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = open(self.transcript_path, "a", encoding="utf-8")  # noqa: SIM115
+            self._log = open(self.transcript_path, "a", encoding="utf-8")
             self._t0 = time.monotonic()
             self._log.write(f"# hil console transcript: {self.name} ({self.url}) opened "
                             f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n")

@@ -350,10 +350,11 @@ def check_image_fits(board: Board, ih: IntelHex, name: str = "image") -> None:
         region = board.region_at(start)
         if region is None or not region.is_flash or end > region.end:
             where = region.name if region else "no region"
+            flash = ", ".join(f"{r.name} 0x{r.origin:08X}..0x{r.end - 1:08X}"
+                              for r in board.flash_regions())
             raise ImageError(
                 f"{name} has data at 0x{start:08X}..0x{end - 1:08X} that is not inside a flash "
-                f"region of board {board.name} (starts in {where}; flash: "
-                f"{', '.join(f'{r.name} 0x{r.origin:08X}..0x{r.end - 1:08X}' for r in board.flash_regions())})",
+                f"region of board {board.name} (starts in {where}; flash: {flash})",
                 hint="was the image built for this board? rebuild with hil build --board "
                 f"{board.name}",
             )

@@ -8,7 +8,6 @@ adds ``hil.rack_id`` and ``hil.probe``). A failure's text carries the console tr
 from __future__ import annotations
 
 import os
-
 import socket
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field

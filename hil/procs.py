@@ -155,7 +155,7 @@ def run(args: Sequence[str], *, timeout: float | None = None, check: bool = Fals
 
 
 def _handler(signum: int, _frame: object) -> None:
-    global _signal
+    global _signal  # noqa: PLW0603 - one cancellation state per process
     first = _signal is None
     if first:
         _signal = signum
@@ -167,7 +167,7 @@ def _handler(signum: int, _frame: object) -> None:
 
 def install(signals: Sequence[int] = CANCEL_SIGNALS) -> dict[int, Any]:
     """Turn ``signals`` into Cancelled (main thread only); returns what ``restore`` needs."""
-    global _signal
+    global _signal  # noqa: PLW0603 - one cancellation state per process
     if threading.current_thread() is not threading.main_thread():
         return {}
     _signal = None
@@ -181,7 +181,7 @@ def install(signals: Sequence[int] = CANCEL_SIGNALS) -> dict[int, Any]:
 
 def restore(previous: dict[int, Any]) -> None:
     """Put back the handlers ``install`` replaced."""
-    global _signal
+    global _signal  # noqa: PLW0603 - one cancellation state per process
     for sig, handler in previous.items():
         signal.signal(sig, handler)
     if previous:

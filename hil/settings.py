@@ -377,7 +377,7 @@ def current() -> Settings:
 @contextlib.contextmanager
 def use(settings: Settings) -> Iterator[Settings]:
     """Make ``settings`` the settings of the process (every thread) inside the block."""
-    global _active
+    global _active  # noqa: PLW0603 - the settings of this process
     previous, _active = _active, settings
     try:
         yield settings

@@ -68,7 +68,7 @@ class PgServer:
         cmd = list(argv)
         if os.geteuid() == 0:
             cmd = ["runuser", "-u", RUN_AS, "--", *cmd]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
 
     def __enter__(self) -> PgServer:
         self.dir = Path(tempfile.mkdtemp(prefix="hil-pg-"))

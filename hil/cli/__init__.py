@@ -58,7 +58,8 @@ def _subcommand_modules() -> list[ModuleType]:
             continue
         try:
             module = importlib.import_module(f"{__name__}.{info.name}")
-        except Exception as exc:  # one broken subcommand must not take the others down
+        # one broken subcommand must not take the others down
+        except Exception as exc:  # noqa: BLE001
             modules.append(_unavailable(info.name, exc))
             continue
         if hasattr(module, "NAME") and hasattr(module, "run"):

@@ -51,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common(p)
     p = sub.add_parser("board", help="flash and test history of a rack position")
     p.add_argument("rack_id", metavar="RACK_ID", help="rack id (or board name)")
-    p.add_argument("--limit", type=_args.records, default=200, help="newest N records (default 200)")
+    p.add_argument("--limit", type=_args.records, default=200,
+                   help="newest N records (default 200)")
     common(p)
     p = sub.add_parser("verify", help="check the hash chain and signatures")
     p.add_argument("--key", action="append", type=Path, default=[], metavar="PUB",
@@ -70,7 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("report", help="write a self-contained HTML report")
     p.add_argument("--html", type=Path, required=True, metavar="FILE", help="output file")
     p.add_argument("--since", metavar="DATE", help="only records from DATE (YYYY-MM-DD[THH:MM])")
-    p.add_argument("--limit", type=_args.records, default=1000, help="at most N images (default 1000)")
+    p.add_argument("--limit", type=_args.records, default=1000,
+                   help="at most N images (default 1000)")
     common(p, json_flag=False)
     p = sub.add_parser("keygen", help="make an Ed25519 signing key for build provenance")
     p.add_argument("--out", type=Path, default=None, metavar="PATH",
@@ -212,9 +214,10 @@ def table(headers: list[str], rows: list[list[Any]], indent: str = "  ") -> str:
     """A plain text table (no colour, stable columns)."""
     cells = [[("" if v is None else str(v)) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    lines = [indent + "  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(),
+    lines = [indent + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(),
              indent + "  ".join("-" * w for w in widths)]
-    lines += [indent + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines += [indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+              for r in cells]
     return "\n".join(lines)
 
 

@@ -114,9 +114,9 @@ def run(args: argparse.Namespace) -> int:
         apps = list(_apps_to_test(args.app, harness, args.suite))
 
     plans: list[Plan] = []
-    settings_used = dict(harness=harness, on=on, timeout=timeout, toolchain=toolchain)
     try:
-        _prepare(args, boards, apps, choices, run_root, plans, **settings_used)
+        _prepare(args, boards, apps, choices, run_root, plans, harness=harness, on=on,
+                 timeout=timeout, toolchain=toolchain)
     except Cancelled as exc:  # during a build: nothing ran, but the verdict says so
         if args.junit:
             names = [a.name if a else args.image.stem for a in apps]

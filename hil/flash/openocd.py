@@ -123,7 +123,7 @@ def error_for(text: str, returncode: int, board: Board, probe: str) -> HilError 
             f"JTAG tap {unexpected.group(1)} has id {unexpected.group(2)}, but board "
             f"{board.name} expects {unexpected.group(3)}; refusing to flash",
             hint="is this the right board on this probe?")
-    if "** Verify Failed **" in text or "checksum mismatch" in text and not result.verified:
+    if "** Verify Failed **" in text or ("checksum mismatch" in text and not result.verified):
         diff = _VERIFY_DIFF.search(text)
         address = int(diff.group(1), 16) if diff else None
         where = f": first difference at 0x{address:08X} (flash {diff.group(2)}, image " \

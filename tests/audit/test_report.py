@@ -51,7 +51,7 @@ class Browser:
         assert CHROMIUM is not None
         self.proc = subprocess.Popen(
             [CHROMIUM, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
-            pass_fds=(3, 4), preexec_fn=wire, stdout=subprocess.DEVNULL,
+            pass_fds=(3, 4), preexec_fn=wire, stdout=subprocess.DEVNULL,  # noqa: PLW1509
             stderr=subprocess.DEVNULL)
         os.close(to_chrome_r)
         os.close(from_chrome_w)

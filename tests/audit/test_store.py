@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import sqlite3
 import subprocess
@@ -58,7 +59,7 @@ def test_chain_links_each_record_to_the_previous(state: Path, tmp_path: Path):
         rows = list(store.iter_raw())
         assert [r[0] for r in rows] == [1, 2, 3]
         assert rows[0][5] == GENESIS
-        for prev, row in zip(rows, rows[1:]):
+        for prev, row in itertools.pairwise(rows):
             assert row[5] == prev[6]
         for row in rows:
             assert record_hash(row[0], row[1], row[2], row[3], row[5], row[4]) == row[6]
@@ -197,7 +198,7 @@ def test_unwritable_store_raises_audit_error(tmp_path: Path, monkeypatch: pytest
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
     monkeypatch.setenv("HIL_AUDIT_DB", str(blocker / "audit.sqlite"))
-    with pytest.raises(AuditError, match="not-a-dir/audit.sqlite"):
+    with pytest.raises(AuditError, match=r"not-a-dir/audit\.sqlite"):
         audit.record_flash(image_sha256="a" * 64, board="b", rack_id="r", probe="p",
                            chip_id=1, verified=True)
 

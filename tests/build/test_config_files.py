@@ -229,7 +229,8 @@ def _set(section: str, key: str, value):
                  "memory[0].sectors[0].count: must be at most 65536", id="sector-count-huge"),
     pytest.param(lambda d: d["memory"][0].update(length="4G", origin=0,
                                                  sectors=[{"size": 1, "count": 65536}] * 2),
-                 "memory[0].sectors: region FLASH has more than 65536 sectors", id="sector-runs-huge"),
+                 "memory[0].sectors: region FLASH has more than 65536 sectors",
+                 id="sector-runs-huge"),
 ])
 def test_board_numbers_are_bounded(tmp_path, change, message):
     path = tmp_path / "n.yaml"

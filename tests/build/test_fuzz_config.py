@@ -89,7 +89,7 @@ def _apply_textual(raw: bytes, mutation) -> bytes:
     if kind == "insert":
         return raw[:where] + mutation[2] + raw[where:]
     if kind == "duplicate_line":
-        return b"".join(lines[:line_no + 1] + [lines[line_no]] + lines[line_no + 1:])
+        return b"".join([*lines[:line_no + 1], lines[line_no], *lines[line_no + 1:]])
     if kind in ("nest", "digits"):
         line = lines[line_no]
         head = line.split(b":", 1)[0] if b":" in line else b"deep"

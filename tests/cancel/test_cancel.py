@@ -386,7 +386,8 @@ def test_sigterm_to_hil_test_on_two_boards_stops_both_runs(make_run):
             dut.expect("nothing ever prints this", timeout=600)
         """))
     junit = run.tmp / "verdict.xml"
-    run.start("test", "--board", "nucleo-f4", "--board", "hifive1-revb", "shell", "--suite", str(suite),
+    run.start("test", "--board", "nucleo-f4", "--board", "hifive1-revb", "shell",
+              "--suite", str(suite),
               "--junit", str(junit), "--timeout", "600", "--on", "qemu")
     run.wait_for("both blocking tests", lambda: all(
         Path(f"{started}-{b}").exists() for b in ("nucleo-f4", "hifive1-revb")), timeout=300)

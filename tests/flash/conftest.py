@@ -94,8 +94,8 @@ def shell(tmp_path_factory: pytest.TempPathFactory) -> ShellImages:
     """The real shell image (and a one-function variant), built once per test worker."""
     import os
 
-    from hil.errors import HilError
     from hil.catalog import EXAMPLES_DIR
+    from hil.errors import HilError
 
     if not (EXAMPLES_DIR / "shell" / "main.c").exists():
         pytest.skip("firmware_examples/shell is not there yet")

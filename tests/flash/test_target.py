@@ -27,8 +27,8 @@ def test_arm_board_memory_map_matches_pyocd_definition(board):
     from pyocd.core.memory_map import MemoryType
     from pyocd.target import TARGET
 
-    reference = REFERENCES.get(board.name) or target.family_for(board) and \
-        target.family_for(board).sibling
+    reference = REFERENCES.get(board.name) or (target.family_for(board) and \
+        target.family_for(board).sibling)
     if not reference:
         pytest.skip(f"pyOCD has no definition of {board.name}'s chip or a sibling")
     ref_map = TARGET[reference].MEMORY_MAP

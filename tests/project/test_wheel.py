@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 300) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
+    proc = subprocess.run(cmd, cwd=cwd, env=env, check=False, capture_output=True, text=True,
                           timeout=timeout)
     assert proc.returncode == 0, (
         f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
@@ -67,7 +67,8 @@ def test_the_wheel_serves_a_project_made_by_hil_init(installed, tmp_path):
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     hil = str(bin_dir / "hil")
     checkout_before = subprocess.run(["git", "status", "--porcelain", "--ignored"],
-                                     cwd=CHECKOUT, capture_output=True, text=True).stdout
+                                     cwd=CHECKOUT, check=False, capture_output=True,
+                                     text=True).stdout
     venv_before = _files(venv)
 
     _run([hil, "init"], project, env)
@@ -97,4 +98,4 @@ def test_the_wheel_serves_a_project_made_by_hil_init(installed, tmp_path):
     assert not (project / "apps" / "hello" / ".hil").exists()
     assert _files(venv) == venv_before
     assert subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=CHECKOUT,
-                          capture_output=True, text=True).stdout == checkout_before
+                          check=False, capture_output=True, text=True).stdout == checkout_before

@@ -13,8 +13,8 @@ def shell_hex(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shell example's HEX for nucleo-f4; skips when no cross toolchain is installed."""
     from hil.boards import load_board
     from hil.build import build
-    from hil.errors import HilError
     from hil.catalog import EXAMPLES_DIR
+    from hil.errors import HilError
 
     saved = {k: os.environ.get(k) for k in ("HIL_STATE_DIR", "HIL_CACHE_DIR")}
     os.environ["HIL_STATE_DIR"] = str(tmp_path_factory.mktemp("buildstate"))

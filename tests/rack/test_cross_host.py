@@ -68,8 +68,8 @@ def _wait_for(what: str, ready, proc: subprocess.Popen | None, log: Path | None,
             break
         time.sleep(0.05)
     text = log.read_text(errors="replace") if log and log.exists() else ""
-    raise AssertionError(f"{what} did not come up within {timeout:g} s"
-                         f"{' (exited ' + str(proc.returncode) + ')' if proc and proc.poll() is not None else ''}:\n{text}")
+    exited = f" (exited {proc.returncode})" if proc and proc.poll() is not None else ""
+    raise AssertionError(f"{what} did not come up within {timeout:g} s{exited}:\n{text}")
 
 
 def _port_open(port: int) -> bool:

@@ -107,7 +107,8 @@ def test_failing_test_exits_1_with_transcript_tail_in_junit(tmp_path: Path):
             assert dut.command("echo marker-in-tail") == ["something else"]
         """)
     junit = tmp_path / "j.xml"
-    rc = main(["test", "--board", "nucleo-f4", "shell", "--suite", str(suite), "--junit", str(junit)])
+    rc = main(["test", "--board", "nucleo-f4", "shell", "--suite", str(suite),
+               "--junit", str(junit)])
     assert rc == ExitCode.TEST_FAILED
     failure = next(c for c in ET.parse(junit).getroot().iter("testcase")
                    if c.get("name") == "test_fails").find("failure")
@@ -124,7 +125,8 @@ def test_unexpected_crash_fails_with_decoded_function(tmp_path: Path):
             assert dut.command("ping") == ["pong"]
         """)
     junit = tmp_path / "j.xml"
-    rc = main(["test", "--board", "lm3s6965evb", "shell", "--suite", str(suite), "--junit", str(junit)])
+    rc = main(["test", "--board", "lm3s6965evb", "shell", "--suite", str(suite),
+               "--junit", str(junit)])
     assert rc == ExitCode.TEST_FAILED
     cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
     assert "shell_fault" in cases["test_crashes"].find("failure").text
@@ -144,7 +146,8 @@ def test_timeout_fails_the_test_and_the_next_one_gets_a_fresh_board(tmp_path: Pa
             assert dut.command("ping") == ["pong"]
         """)
     junit = tmp_path / "j.xml"
-    rc = main(["test", "--board", "nucleo-f4", "shell", "--suite", str(suite), "--junit", str(junit)])
+    rc = main(["test", "--board", "nucleo-f4", "shell", "--suite", str(suite),
+               "--junit", str(junit)])
     assert rc == ExitCode.TEST_FAILED
     cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
     text = cases["test_times_out"].find("failure").text

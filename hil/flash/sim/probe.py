@@ -391,6 +391,6 @@ class SimProbe(DebugProbe):
 
 # Register the real class: when this module is what first imports pyOCD, pyOCD loads the
 # hilsim plugin while this module is half-initialised and gets a placeholder (simprobe.py).
-from pyocd.probe.aggregator import PROBE_CLASSES
+from pyocd.probe.aggregator import PROBE_CLASSES  # noqa: E402
 
 PROBE_CLASSES[PREFIX] = SimProbe

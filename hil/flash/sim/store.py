@@ -36,7 +36,7 @@ def take_probe(name: str):
 
     directory = sim_dir()
     directory.mkdir(parents=True, exist_ok=True)
-    f = open(directory / f"{name}.lock", "a+")  # noqa: SIM115 - held until release_probe()
+    f = open(directory / f"{name}.lock", "a+")
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
