@@ -6,6 +6,7 @@ the same way: ``boards/x.yaml: memory[1].origin: expected an address ... hint: .
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import stat
@@ -112,8 +113,9 @@ def parse_yaml(data: bytes, path: Path) -> Any:
         return yaml.load(text, Loader=StrictLoader)  # a SafeLoader subclass
     except DuplicateKeyError as exc:
         mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(
-            f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {exc.problem}",
+            f"invalid YAML{where}: {exc.problem}",
             path=path, hint="give each key once; remove or rename one of them") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -154,7 +156,7 @@ def _file_kind(mode: int) -> str:
 class Reader:
     """Typed access to one mapping of a config file; every error names the file and key."""
 
-    def __init__(self, data: Any, path: Path, key: str = "") -> None:
+    def __init__(self, data: Any, path: Path, key: builtins.str = "") -> None:
         self.path = path
         self.key = key
         if not isinstance(data, Mapping):
@@ -167,16 +169,18 @@ class Reader:
         self.data = dict(data)
         self._seen: set[str] = set()
 
-    def _full(self, name: str) -> str:
+    def _full(self, name: builtins.str) -> str:
         return f"{self.key}.{name}" if self.key else name
 
-    def error(self, name: str, message: str, hint: str | None = None) -> ConfigError:
+    def error(self, name: builtins.str, message: builtins.str,
+              hint: builtins.str | None = None) -> ConfigError:
         return ConfigError(message, path=self.path, key=self._full(name), hint=hint)
 
-    def has(self, name: str) -> bool:
+    def has(self, name: builtins.str) -> bool:
         return name in self.data and self.data[name] is not None
 
-    def raw(self, name: str, default: Any = ..., *, required: bool = False) -> Any:
+    def raw(self, name: builtins.str, default: Any = ..., *,
+            required: builtins.bool = False) -> Any:
         self._seen.add(name)
         if name not in self.data or self.data[name] is None:
             if required or default is ...:
@@ -184,7 +188,8 @@ class Reader:
             return default
         return self.data[name]
 
-    def str(self, name: str, default: Any = ..., *, choices: tuple[str, ...] = ()) -> Any:
+    def str(self, name: builtins.str, default: Any = ..., *,
+            choices: tuple[builtins.str, ...] = ()) -> Any:
         value = self.raw(name, default)
         if value is default and default is not ...:
             return value
@@ -199,8 +204,8 @@ class Reader:
             )
         return value
 
-    def int(self, name: str, default: Any = ..., *, minimum: int | None = None,
-            maximum: int = MAX_INT, hint: str | None = None) -> Any:
+    def int(self, name: builtins.str, default: Any = ..., *, minimum: builtins.int | None = None,
+            maximum: builtins.int = MAX_INT, hint: builtins.str | None = None) -> Any:
         value = self.raw(name, default)
         if value is default and default is not ...:
             return value
@@ -212,7 +217,7 @@ class Reader:
             raise self.error(name, f"must be at most {maximum}, got {_short(value)}", hint=hint)
         return value
 
-    def address(self, name: str, default: Any = ...) -> Any:
+    def address(self, name: builtins.str, default: Any = ...) -> Any:
         """An address: an integer (write it as 0x0800_0000 in YAML) in 0..0xFFFFFFFF."""
         value = self.raw(name, default)
         if value is default and default is not ...:
@@ -228,8 +233,8 @@ class Reader:
             raise self.error(name, f"address 0x{parsed:X} is outside the 32-bit address space")
         return parsed
 
-    def size(self, name: str, default: Any = ..., *, minimum: int = 0,
-             maximum: int = MAX_SIZE) -> Any:
+    def size(self, name: builtins.str, default: Any = ..., *, minimum: builtins.int = 0,
+             maximum: builtins.int = MAX_SIZE) -> Any:
         """A byte count: an integer or a string such as '512K', '16KiB', '1M'."""
         value = self.raw(name, default)
         if value is default and default is not ...:
@@ -248,7 +253,7 @@ class Reader:
                              f"{_short(parsed)}", hint="sizes on a 32-bit target fit in 4 GiB")
         return parsed
 
-    def bool(self, name: str, default: Any = ...) -> Any:
+    def bool(self, name: builtins.str, default: Any = ...) -> Any:
         value = self.raw(name, default)
         if value is default and default is not ...:
             return value
@@ -256,7 +261,7 @@ class Reader:
             raise self.error(name, f"expected true or false, got {_kind(value)}")
         return value
 
-    def list(self, name: str, default: Any = ...) -> Any:
+    def list(self, name: builtins.str, default: Any = ...) -> Any:
         value = self.raw(name, default)
         if value is default and default is not ...:
             return value
@@ -265,7 +270,7 @@ class Reader:
                              hint="write a YAML list: [a, b] or '- a' lines")
         return value
 
-    def str_list(self, name: str, default: Any = ...) -> Any:
+    def str_list(self, name: builtins.str, default: Any = ...) -> Any:
         value = self.list(name, default)
         if value is default and default is not ...:
             return value
@@ -275,19 +280,20 @@ class Reader:
                                  hint="quote the value")
         return tuple(value)
 
-    def sub(self, name: str, *, required: bool = True) -> Reader | None:
+    def sub(self, name: builtins.str, *, required: builtins.bool = True) -> Reader | None:
         value = self.raw(name, None if not required else ...)
         if value is None:
             return None
         return Reader(value, self.path, self._full(name))
 
-    def items(self, name: str, default: Any = ...) -> list[Reader]:
+    def items(self, name: builtins.str, default: Any = ...) -> builtins.list[Reader]:
         value = self.list(name, default)
         if value is default and default is not ...:
             return value
         return [Reader(item, self.path, f"{self._full(name)}[{i}]") for i, item in enumerate(value)]
 
-    def name(self, name: str, value: str, pattern: re.Pattern[str], what: str) -> str:
+    def name(self, name: builtins.str, value: builtins.str, pattern: re.Pattern[builtins.str],
+             what: builtins.str) -> builtins.str:
         """Check a name that becomes a path component against ``pattern`` (and no '..')."""
         if not pattern.match(value) or ".." in value:
             case = "lowercase " if pattern is BOARD_NAME_RE else ""

@@ -191,7 +191,7 @@ def record_flash(
                          "running on the board")
     if image_sha256 is None and not (image and image.get("sha256")):
         raise AuditError("flash record names no image (image_sha256 or image.sha256)")
-    payload = {
+    payload: dict[str, Any] = {
         "board": board,
         "rack_id": rack_id,
         "probe": probe,

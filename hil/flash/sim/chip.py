@@ -149,9 +149,9 @@ class SimChip:
         if ram is not None:
             buf, off = ram
             return bytes(buf[off:off + size])
-        off = self._flash(address, size)
-        if off is not None:
-            return bytes(self.store.data[off:off + size])
+        flash_off = self._flash(address, size)
+        if flash_off is not None:
+            return bytes(self.store.data[flash_off:flash_off + size])
         return b"".join(struct.pack("<I", self.read32(address + i)) for i in range(0, size, 4))
 
     def write_block(self, address: int, data: bytes) -> None:

@@ -73,8 +73,9 @@ class SimDirectFlasher(Flasher):
                 store.save()
                 raise FlashProgramError(f"erase failed at 0x{sector.start:08X} on {self.probe}",
                                         address=sector.start)
-            off = store.area_at(sector.start).offset + sector.start - \
-                store.area_at(sector.start).origin
+            area = store.area_at(sector.start)
+            assert area is not None  # the sector came from the board's flash map
+            off = area.offset + sector.start - area.origin
             store.data[off:off + sector.size] = b"\xff" * sector.size
             report.erased_sectors += 1
             report.erased_bytes += sector.size

@@ -93,7 +93,7 @@ def parse_faults(spec: str | None, sim_name: str, origin: str = ENV) -> Faults:
             if target is None:
                 raise ConfigError(f"unknown fault '{kind}@'", key=origin,
                                   hint="use erase@ADDR, program@ADDR or corrupt@ADDR")
-            target.append(address)
+            target.append(int(address))
         elif item.startswith("disconnect_after="):
             kwargs["disconnect_after"] = _number(item.split("=", 1)[1], item, origin,
                                                  limits.SIM_COUNT)
