@@ -25,7 +25,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,6 +41,7 @@ _INFRA = pytest.StashKey[list]()
 _CODES = pytest.StashKey[list]()
 _EXECUTORS = pytest.StashKey[list]()
 _SIGNALS = pytest.StashKey[dict]()
+_PARENT = pytest.StashKey[int]()
 SCOPES = ("function", "class", "module", "package", "session")
 
 
@@ -77,14 +80,23 @@ def pytest_configure(config: pytest.Config) -> None:
         from hil import procs
 
         config.stash[_SIGNALS] = procs.install()
+        config.stash[_PARENT] = os.getppid()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _SIGNALS in config.stash:
         from hil import procs
 
+        cancelled = procs.cancel_signal()
         procs.restore(config.stash[_SIGNALS])
         del config.stash[_SIGNALS]
+        if cancelled is not None and os.getppid() != config.stash[_PARENT]:
+            # hil died (SIGKILL) and its parent-death signal cancelled this run: the boards
+            # are released and the emulators stopped; nobody reads what else this process
+            # would write, so it ends now instead of after the interpreter's shutdown.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(128 + cancelled)
 
 
 def _board(config: pytest.Config):
