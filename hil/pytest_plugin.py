@@ -4,7 +4,7 @@ Options: ``--hil-board`` (required by the fixtures), ``--hil-image`` (HEX or ELF
 ``--hil-app`` is built, default ``shell``), ``--hil-on auto|hardware|qemu``,
 ``--hil-require-hardware``, ``--hil-timeout`` (console timeout per expect/command).
 
-Fixtures: ``board`` (the Board), ``image`` (an ``hil.executors.Image``: HEX, ELF, sha256,
+Fixtures: ``board`` (the Board), ``image`` (an ``hil.image.Image``: HEX, ELF, sha256,
 toolchain), ``hil_executor`` and ``dut`` (the started executor and its ``Console``, after
 ``READY``; one per test module by default, ``--hil-scope`` changes it), ``hil_reset`` (reset
 the board and wait for ``READY``; returns ``dut``). A test that crashed the board (CrashError),
@@ -146,8 +146,8 @@ def board(pytestconfig: pytest.Config):
 
 @pytest.fixture(scope="session")
 def image(pytestconfig: pytest.Config, board, tmp_path_factory: pytest.TempPathFactory):
-    """The image under test (hil.executors.Image): --hil-image, or --hil-app built now."""
-    from hil.executors import Image
+    """The image under test (hil.image.Image): --hil-image, or --hil-app built now."""
+    from hil.image import Image
 
     path = pytestconfig.getoption("--hil-image")
     if path is not None:

@@ -18,7 +18,8 @@ from pathlib import Path
 from hil import junit, procs
 from hil.boards import Board
 from hil.errors import Cancelled, ExitCode, HilError
-from hil.executors import Choice, Image, make_executor
+from hil.executors import Choice, make_executor
+from hil.image import Image
 from hil.settings import current
 
 # pytest's own exit codes

@@ -16,7 +16,8 @@ from pathlib import Path
 from hil.boards import Board
 from hil.console import Console
 from hil.errors import ConfigError, HilError, NoHardwareError
-from hil.executors import Executor, Image, Outcome
+from hil.executors import Executor, Outcome
+from hil.image import Image
 
 _URL = re.compile(r"^(?P<scheme>[a-z0-9+]+)://(?P<host>[^:/]+):(?P<port>\d+)")
 

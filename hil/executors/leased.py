@@ -15,7 +15,8 @@ from pathlib import Path
 from hil.boards import Board
 from hil.console import Console, ConsoleLost
 from hil.errors import EmulatorError, FlashError, HilError
-from hil.executors import Choice, Executor, Image, Outcome
+from hil.executors import Choice, Executor, Outcome
+from hil.image import Image
 from hil.settings import current
 
 # Errors that say the board's infrastructure (probe, console, emulator) is broken.

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from hil.boards import Board
 from hil.console import Console
-from hil.executors import Executor, Image, Outcome
+from hil.executors import Executor, Outcome
 from hil.executors.qemu import QemuExecutor
+from hil.image import Image
 
 
 class VirtualBoardExecutor(Executor):

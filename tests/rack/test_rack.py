@@ -116,7 +116,8 @@ def test_a_board_that_keeps_failing_is_marked_unhealthy_and_skipped(tmp_path, ca
     monkeypatch.setenv("HIL_RACK", str(rack))
     from hil.boards import load_board
     from hil.build import build
-    from hil.executors import Image, choose_executor, make_executor
+    from hil.executors import choose_executor, make_executor
+    from hil.image import Image
 
     board = load_board("nucleo-f4")
     image = Image.from_build(build(board, "shell", out=tmp_path / "img"))
