@@ -274,12 +274,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     try:
         choice = _choice(session.config)
         # the rack entries this worker actually ran on (leased per executor)
-        entries = [e.entry for e in executors if getattr(e, "entry", None) is not None]
+        entries = [e.entry for e in executors if e.entry is not None]
         if not entries and choice.entry is not None:
             entries = [choice.entry]
         info.update(kind=choice.kind, reason=choice.reason,
                     rack_id=",".join(sorted({e.id for e in entries})) or None,
-                    probe=",".join(sorted({e.probe for e in entries})) or None)
+                    probe=",".join(sorted({str(e.probe) for e in entries})) or None)
     except HilError as exc:
         info.update(error=str(exc), exit_code=int(exc.exit_code))
     if executors:

@@ -29,6 +29,7 @@ from hil.image import Image
 
 if TYPE_CHECKING:
     from hil.console import Console
+    from hil.rack.inventory import RackEntry
 
 ON_CHOICES = ("auto", "hardware", "qemu")
 
@@ -52,6 +53,7 @@ class Executor(ABC):
         self.work_dir = Path(work_dir)
         self.timeout = timeout
         self.image: Image | None = None
+        self.entry: RackEntry | None = None  # the rack entry it runs on (None: plain QEMU)
         self.outcome = Outcome("not started")
         self._console: Console | None = None
 
@@ -92,6 +94,10 @@ class Executor(ABC):
     @abstractmethod
     def stop(self) -> None: ...
 
+    def check(self) -> None:
+        """Raise if the board crashed or died since started (an emulator sees it; on
+        hardware nothing can, so this does nothing)."""
+
     def __enter__(self) -> Self:
         return self
 
@@ -105,9 +111,9 @@ class Choice:
 
     kind: str  # "qemu" | "hardware"
     reason: str
-    entry: object | None = None  # the rack entry for hardware
+    entry: RackEntry | None = None  # the rack entry for hardware
     extra: dict[str, str] = field(default_factory=dict)
-    entries: tuple = ()  # rack entries to lease one of (hardware, or virtual boards)
+    entries: tuple[RackEntry, ...] = ()  # rack entries to lease one of (hardware or virtual)
 
     @property
     def virtual(self) -> bool:
@@ -172,8 +178,7 @@ def make_executor(board: Board, choice: Choice, *, work_dir: Path,
         return QemuExecutor(board, work_dir=work_dir, timeout=timeout)
     from hil.executors.hardware import HardwareExecutor
 
-    return HardwareExecutor(board, choice.entry, work_dir=work_dir,  # type: ignore[arg-type]
-                            timeout=timeout)
+    return HardwareExecutor(board, choice.entry, work_dir=work_dir, timeout=timeout)
 
 
 def select_executor(board: Board, on: str = "auto", require_hardware: bool = False, *,

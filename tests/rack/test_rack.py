@@ -59,7 +59,7 @@ def test_lease_database_url_is_validated(tmp_path):
 
 def test_shipped_rack_has_two_virtual_f4_and_a_virtual_hifive():
     rack = load_rack(ROOT / "rack.yaml")
-    virtual = [(e.board, e.probe.split(":")[0]) for e in rack.entries if e.is_virtual]
+    virtual = [(e.board, e.probe.kind) for e in rack.entries if e.is_virtual]
     assert virtual.count(("nucleo-f4", "hilsim")) >= 2
     assert ("hifive1-revb", "hilsim") in virtual
 
