@@ -12,7 +12,7 @@ from hil.cli import _args
 from hil.errors import AuditError, ConfigError, NoProbeError, ProbeLostError, UsageError
 from hil.flash import ERASE_MODES, make_flasher
 from hil.flash.probe_id import ProbeId
-from hil.flash.probes import select_probe
+from hil.flash.probes import ProbeChoice, select_probe
 from hil.image import check_image_file
 from hil.rack.inventory import Rack, RackEntry, load_rack
 from hil.ui import Progress
@@ -168,7 +168,6 @@ def run(args: argparse.Namespace) -> int:
     if not candidates:
         choice = select_probe(board, probe_arg, rack)
         return _flash(args, board, image, choice)
-    from hil.flash.probes import ProbeChoice
     from hil.rack import lease_store
     from hil.rack.leases import hold
 
@@ -192,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
             return code
 
 
-def _flash(args: argparse.Namespace, board, image: Path, choice) -> int:
+def _flash(args: argparse.Namespace, board: Board, image: Path, choice: ProbeChoice) -> int:
     from hil.flash import audit_flash, record_failed_flash
 
     flasher = make_flasher(board, choice.unique_id, frequency=args.frequency,
