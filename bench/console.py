@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hil.boards import load_board
 from hil.build import build
-from hil.executors import Image
 from hil.executors.qemu import QemuExecutor, _child_setup, free_port
+from hil.image import Image
 
 
 def bare_pings(url: str, n: int) -> float:

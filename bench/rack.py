@@ -41,8 +41,8 @@ def job(rack_path: str, hex_path: str, elf_path: str, work: str, start_at: float
     import pyocd.core.helpers  # noqa: F401  (heavy import, before the clock starts)
 
     from hil.boards import load_board
-    from hil.executors import Image
     from hil.executors.virtual import VirtualBoardExecutor
+    from hil.image import Image
     from hil.rack import lease_board, load_rack
 
     while time.time() < start_at:

@@ -1,4 +1,5 @@
-"""ELF to Intel HEX and BIN, memory use per region, and the fit check.
+"""The image stage: ELF to Intel HEX and BIN, memory use per region, the fit check, and
+``Image``, the value this stage hands to flashers and executors.
 
 The HEX and BIN hold exactly the ELF's loadable bytes at their load addresses (LMA), the
 bytes a flasher writes. Conversion uses pyelftools and intelhex, no external tool.
@@ -6,16 +7,23 @@ bytes a flasher writes. Conversion uses pyelftools and intelhex, no external too
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 from intelhex import IntelHex
 
 from hil.boards import Board, Region
-from hil.errors import ImageError
+from hil.errors import ConfigError, ImageError
+
+if TYPE_CHECKING:
+    from hil.build import BuildResult
 
 BIN_FILL = 0xFF  # erased flash
 ELF_MAGIC = b"\x7fELF"
@@ -390,3 +398,102 @@ def overflow_from_linker(output: str, board: Board) -> ImageError | None:
         hint="make the code or data smaller (or the stack/heap in app.yaml), or check the "
         "region length in the board file",
     )
+
+
+# ---------------------------------------------------------------- the image as a value
+
+@dataclass(frozen=True)
+class Image:
+    """An image to run: the HEX that would be flashed, its ELF (for symbols) when known."""
+
+    hex: Path
+    elf: Path | None = None
+    sha256: str = ""
+    toolchain: str | None = None
+    app: str | None = None
+
+    @classmethod
+    def from_build(cls, result: BuildResult) -> Image:
+        """From a hil.build.BuildResult."""
+        return cls(hex=Path(result.hex), elf=Path(result.elf), sha256=result.hex_sha256,
+                   toolchain=_toolchain_label(result.record or {}), app=result.app.name)
+
+    @classmethod
+    def from_path(cls, path: Path, *, work_dir: Path | None = None) -> Image:
+        """From an existing ``.hex`` or ``.elf`` (built elsewhere). An ELF is converted to
+        HEX in ``work_dir``; a HEX finds ``firmware.elf``/``<stem>.elf`` and ``build.json``
+        next to it when they exist."""
+        path = Path(path).resolve()
+        if not path.is_file():
+            raise ConfigError("image file does not exist", path=path,
+                              hint="pass a .hex or .elf file")
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+        elf: Path | None
+        if magic == ELF_MAGIC:
+            elf = path
+            hex_path = (work_dir or path.parent) / f"{path.stem}.hex"
+            hex_path.parent.mkdir(parents=True, exist_ok=True)
+            write_hex(elf, hex_path)
+        elif magic[:1] == b":":
+            hex_path = path
+            elf = next((p for p in (path.with_suffix(".elf"), path.parent / "firmware.elf")
+                        if p.is_file()), None)
+        else:
+            raise ConfigError("not an Intel HEX or ELF file", path=path,
+                              hint="hil runs the HEX it would flash; give a .hex or .elf")
+        toolchain = app = None
+        record_path = hex_path.parent / "build.json"
+        if record_path.is_file():
+            try:
+                record = json.loads(record_path.read_text())
+                toolchain = _toolchain_label(record)
+                app = (record.get("app") or {}).get("name") if isinstance(
+                    record.get("app"), dict) else record.get("app")
+            except (OSError, ValueError):
+                pass
+        if toolchain is None and elf is not None:
+            toolchain = _elf_toolchain(elf)
+        sha = hashlib.sha256(hex_path.read_bytes()).hexdigest()
+        return cls(hex=hex_path, elf=elf, sha256=sha, toolchain=toolchain, app=app)
+
+    def copy_to(self, directory: Path) -> Image:
+        """The same image with its HEX and ELF copied into ``directory``: a run keeps the
+        exact files it ran, unaffected by a later build into the same output directory."""
+        directory.mkdir(parents=True, exist_ok=True)
+        hex_copy = directory / self.hex.name
+        if hex_copy.resolve() != self.hex.resolve():
+            shutil.copyfile(self.hex, hex_copy)
+        elf_copy = None
+        if self.elf is not None:
+            elf_copy = directory / self.elf.name
+            if elf_copy.resolve() != self.elf.resolve():
+                shutil.copyfile(self.elf, elf_copy)
+        return replace(self, hex=hex_copy, elf=elf_copy)
+
+
+def _elf_toolchain(elf: Path) -> str | None:
+    """The compiler named in the ELF's .comment section ("GCC: (...) 12.2.1", "clang 14")."""
+    try:
+        with open(elf, "rb") as fh:
+            section = ELFFile(fh).get_section_by_name(".comment")
+            data = section.data() if section is not None else b""
+    except Exception:  # noqa: BLE001 - a foreign ELF without it is fine
+        return None
+    for item in data.split(b"\0"):
+        text = item.decode(errors="replace").strip()
+        if text.startswith("GCC:"):
+            return "gcc " + text.rsplit(" ", 1)[-1]
+        if "clang version" in text:
+            return "clang " + text.split("clang version", 1)[1].split()[0]
+    return None
+
+
+def _toolchain_label(record: dict) -> str | None:
+    tc = record.get("toolchain")
+    if isinstance(tc, dict):
+        name = tc.get("name") or tc.get("kind") or ""
+        version = tc.get("version") or ""
+        label = tc.get("label") or f"{name} {version}".strip()
+        return label or None
+    return str(tc) if tc else None

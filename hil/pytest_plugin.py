@@ -4,7 +4,7 @@ Options: ``--hil-board`` (required by the fixtures), ``--hil-image`` (HEX or ELF
 ``--hil-app`` is built, default ``shell``), ``--hil-on auto|hardware|qemu``,
 ``--hil-require-hardware``, ``--hil-timeout`` (console timeout per expect/command).
 
-Fixtures: ``board`` (the Board), ``image`` (an ``hil.executors.Image``: HEX, ELF, sha256,
+Fixtures: ``board`` (the Board), ``image`` (an ``hil.image.Image``: HEX, ELF, sha256,
 toolchain), ``hil_executor`` and ``dut`` (the started executor and its ``Console``, after
 ``READY``; one per test module by default, ``--hil-scope`` changes it), ``hil_reset`` (reset
 the board and wait for ``READY``; returns ``dut``). A test that crashed the board (CrashError),
@@ -158,8 +158,8 @@ def board(pytestconfig: pytest.Config):
 
 @pytest.fixture(scope="session")
 def image(pytestconfig: pytest.Config, board, tmp_path_factory: pytest.TempPathFactory):
-    """The image under test (hil.executors.Image): --hil-image, or --hil-app built now."""
-    from hil.executors import Image
+    """The image under test (hil.image.Image): --hil-image, or --hil-app built now."""
+    from hil.image import Image
 
     path = pytestconfig.getoption("--hil-image")
     if path is not None:
@@ -286,12 +286,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     try:
         choice = _choice(session.config)
         # the rack entries this worker actually ran on (leased per executor)
-        entries = [e.entry for e in executors if getattr(e, "entry", None) is not None]
+        entries = [e.entry for e in executors if e.entry is not None]
         if not entries and choice.entry is not None:
             entries = [choice.entry]
         info.update(kind=choice.kind, reason=choice.reason,
                     rack_id=",".join(sorted({e.id for e in entries})) or None,
-                    probe=",".join(sorted({e.probe for e in entries})) or None)
+                    probe=",".join(sorted({str(e.probe) for e in entries})) or None)
     except HilError as exc:
         info.update(error=str(exc), exit_code=int(exc.exit_code))
     if executors:

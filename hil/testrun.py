@@ -18,7 +18,8 @@ from pathlib import Path
 from hil import junit, procs
 from hil.boards import Board
 from hil.errors import Cancelled, ExitCode, HilError
-from hil.executors import Choice, Image, make_executor
+from hil.executors import Choice, make_executor
+from hil.image import Image
 from hil.settings import current
 
 # pytest's own exit codes
@@ -254,7 +255,8 @@ def _merged(infos: list[dict], key: str) -> str | None:
 def _describe(plan: Plan) -> str:
     if plan.choice.kind == "qemu" and plan.board.qemu:
         return f"QEMU ({plan.board.qemu.machine})"
-    return f"hardware {getattr(plan.choice.entry, 'id', '')}".strip()
+    entry = plan.choice.entry
+    return f"hardware {entry.id}" if entry is not None else "hardware"
 
 
 # ---------------------------------------------------------------- unity harness
@@ -267,15 +269,15 @@ def _run_unity(plan: Plan) -> BoardResult:
     name = f"{plan.board.name}/{plan.app}"
     executor = make_executor(plan.board, plan.choice, work_dir=plan.work_dir / "unity",
                              timeout=plan.timeout)
+    entry = plan.choice.entry
     result = BoardResult(plan, junit.Suite(name), kind=executor.kind,
                          executor=executor.description,
-                         extra={"rack_id": getattr(plan.choice.entry, "id", None),
-                                "probe": getattr(plan.choice.entry, "probe", None)})
+                         extra={"rack_id": entry.id if entry else None,
+                                "probe": str(entry.probe) if entry else None})
     with executor:
         console = executor.start(plan.image)
-        entry = getattr(executor, "entry", None)
-        if entry is not None:  # a leased rack entry: the verdict names it
-            result.extra = {"rack_id": entry.id, "probe": entry.probe}
+        if executor.entry is not None:  # a leased rack entry: the verdict names it
+            result.extra = {"rack_id": executor.entry.id, "probe": str(executor.entry.probe)}
             result.executor = executor.description
         try:
             run = run_unity(console, timeout=max(60.0, 10 * plan.timeout))

@@ -7,13 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from hil.boards import load_board
+from hil.boards import Board, load_board
 from hil.cli import _args
 from hil.errors import AuditError, ConfigError, NoProbeError, ProbeLostError, UsageError
 from hil.flash import ERASE_MODES, make_flasher
-from hil.flash.probes import select_probe
+from hil.flash.probe_id import ProbeId
+from hil.flash.probes import ProbeChoice, select_probe
 from hil.image import check_image_file
-from hil.rack.inventory import load_rack
+from hil.rack.inventory import Rack, RackEntry, load_rack
 from hil.ui import Progress
 
 NAME = "flash"
@@ -119,19 +120,19 @@ def _image_for(args: argparse.Namespace, board) -> Path:
     return build(board, args.app, toolchain=args.toolchain).hex
 
 
-def _lease_candidates(board, probe: str | None, rack) -> list:
+def _lease_candidates(board: Board, probe: ProbeId | None, rack: Rack) -> list[RackEntry]:
     """Rack entries one of which this flash must lease (none: the probe is not on the rack)."""
-    from hil.flash.probes import _same_id, list_probes
+    from hil.flash.probes import list_probes
 
     if probe:
-        return [e for e in rack.entries if _same_id(e.probe, probe)]
+        return [e for e in rack.entries if e.probe.matches(probe)]
     entries = rack.entries_for_board(board.name)
     if len(entries) <= 1:
         return entries
-    remote = [e for e in entries if e.probe.lower().startswith(("hilsim:", "remote:"))]
+    remote = [e for e in entries if not e.probe.usb]
     local = [e for e in entries if e not in remote]
     found = list_probes(rack) if local else []
-    return remote + [e for e in local if any(_same_id(e.probe, p.unique_id) for p in found)]
+    return remote + [e for e in local if any(e.probe.matches(p.unique_id) for p in found)]
 
 
 def _check_env_faults() -> None:
@@ -145,30 +146,28 @@ def _check_env_faults() -> None:
         parse_faults(spec, "*", "HIL_SIM_FAULTS")
 
 
-def _check_probe_arg(probe: str | None) -> None:
-    """A simulated probe's name names a file: refuse an unsafe one as a usage error."""
-    if probe and probe.lower().startswith("hilsim:"):
-        from hil.flash.sim.store import check_sim_name
-
-        try:
-            check_sim_name(probe.split(":", 1)[1])
-        except ConfigError as exc:
-            raise UsageError(f"--probe {probe}: {exc.message}", hint=exc.hint) from None
+def _probe_arg(probe: str | None) -> ProbeId | None:
+    """--probe, parsed (a simulated probe's name names a file: an unsafe one is refused)."""
+    if not probe:
+        return None
+    try:
+        return ProbeId.parse(probe)
+    except ConfigError as exc:
+        raise UsageError(f"--probe {probe}: {exc.message}", hint=exc.hint) from None
 
 
 def run(args: argparse.Namespace) -> int:
     _check_env_faults()
-    _check_probe_arg(args.probe)
+    probe_arg = _probe_arg(args.probe)
     wait = _wait(args)
     board = load_board(args.board)
     rack = load_rack(args.rack)
     image = _image_for(args, board)
     check_image_file(board, image)  # a wrong or oversized image fails before any lease
-    candidates = _lease_candidates(board, args.probe, rack)
+    candidates = _lease_candidates(board, probe_arg, rack)
     if not candidates:
-        choice = select_probe(board, args.probe, rack)
+        choice = select_probe(board, probe_arg, rack)
         return _flash(args, board, image, choice)
-    from hil.flash.probes import ProbeChoice
     from hil.rack import lease_store
     from hil.rack.leases import hold
 
@@ -180,7 +179,8 @@ def run(args: argparse.Namespace) -> int:
         with hold(store, [e.id for e in candidates], ttl=60.0, wait=wait,
                   purpose=f"hil flash {board.name}", on_wait=waiting) as lease:
             entry = rack.entry(lease.rack_id)
-            probe = args.probe or entry.probe
+            assert entry is not None  # the candidates are entries of this rack
+            probe = probe_arg or entry.probe
             choice = ProbeChoice(probe, entry, f"leased rack entry {entry.id}")
             try:
                 code = _flash(args, board, image, choice)
@@ -191,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
             return code
 
 
-def _flash(args: argparse.Namespace, board, image: Path, choice) -> int:
+def _flash(args: argparse.Namespace, board: Board, image: Path, choice: ProbeChoice) -> int:
     from hil.flash import audit_flash, record_failed_flash
 
     flasher = make_flasher(board, choice.unique_id, frequency=args.frequency,

@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
             assert entry is not None
             if args.json:
                 print(json.dumps({"lease": info.token, "board": entry.id,
-                                  "board_name": entry.board, "probe": entry.probe,
+                                  "board_name": entry.board, "probe": str(entry.probe),
                                   "console": entry.console, "expires_at": info.expires_at}))
             else:
                 print(info.token)
@@ -148,7 +148,7 @@ def _status(rack, store, args) -> int:
             from hil.flash.probes import list_probes
 
             ids = {p.rack_entry for p in list_probes(rack)}
-            present = {e.id: (e.id in ids or e.probe.startswith(("hilsim:", "remote:")))
+            present = {e.id: (e.id in ids or not e.probe.usb)
                        for e in rack.entries}
         except Exception:  # probe enumeration is best effort in a status view
             pass
@@ -174,13 +174,13 @@ def _status(rack, store, args) -> int:
         else:
             state = f"ok ({h.failures} recent failures)" if h and h.failures else "ok"
         p = present.get(rack_id) if e else None
-        rows.append([_clean(rack_id), e.board if e else "-", e.probe if e else "-",
+        rows.append([_clean(rack_id), e.board if e else "-", str(e.probe) if e else "-",
                      {True: "yes", False: "ABSENT", None: "?"}[p], holder,
                      _when(lease.acquired_at) if lease else "-",
                      _when(lease.expires_at) if lease else "-", state])
         until = _seconds(lease.expires_at) if lease else None
         objs.append({"id": _clean(rack_id), "board": e.board if e else None,
-                     "probe": e.probe if e else None, "probe_present": p,
+                     "probe": str(e.probe) if e else None, "probe_present": p,
                      "console": e.console if e else None, "tags": list(e.tags) if e else [],
                      "virtual": e.is_virtual if e else None,
                      "lease": None if not lease else {

@@ -13,7 +13,8 @@ from hil.app import load_app
 from hil.boards import load_board
 from hil.crash import CrashError
 from hil.errors import UsageError
-from hil.executors import ON_CHOICES, Image, select_executor
+from hil.executors import ON_CHOICES, select_executor
+from hil.image import Image
 from hil.paths import state_dir
 
 NAME = "run"

@@ -13,7 +13,8 @@ from hil.app import App, load_app, project_apps
 from hil.boards import BoardCatalog
 from hil.cli import _args
 from hil.errors import Cancelled, ExitCode, UsageError
-from hil.executors import ON_CHOICES, Image, choose_executor
+from hil.executors import ON_CHOICES, choose_executor
+from hil.image import Image
 from hil.paths import state_dir
 from hil.settings import current
 from hil.testrun import BoardResult, Plan, exit_code, run_board

@@ -16,132 +16,22 @@ and why; ``choose_executor`` is the same decision without constructing anything.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 from hil.boards import Board
 from hil.errors import ConfigError, NoHardwareError, UsageError
+from hil.image import Image
 
 if TYPE_CHECKING:
     from hil.console import Console
+    from hil.rack.inventory import RackEntry
 
 ON_CHOICES = ("auto", "hardware", "qemu")
-
-
-@dataclass(frozen=True)
-class Image:
-    """An image to run: the HEX that would be flashed, its ELF (for symbols) when known."""
-
-    hex: Path
-    elf: Path | None = None
-    sha256: str = ""
-    toolchain: str | None = None
-    app: str | None = None
-
-    @classmethod
-    def from_build(cls, result: object) -> Image:
-        """From a hil.build.BuildResult."""
-        record = getattr(result, "record", {}) or {}
-        return cls(hex=Path(result.hex), elf=Path(result.elf),  # type: ignore[attr-defined]
-                   sha256=result.hex_sha256,  # type: ignore[attr-defined]
-                   toolchain=_toolchain_label(record),
-                   app=getattr(getattr(result, "app", None), "name", None))
-
-    @classmethod
-    def from_path(cls, path: Path, *, work_dir: Path | None = None) -> Image:
-        """From an existing ``.hex`` or ``.elf`` (built elsewhere). An ELF is converted to
-        HEX in ``work_dir``; a HEX finds ``firmware.elf``/``<stem>.elf`` and ``build.json``
-        next to it when they exist."""
-        path = Path(path).resolve()
-        if not path.is_file():
-            raise ConfigError("image file does not exist", path=path,
-                              hint="pass a .hex or .elf file")
-        with open(path, "rb") as fh:
-            magic = fh.read(4)
-        if magic == b"\x7fELF":
-            from hil.image import write_hex
-
-            elf = path
-            out = (work_dir or path.parent) / f"{path.stem}.hex"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            write_hex(elf, out)
-            hex_path = out
-        elif magic[:1] == b":":
-            hex_path = path
-            elf = next((p for p in (path.with_suffix(".elf"), path.parent / "firmware.elf")
-                        if p.is_file()), None)
-        else:
-            raise ConfigError("not an Intel HEX or ELF file", path=path,
-                              hint="hil runs the HEX it would flash; give a .hex or .elf")
-        toolchain = app = None
-        record_path = hex_path.parent / "build.json"
-        if record_path.is_file():
-            try:
-                record = json.loads(record_path.read_text())
-                toolchain = _toolchain_label(record)
-                app = (record.get("app") or {}).get("name") if isinstance(
-                    record.get("app"), dict) else record.get("app")
-            except (OSError, ValueError):
-                pass
-        if toolchain is None and elf is not None:
-            toolchain = _elf_toolchain(elf)
-        sha = hashlib.sha256(hex_path.read_bytes()).hexdigest()
-        return cls(hex=hex_path, elf=elf, sha256=sha, toolchain=toolchain, app=app)
-
-    def copy_to(self, directory: Path) -> Image:
-        """The same image with its HEX and ELF copied into ``directory``: a run keeps the
-        exact files it ran, unaffected by a later build into the same output directory."""
-        return _copy(self, directory)
-
-
-def _copy(image: Image, directory: Path) -> Image:
-    import shutil
-
-    directory.mkdir(parents=True, exist_ok=True)
-    hex_copy = directory / image.hex.name
-    if hex_copy.resolve() != image.hex.resolve():
-        shutil.copyfile(image.hex, hex_copy)
-    elf_copy = None
-    if image.elf is not None:
-        elf_copy = directory / image.elf.name
-        if elf_copy.resolve() != image.elf.resolve():
-            shutil.copyfile(image.elf, elf_copy)
-    return replace(image, hex=hex_copy, elf=elf_copy)
-
-
-def _elf_toolchain(elf: Path) -> str | None:
-    """The compiler named in the ELF's .comment section ("GCC: (...) 12.2.1", "clang 14")."""
-    try:
-        from elftools.elf.elffile import ELFFile
-
-        with open(elf, "rb") as fh:
-            section = ELFFile(fh).get_section_by_name(".comment")
-            data = section.data() if section is not None else b""
-    except Exception:  # noqa: BLE001 - a foreign ELF without it is fine
-        return None
-    for item in data.split(b"\0"):
-        text = item.decode(errors="replace").strip()
-        if text.startswith("GCC:"):
-            return "gcc " + text.rsplit(" ", 1)[-1]
-        if "clang version" in text:
-            return "clang " + text.split("clang version", 1)[1].split()[0]
-    return None
-
-
-def _toolchain_label(record: dict) -> str | None:
-    tc = record.get("toolchain")
-    if isinstance(tc, dict):
-        name = tc.get("name") or tc.get("kind") or ""
-        version = tc.get("version") or ""
-        label = tc.get("label") or f"{name} {version}".strip()
-        return label or None
-    return str(tc) if tc else None
 
 
 @dataclass
@@ -163,6 +53,7 @@ class Executor(ABC):
         self.work_dir = Path(work_dir)
         self.timeout = timeout
         self.image: Image | None = None
+        self.entry: RackEntry | None = None  # the rack entry it runs on (None: plain QEMU)
         self.outcome = Outcome("not started")
         self._console: Console | None = None
 
@@ -203,6 +94,10 @@ class Executor(ABC):
     @abstractmethod
     def stop(self) -> None: ...
 
+    def check(self) -> None:
+        """Raise if the board crashed or died since started (an emulator sees it; on
+        hardware nothing can, so this does nothing)."""
+
     def __enter__(self) -> Self:
         return self
 
@@ -216,9 +111,9 @@ class Choice:
 
     kind: str  # "qemu" | "hardware"
     reason: str
-    entry: object | None = None  # the rack entry for hardware
+    entry: RackEntry | None = None  # the rack entry for hardware
     extra: dict[str, str] = field(default_factory=dict)
-    entries: tuple = ()  # rack entries to lease one of (hardware, or virtual boards)
+    entries: tuple[RackEntry, ...] = ()  # rack entries to lease one of (hardware or virtual)
 
     @property
     def virtual(self) -> bool:
@@ -283,8 +178,7 @@ def make_executor(board: Board, choice: Choice, *, work_dir: Path,
         return QemuExecutor(board, work_dir=work_dir, timeout=timeout)
     from hil.executors.hardware import HardwareExecutor
 
-    return HardwareExecutor(board, choice.entry, work_dir=work_dir,  # type: ignore[arg-type]
-                            timeout=timeout)
+    return HardwareExecutor(board, choice.entry, work_dir=work_dir, timeout=timeout)
 
 
 def select_executor(board: Board, on: str = "auto", require_hardware: bool = False, *,

@@ -12,11 +12,18 @@ import os
 import re
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hil.boards import Board
 from hil.console import Console
 from hil.errors import ConfigError, HilError, NoHardwareError
-from hil.executors import Executor, Image, Outcome
+from hil.executors import Executor, Outcome
+from hil.flash.probe_id import ProbeId
+from hil.image import Image
+from hil.rack.inventory import Rack, RackEntry
+
+if TYPE_CHECKING:
+    from hil.flash import Flasher
 
 _URL = re.compile(r"^(?P<scheme>[a-z0-9+]+)://(?P<host>[^:/]+):(?P<port>\d+)")
 
@@ -36,23 +43,21 @@ def _console_present(console: str) -> tuple[bool, str]:
     return False, f"console device {console} does not exist"
 
 
-def _probe_present(probe: str) -> tuple[bool, str]:
-    if probe.lower().startswith("remote:"):
+def _probe_present(probe: ProbeId) -> tuple[bool, str]:
+    if probe.remote:
         return True, ""
-    try:
-        from hil.flash.probes import _same_id, list_probes
-    except ImportError:  # pragma: no cover - flashing is part of hil
-        return False, "hil.flash is not available"
+    from hil.flash.probes import list_probes
+
     try:
         found = list_probes(with_rack=False)
     except Exception as exc:  # noqa: BLE001 - pyOCD backends raise anything
         return False, f"cannot list probes ({exc})"
-    if any(_same_id(probe, p.unique_id) for p in found):
+    if any(probe.matches(p.unique_id) for p in found):
         return True, ""
     return False, f"probe {probe} not connected"
 
 
-def _leased_ids(rack) -> set[str]:
+def _leased_ids(rack: Rack) -> set[str]:
     try:
         from hil.rack import lease_store
 
@@ -62,18 +67,18 @@ def _leased_ids(rack) -> set[str]:
         return set()
 
 
-def find_hardware(board: Board, *, rack_path: Path | None = None):
+def find_hardware(board: Board, *,
+                  rack_path: Path | None = None) -> tuple[RackEntry | None, str]:
     """(first present rack entry for ``board``, "") or (None, why none is present)."""
     present, why = present_hardware(board, rack_path=rack_path)
     return (present[0], "") if present else (None, why)
 
 
-def present_hardware(board: Board, *, rack_path: Path | None = None):
+def present_hardware(board: Board, *,
+                     rack_path: Path | None = None) -> tuple[list[RackEntry], str]:
     """(every present real rack entry for ``board``, "") or ([], why none is present)."""
-    try:
-        from hil.rack.inventory import load_rack
-    except ImportError:  # pragma: no cover
-        return [], "no rack inventory"
+    from hil.rack.inventory import load_rack
+
     rack = load_rack(rack_path)
     entries = rack.entries_for_board(board.name)
     real = [e for e in entries if not e.is_virtual]
@@ -111,15 +116,17 @@ class HardwareExecutor(Executor):
 
     kind = "hardware"
 
-    def __init__(self, board: Board, entry, *, work_dir: Path, timeout: float = 10.0) -> None:
+    def __init__(self, board: Board, entry: RackEntry | None, *, work_dir: Path,
+                 timeout: float = 10.0) -> None:
         super().__init__(board, work_dir=work_dir, timeout=timeout)
         if entry is None:
             raise NoHardwareError(f"no rack entry for a {board.name} board")
-        if not getattr(entry, "console", None):
+        if not entry.console:
             raise ConfigError(f"rack entry {entry.id} has no console", key="console",
                               hint="set its device path or pyserial URL in rack.yaml")
-        self.entry = entry
-        self._flasher = None
+        self.entry: RackEntry = entry
+        self.console_url: str = entry.console
+        self._flasher: Flasher | None = None
 
     @property
     def description(self) -> str:
@@ -130,7 +137,7 @@ class HardwareExecutor(Executor):
 
         self.image = image
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self._console = Console(self.entry.console, baudrate=self.board.console.baud,
+        self._console = Console(self.console_url, baudrate=self.board.console.baud,
                                 timeout=self.timeout, transcript=self.work_dir / "console.log",
                                 name=f"{self.board.name} on {self.entry.id}", elf=image.elf)
         self._console.open()  # before the reset, so the boot banner is not lost

@@ -15,7 +15,10 @@ from pathlib import Path
 from hil.boards import Board
 from hil.console import Console, ConsoleLost
 from hil.errors import EmulatorError, FlashError, HilError
-from hil.executors import Choice, Executor, Image, Outcome
+from hil.executors import Choice, Executor, Outcome
+from hil.image import Image
+from hil.rack.inventory import RackEntry
+from hil.rack.leases import Lease, LeaseStore
 from hil.settings import current
 
 # Errors that say the board's infrastructure (probe, console, emulator) is broken.
@@ -30,21 +33,21 @@ def lease_wait() -> float | None:
 class LeasedExecutor(Executor):
     """One of ``choice.entries``, leased at start and released at stop."""
 
+    inner: Executor | None = None  # the executor of the leased entry, once started
+
     def __init__(self, board: Board, choice: Choice, *, work_dir: Path, timeout: float = 10.0,
                  rack_path: Path | None = None) -> None:
         super().__init__(board, work_dir=work_dir, timeout=timeout)
         self.choice = choice
         self.kind = choice.kind
         self.rack_path = rack_path
-        self.entry = None
-        self.lease = None
-        self.inner: Executor | None = None
-        self._store = None
+        self.lease: Lease | None = None
+        self._store: LeaseStore | None = None
 
     @property
     def description(self) -> str:
         if self.inner is not None and self.kind == "qemu" and self.entry is not None \
-                and not self.entry.probe.lower().startswith("hilsim:"):
+                and not self.entry.probe.simulated:
             # a virtual board served by another host (remote: probe, rfc2217:// console)
             return (f"virtual board {self.entry.id} (probe {self.entry.probe}, QEMU on its "
                     "rack host)")
@@ -68,24 +71,25 @@ class LeasedExecutor(Executor):
         candidates = [e.id for e in self.choice.entries]
         self.lease = hold(self._store, candidates, ttl=60.0, wait=lease_wait(),
                           purpose=f"hil test {self.board.name}", on_wait=self._announce)
-        self.entry = next(e for e in self.choice.entries if e.id == self.lease.rack_id)
+        entry = next(e for e in self.choice.entries if e.id == self.lease.rack_id)
+        self.entry = entry
         try:
-            self.inner = self._make_inner(self.entry)
+            self.inner = self._make_inner(entry)
             self._console = self.inner.start(image)
         except _INFRA as exc:
-            self._store.report_failure(self.entry.id, str(exc).splitlines()[0])
+            self._store.report_failure(entry.id, str(exc).splitlines()[0])
             self.stop()
             raise
         except BaseException:
             self.stop()
             raise
-        self._store.report_ok(self.entry.id)
+        self._store.report_ok(entry.id)
         self.outcome = Outcome("running")
         return self._console
 
-    def _make_inner(self, entry) -> Executor:
+    def _make_inner(self, entry: RackEntry) -> Executor:
         work = self.work_dir / entry.id
-        if entry.is_virtual and entry.probe.lower().startswith("hilsim:"):
+        if entry.probe.simulated:
             from hil.executors.virtual import VirtualBoardExecutor
 
             return VirtualBoardExecutor(self.board, entry, work_dir=work, timeout=self.timeout)
@@ -94,7 +98,7 @@ class LeasedExecutor(Executor):
         return HardwareExecutor(self.board, entry, work_dir=work, timeout=self.timeout)
 
     def _running(self) -> Executor | None:
-        return getattr(self, "inner", None)
+        return self.inner
 
     def reset(self) -> None:
         if self.inner is None:
@@ -117,6 +121,5 @@ class LeasedExecutor(Executor):
                 self._store = None
 
     def check(self) -> None:
-        check = getattr(self.inner, "check", None)
-        if callable(check):
-            check()
+        if self.inner is not None:
+            self.inner.check()

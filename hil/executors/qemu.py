@@ -33,7 +33,8 @@ from hil.boards import Board
 from hil.console import Console
 from hil.crash import parse_qemu_fatal
 from hil.errors import ConfigError, ConsoleError, EmulatorError
-from hil.executors import Executor, Image, Outcome
+from hil.executors import Executor, Outcome
+from hil.image import Image
 
 CONNECT_TIMEOUT = 10.0
 _LIVE: dict[int, subprocess.Popen[bytes]] = {}

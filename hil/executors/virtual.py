@@ -12,8 +12,11 @@ from pathlib import Path
 
 from hil.boards import Board
 from hil.console import Console
-from hil.executors import Executor, Image, Outcome
+from hil.executors import Executor, Outcome
 from hil.executors.qemu import QemuExecutor
+from hil.flash import FlashReport
+from hil.image import Image
+from hil.rack.inventory import RackEntry
 
 
 class VirtualBoardExecutor(Executor):
@@ -21,12 +24,13 @@ class VirtualBoardExecutor(Executor):
 
     kind = "qemu"
 
-    def __init__(self, board: Board, entry, *, work_dir: Path, timeout: float = 10.0) -> None:
-        super().__init__(board, work_dir=work_dir, timeout=timeout)
-        self.entry = entry
-        self.flash_report = None
-        self._qemu = QemuExecutor(board, work_dir=self.work_dir, timeout=timeout,
+    def __init__(self, board: Board, entry: RackEntry, *, work_dir: Path,
+                 timeout: float = 10.0) -> None:
+        self._qemu = QemuExecutor(board, work_dir=Path(work_dir), timeout=timeout,
                                   boot_image=self._flash_contents)
+        super().__init__(board, work_dir=work_dir, timeout=timeout)
+        self.entry: RackEntry = entry
+        self.flash_report: FlashReport | None = None
 
     @property
     def description(self) -> str:
@@ -35,7 +39,7 @@ class VirtualBoardExecutor(Executor):
 
     @property
     def sim_name(self) -> str:
-        return self.entry.probe.split(":", 1)[1]
+        return self.entry.probe.address
 
     def _flash_contents(self) -> Path:
         from hil.flash.sim.store import SimFlashStore
@@ -55,7 +59,7 @@ class VirtualBoardExecutor(Executor):
         return self._console
 
     def _running(self) -> Executor | None:
-        return getattr(self, "_qemu", None)
+        return self._qemu
 
     def reset(self) -> None:
         self._qemu.reset()

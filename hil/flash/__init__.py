@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from hil.boards import Board
+from hil.flash.probe_id import ProbeId
 
 #: Progress callback: (phase, fraction) with phase "erase", "program" or "verify" and the
 #: fraction 0.0..1.0 of that phase.
@@ -92,11 +93,11 @@ class Flasher(ABC):
 
     tool: str = ""
 
-    def __init__(self, board: Board, probe: str, *, frequency: int | None = None,
+    def __init__(self, board: Board, probe: ProbeId | str, *, frequency: int | None = None,
                  connect_mode: str | None = None, reset_type: str | None = None,
                  rack_entry: str | None = None) -> None:
         self.board = board
-        self.probe = probe
+        self.probe = ProbeId.of(probe)
         self.frequency = frequency or board.flash.frequency
         self.connect_mode = connect_mode or board.flash.connect_mode
         self.reset_type = reset_type or board.flash.reset_type
@@ -158,10 +159,11 @@ def load_image(board: Board, image: Path):  # -> intelhex.IntelHex
     return ih
 
 
-def make_flasher(board: Board, probe: str, **kwargs) -> Flasher:
+def make_flasher(board: Board, probe: ProbeId | str, **kwargs) -> Flasher:
     """The backend for this board and probe: pyOCD for Arm, OpenOCD for the RISC-V board,
     and for a simulated probe on a board pyOCD cannot drive, the simulated flash directly."""
-    if board.flash.tool != "pyocd" and probe.lower().startswith("hilsim:"):
+    probe = ProbeId.of(probe)
+    if board.flash.tool != "pyocd" and probe.simulated:
         from hil.flash.sim.direct import SimDirectFlasher
 
         return SimDirectFlasher(board, probe, **kwargs)
@@ -236,7 +238,7 @@ def audit_flash(flasher: Flasher, image: Path, report: FlashReport | None,
     audit.record_flash(
         image={"path": str(image), "sha256": file_sha,
                "content_sha256": report.content_sha256 if report else flasher.content_sha256},
-        state=state, board=flasher.board.name, rack_id=flasher.rack_entry, probe=flasher.probe,
+        state=state, board=flasher.board.name, rack_id=flasher.rack_entry, probe=str(flasher.probe),
         chip_id=report.chip_id if report else None,
         verified=state == "runs",
         erased=report.erased_sectors if report else 0,

@@ -18,6 +18,7 @@ from pathlib import Path
 from hil import procs
 from hil.boards import Board
 from hil.errors import (
+    ConfigError,
     FlashError,
     FlashProgramError,
     HilError,
@@ -29,6 +30,7 @@ from hil.errors import (
     WrongChipError,
 )
 from hil.flash import Flasher, FlashReport, ProgressCallback, sha256_file
+from hil.flash.probe_id import ProbeId
 
 TIMEOUT = 300.0
 
@@ -59,7 +61,7 @@ class OpenOCDResult:
     errors: tuple[str, ...] = ()
 
 
-def openocd_command(board: Board, image: Path, *, probe: str | None = None,
+def openocd_command(board: Board, image: Path, *, probe: ProbeId | str | None = None,
                     frequency: int | None = None, reset: bool = True,
                     binary: str = "openocd") -> list[str]:
     """The OpenOCD command line that programs, verifies and (optionally) resets the board.
@@ -68,9 +70,11 @@ def openocd_command(board: Board, image: Path, *, probe: str | None = None,
     uses the one J-Link OpenOCD finds. A ``.bin`` goes to the board's application start.
     """
     cmd = [binary]
-    serial = None
-    if probe and probe.lower() not in ("jlink", "openocd"):
-        serial = probe.split(":", 1)[1] if ":" in probe else probe
+    try:
+        serial = ProbeId.of(probe).address if probe else ""
+    except ConfigError as exc:
+        raise UsageError(exc.message, hint=exc.hint) from None
+    if serial:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", serial):
             raise UsageError(f"'{probe}' is not a J-Link serial number",
                              hint="use jlink:SERIAL (the number printed on the probe)")
@@ -104,7 +108,8 @@ def parse_output(text: str) -> OpenOCDResult:
     return result
 
 
-def error_for(text: str, returncode: int, board: Board, probe: str) -> HilError | None:
+def error_for(text: str, returncode: int, board: Board,
+              probe: ProbeId | str) -> HilError | None:
     """The hil error an OpenOCD run ended with, or None when it programmed and verified."""
     result = parse_output(text)
     last = result.errors[-1] if result.errors else f"openocd exited with {returncode}"
@@ -169,7 +174,7 @@ class OpenOCDFlasher(Flasher):
         sectors = {s.start for start, end in ih.segments()
                    for r in self.board.flash_regions() for s in r.sectors
                    if s.start < end and start < s.end}
-        report = FlashReport(board=self.board.name, probe=self.probe, tool=self.tool,
+        report = FlashReport(board=self.board.name, probe=str(self.probe), tool=self.tool,
                              image=str(image), image_sha256=sha256_file(image),
                              content_sha256=self.content_sha256,
                              image_bytes=sum(e - s for s, e in ih.segments()),

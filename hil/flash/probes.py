@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from hil.boards import Board
 from hil.errors import NoProbeError, UsageError
+from hil.flash.probe_id import ProbeId
 from hil.rack.inventory import Rack, RackEntry, load_rack
 
 LOG = logging.getLogger(__name__)
@@ -34,14 +35,9 @@ class ProbeInfo:
 
 @dataclass(frozen=True)
 class ProbeChoice:
-    unique_id: str
+    unique_id: ProbeId
     rack_entry: RackEntry | None
     reason: str  # how it was chosen, for messages
-
-
-def _same_id(rack_probe: str, unique_id: str) -> bool:
-    a, b = rack_probe.lower(), unique_id.lower()
-    return a == b or a.split(":", 1)[-1] == b or b.split(":", 1)[-1] == a
 
 
 def _norm(name: str) -> str:
@@ -64,7 +60,7 @@ def list_probes(rack: Rack | None = None, *, with_rack: bool = True) -> list[Pro
         uid = probe.unique_id
         entry = None
         if rack is not None:
-            entry = next((e.id for e in rack.entries if _same_id(e.probe, uid)), None)
+            entry = next((e.id for e in rack.entries if e.probe.matches(uid)), None)
         out.append(ProbeInfo(uid, probe.vendor_name, probe.product_name,
                              info.name if info else None, info.target if info else None, entry))
     return out
@@ -77,11 +73,12 @@ def probe_matches_board(info: ProbeInfo, board: Board) -> bool:
     return _norm(info.board) in names
 
 
-def select_probe(board: Board, probe: str | None = None, rack: Rack | None = None) -> ProbeChoice:
+def select_probe(board: Board, probe: ProbeId | None = None,
+                 rack: Rack | None = None) -> ProbeChoice:
     """Choose the probe for ``board``; raises NoProbeError or UsageError (ambiguous)."""
     rack = rack if rack is not None else load_rack()
     if probe:
-        entry = next((e for e in rack.entries if _same_id(e.probe, probe)), None)
+        entry = next((e for e in rack.entries if e.probe.matches(probe)), None)
         return ProbeChoice(probe, entry, "--probe")
     entries = rack.entries_for_board(board.name)
     if len(entries) == 1:
@@ -89,10 +86,10 @@ def select_probe(board: Board, probe: str | None = None, rack: Rack | None = Non
     if not entries and board.flash.tool == "openocd":
         # OpenOCD finds the board's J-Link itself; pyOCD cannot list it without J-Link
         # support installed. With two J-Links attached, name one: --probe jlink:SERIAL.
-        return ProbeChoice("jlink", None, "the J-Link OpenOCD finds")
+        return ProbeChoice(ProbeId.parse("jlink"), None, "the J-Link OpenOCD finds")
     found = list_probes(rack)
     if len(entries) > 1:
-        present = [e for e in entries if any(_same_id(e.probe, p.unique_id) for p in found)]
+        present = [e for e in entries if any(e.probe.matches(p.unique_id) for p in found)]
         if len(present) == 1:
             return ProbeChoice(present[0].probe, present[0], f"rack entry {present[0].id}")
         listing = ", ".join(f"{e.id} ({e.probe})" for e in entries)
@@ -107,7 +104,8 @@ def select_probe(board: Board, probe: str | None = None, rack: Rack | None = Non
             hint="choose one with --probe ID (hil rack leasing picks a free one)")
     matching = [p for p in found if probe_matches_board(p, board)]
     if len(matching) == 1:
-        return ProbeChoice(matching[0].unique_id, None, "the only probe reporting this board")
+        return ProbeChoice(ProbeId.parse(matching[0].unique_id), None,
+                           "the only probe reporting this board")
     if not matching:
         raise NoProbeError(
             f"no probe for board {board.name}: looked for a rack entry for it "

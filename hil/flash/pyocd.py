@@ -82,12 +82,12 @@ class PyOCDFlasher(Flasher):
         from hil.flash import target
 
         name, options = target.register(self.board)
-        if self.probe.lower().startswith("hilsim:"):
+        if self.probe.simulated:
             from hil.flash.sim.registry import hint_board
 
-            hint_board(self.probe.split(":", 1)[1], self.board.name)
+            hint_board(self.probe.address, self.board.name)
         try:
-            probe = DebugProbeAggregator.get_probe_with_id(self.probe)
+            probe = DebugProbeAggregator.get_probe_with_id(self.probe.pyocd_id)
         except exceptions.Error as exc:
             raise NoProbeError(f"cannot look for probe {self.probe}: {exc}",
                                hint="probe ids look like stlink:SERIAL, SERIAL, "
@@ -119,8 +119,8 @@ class PyOCDFlasher(Flasher):
             return exc
         where = f"{self.probe} ({self.board.name})"
         if isinstance(exc, (ConnectionRefusedError, ConnectionResetError)) and \
-                self.probe.startswith("remote:"):
-            return NoProbeError(f"pyocd server at {self.probe[7:]} is not reachable: {exc}",
+                self.probe.remote:
+            return NoProbeError(f"pyocd server at {self.probe.address} is not reachable: {exc}",
                                 hint="start it on the rack host: pyocd server --probe ID")
         if isinstance(exc, exceptions.FlashFailure):
             address = getattr(exc, "address", None)
@@ -191,7 +191,7 @@ class PyOCDFlasher(Flasher):
             raise FlashError(f"unknown erase mode '{erase}'", hint="use sector, chip or auto")
         ih = self._load(image)  # before touching the probe
         image_bytes = sum(end - start for start, end in ih.segments())
-        report = FlashReport(board=self.board.name, probe=self.probe, tool=self.tool,
+        report = FlashReport(board=self.board.name, probe=str(self.probe), tool=self.tool,
                              image=str(image), image_sha256=sha256_file(image),
                              content_sha256=self.content_sha256,
                              image_bytes=image_bytes, rack_entry=self.rack_entry)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import sys
 
-PLUGIN_NAME = "hilsim"
+from hil.flash.probe_id import SIMULATED as PLUGIN_NAME
 
 
 @functools.cache

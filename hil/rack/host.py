@@ -68,7 +68,7 @@ def host_entries(rack: Rack, ids: Sequence[str] = ()) -> list[RackEntry]:
     else:
         out = [e for e in rack.entries if e.is_virtual]
     for entry in out:
-        if not (entry.is_virtual and entry.probe.lower().startswith("hilsim:")):
+        if not entry.probe.simulated:
             raise ConfigError(f"rack entry '{entry.id}' is not a virtual board (it needs a "
                               f"hilsim: probe and emulator: qemu); a real board needs no host "
                               "process: serve its probe with pyocd server and its console "
@@ -89,7 +89,7 @@ class VirtualBoardHost:
         if self.board.qemu is None:
             raise ConfigError(f"board {self.board.name} of rack entry {entry.id} has no qemu "
                               "section: it cannot be a virtual board")
-        self.sim_name = entry.probe.split(":", 1)[1]
+        self.sim_name = entry.probe.address
         self.console_path = Path(console_path)
         self.work_dir = Path(work_dir)
         self.boots = 0  # QEMU starts so far (for tests and the log)

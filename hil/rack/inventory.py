@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hil.errors import ConfigError
-from hil.limits import PORT
+from hil.flash.probe_id import ProbeId
 from hil.schema import Reader, load_yaml
 from hil.settings import current
 
@@ -38,16 +38,20 @@ class RackEntry:
 
     id: str
     board: str
-    probe: str
+    probe: ProbeId  # str(probe) is the text of the rack file
     console: str | None = None
     tags: tuple[str, ...] = ()
     emulator: str | None = None
     sim_faults: str | None = None
 
+    def __post_init__(self) -> None:
+        if isinstance(self.probe, str):  # built in code from text: parsed here, once
+            object.__setattr__(self, "probe", ProbeId.parse(self.probe))
+
     @property
     def is_virtual(self) -> bool:
         """A board in software: never counted as hardware, whatever else the entry says."""
-        return self.emulator is not None or self.probe.lower().startswith("hilsim:")
+        return self.emulator is not None or self.probe.simulated
 
 
 @dataclass(frozen=True)
@@ -56,9 +60,8 @@ class Rack:
     entries: tuple[RackEntry, ...]
     leases_url: str | None = None  # None: SQLite in the state directory
 
-    def entry_for_probe(self, probe: str) -> RackEntry | None:
-        probe = probe.lower()
-        return next((e for e in self.entries if e.probe.lower() == probe), None)
+    def entry_for_probe(self, probe: ProbeId) -> RackEntry | None:
+        return next((e for e in self.entries if e.probe == probe), None)
 
     def entries_for_board(self, board_name: str) -> list[RackEntry]:
         return [e for e in self.entries if e.board == board_name]
@@ -86,26 +89,12 @@ def load_rack(path: Path | None = None, *, required: bool = False) -> Rack:
     return parse_rack(load_yaml(path), path)
 
 
-def _check_probe(r: Reader, probe: str) -> None:
-    """A simulated probe's name becomes a file name; a remote probe needs a real port."""
-    kind, _, rest = probe.partition(":")
-    if kind.lower() == "hilsim":
-        from hil.flash.sim.store import check_sim_name
-
-        try:
-            check_sim_name(rest)
-        except ConfigError as exc:
-            raise r.error("probe", exc.message, hint=exc.hint) from None
-    elif kind.lower() == "remote":
-        host, _, port = rest.rpartition(":")
-        try:
-            PORT.parse(port)
-        except ValueError as exc:
-            raise r.error("probe", f"'{probe}': {exc}",
-                          hint="write remote:HOST:PORT, e.g. remote:rack-host:5555") from None
-        if not host:
-            raise r.error("probe", f"'{probe}' names no host",
-                          hint="write remote:HOST:PORT, e.g. remote:rack-host:5555")
+def _probe(r: Reader) -> ProbeId:
+    """The entry's probe id, parsed; a bad one is an error naming the file and key."""
+    try:
+        return ProbeId.parse(r.str("probe"))
+    except ConfigError as exc:
+        raise r.error("probe", exc.message, hint=exc.hint) from None
 
 
 def parse_rack(data: object, path: Path) -> Rack:
@@ -129,12 +118,12 @@ def parse_rack(data: object, path: Path) -> Rack:
     catalog = BoardCatalog()
     entries: list[RackEntry] = []
     seen_ids: dict[str, str] = {}
-    seen_probes: dict[str, str] = {}
+    seen_probes: dict[ProbeId, str] = {}
     for r in top.items("boards", []):
         entry = RackEntry(
             id=r.str("id"),
             board=r.str("board"),
-            probe=r.str("probe"),
+            probe=_probe(r),
             console=r.str("console", None),
             tags=r.str_list("tags", ()),
             emulator=r.str("emulator", None, choices=EMULATORS),
@@ -147,32 +136,31 @@ def parse_rack(data: object, path: Path) -> Rack:
         if entry.id in seen_ids:
             raise r.error("id", f"duplicate rack entry id '{entry.id}'",
                           hint="every rack entry needs its own id")
-        _check_probe(r, entry.probe)
-        if entry.probe.lower() in seen_probes:
+        if entry.probe in seen_probes:
             raise r.error("probe", f"probe {entry.probe} is already used by rack entry "
-                          f"'{seen_probes[entry.probe.lower()]}'",
+                          f"'{seen_probes[entry.probe]}'",
                           hint="one probe drives one board")
         try:
             board = catalog.get(entry.board)
         except ConfigError as exc:
             raise r.error("board", exc.message, hint=exc.hint) from None
-        if entry.emulator and not entry.probe.startswith("hilsim:") and not entry.console:
+        if entry.emulator and not entry.probe.simulated and not entry.console:
             raise r.error("console", f"virtual board {entry.id} is served by another host "
                           f"({entry.probe}): it needs that host's console URL",
                           hint="e.g. console: rfc2217://rack-host:7001?ign_set_control")
-        if entry.sim_faults and not entry.probe.startswith("hilsim:"):
+        if entry.sim_faults and not entry.probe.simulated:
             raise r.error("sim_faults", "only a simulated probe (hilsim:<name>) injects faults")
         if entry.sim_faults:
             from hil.flash.sim.faults import parse_faults
 
             try:
-                parse_faults(entry.sim_faults, entry.probe.split(":", 1)[1], None)
+                parse_faults(entry.sim_faults, entry.probe.address, None)
             except ConfigError as exc:
                 raise r.error("sim_faults", exc.message, hint=exc.hint) from None
         r.done()
         entry = RackEntry(**{**vars(entry), "board": board.name})
         seen_ids[entry.id] = entry.id
-        seen_probes[entry.probe.lower()] = entry.id
+        seen_probes[entry.probe] = entry.id
         entries.append(entry)
     top.done()
     return Rack(path, tuple(entries), leases_url)

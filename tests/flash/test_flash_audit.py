@@ -252,8 +252,8 @@ def test_virtual_board_flash_failure_is_recorded(builds, rack, capsys, tmp_path,
     """The executor that flashes before tests records a failed flash too."""
     from hil.boards import load_board
     from hil.errors import FlashProgramError
-    from hil.executors import Image
     from hil.executors.virtual import VirtualBoardExecutor
+    from hil.image import Image
     from hil.rack.inventory import load_rack
 
     blinky, shell = builds["blinky"], builds["shell"]
@@ -274,8 +274,8 @@ def test_hardware_executor_flash_failure_is_recorded(builds, rack, capsys, tmp_p
     """A rack board flashed before tests (console on a pyserial loop:// URL here)."""
     from hil.boards import load_board
     from hil.errors import FlashProgramError
-    from hil.executors import Image
     from hil.executors.hardware import HardwareExecutor
+    from hil.image import Image
     from hil.rack.inventory import RackEntry
 
     blinky, shell = builds["blinky"], builds["shell"]

@@ -167,7 +167,7 @@ def test_shipped_rack_has_the_virtual_boards():
     from hil.rack.inventory import default_rack_path, load_rack
 
     rack = load_rack(default_rack_path())
-    virtual = {(e.id, e.board, e.probe) for e in rack.entries if e.is_virtual}
+    virtual = {(e.id, e.board, str(e.probe)) for e in rack.entries if e.is_virtual}
     assert ("f4-a", "nucleo-f4", "hilsim:f4-a") in virtual
     assert ("f4-b", "nucleo-f4", "hilsim:f4-b") in virtual
     assert any(e.board == "hifive1-revb" for e in rack.entries if e.is_virtual)

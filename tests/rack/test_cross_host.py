@@ -218,9 +218,9 @@ def test_lease_flash_and_test_a_board_on_another_host(
     from intelhex import IntelHex
 
     from hil.boards import load_board
-    from hil.executors import Image
     from hil.executors.hardware import HardwareExecutor, find_hardware
     from hil.flash.sim.store import SimFlashStore
+    from hil.image import Image
     from hil.rack import lease_board, lease_store, load_rack
 
     assert _isolated_state != rack_host.state  # runner and rack host share no state

@@ -59,7 +59,7 @@ def test_lease_database_url_is_validated(tmp_path):
 
 def test_shipped_rack_has_two_virtual_f4_and_a_virtual_hifive():
     rack = load_rack(ROOT / "rack.yaml")
-    virtual = [(e.board, e.probe.split(":")[0]) for e in rack.entries if e.is_virtual]
+    virtual = [(e.board, e.probe.kind) for e in rack.entries if e.is_virtual]
     assert virtual.count(("nucleo-f4", "hilsim")) >= 2
     assert ("hifive1-revb", "hilsim") in virtual
 
@@ -116,7 +116,8 @@ def test_a_board_that_keeps_failing_is_marked_unhealthy_and_skipped(tmp_path, ca
     monkeypatch.setenv("HIL_RACK", str(rack))
     from hil.boards import load_board
     from hil.build import build
-    from hil.executors import Image, choose_executor, make_executor
+    from hil.executors import choose_executor, make_executor
+    from hil.image import Image
 
     board = load_board("nucleo-f4")
     image = Image.from_build(build(board, "shell", out=tmp_path / "img"))

@@ -60,7 +60,7 @@ def test_good_remote_and_sim_probes_still_load(tmp_path):
                     "  - {id: r, board: nucleo-f4, probe: 'remote:[::1]:5555', "
                     "console: 'rfc2217://localhost:7001', emulator: qemu}\n")
     rack = load_rack(path)
-    assert [e.probe for e in rack.entries] == ["hilsim:f4.a_1", "remote:[::1]:5555"]
+    assert [str(e.probe) for e in rack.entries] == ["hilsim:f4.a_1", "remote:[::1]:5555"]
 
 
 @pytest.mark.parametrize("probe", ["hilsim:../x", "hilsim:/tmp/x", "HILSIM:.hidden"])

@@ -13,7 +13,7 @@ import pytest
 from runsupport import BOARDS  # noqa: F401  (shared with the test modules)
 
 from hil.boards import load_board
-from hil.executors import Image
+from hil.image import Image
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ import os
 import struct
 from pathlib import Path
 
-from hil.executors import Image
+from hil.image import Image
 
 BOARDS = ["nucleo-f4", "nucleo-f446re", "lm3s6965evb", "hifive1-revb"]
 

@@ -17,8 +17,8 @@ from hil.boards import load_board
 from hil.console import ConsoleTimeout
 from hil.crash import CrashError
 from hil.errors import EmulatorError, ExitCode
-from hil.executors import Image
 from hil.executors.qemu import QemuExecutor
+from hil.image import Image
 
 pytestmark = pytest.mark.slow
 
@@ -127,8 +127,8 @@ PARENT = """\
 import sys, time
 from pathlib import Path
 from hil.boards import load_board
-from hil.executors import Image
 from hil.executors.qemu import QemuExecutor
+from hil.image import Image
 ex = QemuExecutor(load_board("nucleo-f4"), work_dir=Path(sys.argv[2]))
 ex.start(Image.from_path(Path(sys.argv[1])))
 ex.console.wait_ready()

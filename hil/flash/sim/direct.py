@@ -25,7 +25,7 @@ class SimDirectFlasher(Flasher):
     def flash(self, image: Path, *, erase: str = "sector", reset: bool = True,
               progress: ProgressCallback | None = None) -> FlashReport:
         ih = self._load(image)
-        name = self.probe.split(":", 1)[1]
+        name = self.probe.address
         hint_board(name, self.board.name)
         spec = resolve(name)
         if spec is None:  # pragma: no cover - the hint above always resolves
@@ -49,7 +49,7 @@ class SimDirectFlasher(Flasher):
         faults = spec.faults
         t0 = time.monotonic()
         store = SimFlashStore.for_board(name, spec.board)
-        report = FlashReport(board=self.board.name, probe=self.probe, tool=self.tool,
+        report = FlashReport(board=self.board.name, probe=str(self.probe), tool=self.tool,
                              image=str(image), image_sha256=sha256_file(image),
                              content_sha256=self.content_sha256,
                              image_bytes=sum(e - s for s, e in ih.segments()),

@@ -19,7 +19,8 @@ import threading
 from pyocd.core import exceptions
 from pyocd.probe.debug_probe import DebugProbe
 
-from hil.errors import HilError
+from hil.errors import ConfigError, HilError
+from hil.flash.probe_id import ProbeId
 from hil.flash.sim.chip import BusFault, SimChip
 from hil.flash.sim.registry import PREFIX, SimSpec, known_names, resolve
 from hil.flash.sim.store import SimFlashStore, release_probe, sim_dir, take_probe
@@ -90,8 +91,12 @@ class SimProbe(DebugProbe):
 
     @classmethod
     def get_probe_with_id(cls, unique_id, is_explicit=False):
-        name = unique_id.split(":", 1)[1] if unique_id.lower().startswith(PREFIX + ":") \
-            else unique_id
+        # pyOCD hands over the name alone ("f4-a") or, called directly, "hilsim:f4-a"
+        try:
+            name = ProbeId.parse(unique_id).address
+        except ConfigError as exc:
+            LOG.warning("simulated probe %s unusable: %s", unique_id, exc)
+            return None
         if not is_explicit and name not in known_names():
             return None
         try:

@@ -16,11 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hil.boards import Board, load_board
+from hil.flash.probe_id import SIMULATED, ProbeId, check_sim_name
 from hil.flash.sim.faults import Faults, faults_for
-from hil.flash.sim.store import SimFlashStore, check_sim_name, sim_dir
+from hil.flash.sim.store import SimFlashStore, sim_dir
 from hil.settings import current
 
-PREFIX = "hilsim"
+PREFIX = SIMULATED
 ENV_BOARDS = "HIL_SIM_BOARDS"
 _HINTS: dict[str, str] = {}
 
@@ -62,7 +63,7 @@ def resolve(name: str) -> SimSpec | None:
     """The spec of simulated probe ``name``, or None when no source names its board."""
     check_sim_name(name)
     rack = _rack()
-    entry = rack.entry_for_probe(f"{PREFIX}:{name}")
+    entry = rack.entry_for_probe(ProbeId.simulated_probe(name))
     if entry is not None:
         return SimSpec(name, load_board(entry.board), f"rack entry {entry.id}", entry.id,
                        faults_for(name, entry.sim_faults))
@@ -81,8 +82,8 @@ def known_names() -> list[str]:
     In-process hints do not make a probe exist (it does once it has been flashed)."""
     names = set(_env_hints())
     for entry in _rack().entries:
-        if entry.probe.lower().startswith(PREFIX + ":"):
-            names.add(entry.probe.split(":", 1)[1])
+        if entry.probe.simulated:
+            names.add(entry.probe.address)
     directory = sim_dir()
     if directory.is_dir():
         names.update(p.stem for p in directory.glob("*.json"))

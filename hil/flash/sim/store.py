@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from hil.boards import Board
 from hil.errors import ConfigError
+from hil.flash.probe_id import check_sim_name
 from hil.paths import state_dir
-
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def sim_dir() -> Path:
@@ -57,14 +55,6 @@ def release_probe(f) -> None:
 
     fcntl.flock(f, fcntl.LOCK_UN)
     f.close()
-
-
-def check_sim_name(name: str) -> str:
-    if not _NAME_RE.fullmatch(name):
-        raise ConfigError(f"'{name}' is not a valid simulated probe name (it names a file: "
-                          "a letter or digit, then letters, digits, '.', '_' and '-')",
-                          hint="e.g. hilsim:f4-a")
-    return name
 
 
 @dataclass
