@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import sys
 import time
@@ -15,6 +16,8 @@ from hil.errors import UsageError
 from hil.rack import lease_store, load_rack, matching_entries
 from hil.rack.leases import Holder, lease_problem
 from hil.ui import table
+
+log = logging.getLogger(__name__)
 
 NAME = "rack"
 HELP = "lease, release and inspect the boards of the rack"
@@ -150,8 +153,8 @@ def _status(rack, store, args) -> int:
             ids = {p.rack_entry for p in list_probes(rack)}
             present = {e.id: (e.id in ids or not e.probe.usb)
                        for e in rack.entries}
-        except Exception:  # probe enumeration is best effort in a status view
-            pass
+        except Exception as exc:  # noqa: BLE001 - probe enumeration is best effort here
+            log.info("probe enumeration failed: %s", exc)  # presence stays unknown ('?')
     rows, objs = [], []
     now = time.time()
     known = [e.id for e in rack.entries]

@@ -94,7 +94,7 @@ class Executor(ABC):
     @abstractmethod
     def stop(self) -> None: ...
 
-    def check(self) -> None:
+    def check(self) -> None:  # noqa: B027 - a hook with a default, not abstract
         """Raise if the board crashed or died since started (an emulator sees it; on
         hardware nothing can, so this does nothing)."""
 
