@@ -13,13 +13,10 @@ import sys
 from pathlib import Path
 
 from hil.boards import Board
-from hil.console import Console, ConsoleLost
-from hil.errors import EmulatorError, FlashError, HilError
+from hil.console import Console
+from hil.errors import EmulatorError, LeaseLost, is_infrastructure
 from hil.executors import Choice, Executor, Image, Outcome
 from hil.settings import current
-
-# Errors that say the board's infrastructure (probe, console, emulator) is broken.
-_INFRA = (FlashError, ConsoleLost, EmulatorError)
 
 
 def lease_wait() -> float | None:
@@ -72,11 +69,9 @@ class LeasedExecutor(Executor):
         try:
             self.inner = self._make_inner(self.entry)
             self._console = self.inner.start(image)
-        except _INFRA as exc:
-            self._store.report_failure(self.entry.id, str(exc).splitlines()[0])
-            self.stop()
-            raise
-        except BaseException:
+        except BaseException as exc:
+            if is_infrastructure(exc):  # the probe, console or emulator: the entry's health
+                self._store.report_failure(self.entry.id, str(exc).splitlines()[0])
             self.stop()
             raise
         self._store.report_ok(self.entry.id)
@@ -100,7 +95,7 @@ class LeasedExecutor(Executor):
         if self.inner is None:
             raise EmulatorError(f"{self.description}: reset before start")
         if self.lease is not None and self.lease.lost:
-            raise HilError(f"the lease on {self.entry.id} was lost: {self.lease.lost}")
+            raise LeaseLost(f"the lease on {self.entry.id} was lost: {self.lease.lost}")
         self.inner.reset()
 
     def stop(self) -> None:
