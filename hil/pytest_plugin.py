@@ -243,14 +243,13 @@ def _hil_recover(request: pytest.FixtureRequest) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
     report = outcome.get_result()
-    if call.excinfo is not None and call.excinfo.errisinstance(HilError):
-        exc = call.excinfo.value
-        # Anything but a test failure (flash, lease, image, console, emulator errors) says
-        # the run could not test the firmware: keep what kind of error it was for the verdict.
-        if not is_test_failure(exc):
-            record = ErrorRecord.of(exc)  # its first line: the run-info lines stay short
-            record = dataclasses.replace(record, message=record.message.split("\n", 1)[0])
-            item.config.stash[_ERRORS].append({"test": item.nodeid, **record.as_dict()})
+    exc = call.excinfo.value if call.excinfo is not None else None
+    # Anything but a test failure (flash, lease, image, console, emulator errors) says the
+    # run could not test the firmware: keep what kind of error it was for the verdict.
+    if isinstance(exc, HilError) and not is_test_failure(exc):
+        record = ErrorRecord.of(exc)  # its first line: the run-info lines stay short
+        record = dataclasses.replace(record, message=record.message.split("\n", 1)[0])
+        item.config.stash[_ERRORS].append({"test": item.nodeid, **record.as_dict()})
     if report.failed and "hil_executor" in getattr(item, "fixturenames", ()):
         executor = next((e for e in reversed(item.config.stash[_EXECUTORS])
                          if e._console is not None), None)

@@ -15,9 +15,9 @@ from hil.cli import _args
 from hil.cli._exit import exit_code_for
 from hil.errors import Cancelled, UsageError
 from hil.executors import ON_CHOICES, Image, choose_executor
+from hil.outcome import OutcomeKind
 from hil.paths import state_dir
 from hil.settings import current
-from hil.outcome import OutcomeKind
 from hil.testrun import BoardResult, Plan, run_board
 from hil.ui import table
 
