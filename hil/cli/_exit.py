@@ -7,10 +7,10 @@ from collections.abc import Iterable
 from hil.errors import Cancelled, ExitCode
 from hil.outcome import Outcome, OutcomeKind
 
-# Between boards, the most serious outcome wins in this order; other codes (build, toolchain,
-# flash, lease timeout, audit) come after these, lowest first.
+# Between boards, after a cancel, the most serious outcome wins in this order; other codes
+# (build, toolchain, flash, lease timeout, audit) come after these, lowest first.
 _PRIORITY = (ExitCode.USAGE, ExitCode.NO_HARDWARE, ExitCode.INFRASTRUCTURE,
-             ExitCode.INTERRUPTED, ExitCode.TEST_FAILED)
+             ExitCode.TEST_FAILED)
 
 
 def outcome_code(outcome: Outcome) -> int:
@@ -29,8 +29,8 @@ def outcome_code(outcome: Outcome) -> int:
 
 def exit_code_for(outcomes: Iterable[Outcome]) -> int:
     """The exit code of a run over several boards: a cancellation first (the first cancelled
-    board's signal), then usage > no hardware > infrastructure > interrupted > test failed,
-    then any other error code (lowest first), else 0."""
+    board's signal), then usage > no hardware > infrastructure > test failed, then any other
+    error code (lowest first), else 0."""
     outcomes = list(outcomes)
     cancelled = next((o for o in outcomes if o.kind == OutcomeKind.CANCELLED), None)
     if cancelled is not None:
