@@ -112,13 +112,14 @@ def family(exc: BaseException) -> str:
 
 
 def error_class(names: Iterable[str]) -> type[HilError]:
-    """The first class named in ``names`` (a class and its bases, most derived first, as an
-    error's record carries them) that is known here; ``HilError`` when none is."""
+    """The first of hil's own classes named in ``names`` (a class and its bases, most derived
+    first, as an error's record carries them); ``HilError`` when none is."""
     known: dict[str, type[HilError]] = {}
     todo: list[type[HilError]] = [HilError]
     while todo:
         cls = todo.pop()
-        known.setdefault(cls.__name__, cls)
+        if cls.__module__.split(".")[0] == "hil":  # not a test suite's class of that name
+            known.setdefault(cls.__name__, cls)
         todo.extend(cls.__subclasses__())
     for name in names:
         if name in known:

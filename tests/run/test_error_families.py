@@ -134,3 +134,11 @@ def test_record_of_an_unknown_class_falls_back_to_its_nearest_known_base():
     assert ErrorRecord.from_dict({"chain": ["Nope"], "message": "m"}).error_class is HilError
     garbled = ErrorRecord.from_dict("not a record")
     assert garbled.error_class is HilError and garbled.message == "not a record"
+
+
+def test_a_suite_class_of_the_same_name_never_stands_in_for_hils_own():
+    class ConsoleLost(errors.TestFailure):  # a test suite's own class, not hil's
+        pass
+
+    assert errors.error_class(["ConsoleLost", "TestFailure"]) is hil.console.ConsoleLost
+    assert errors.error_class([ConsoleLost.__name__]).exit_code == errors.ExitCode.INFRASTRUCTURE
