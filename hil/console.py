@@ -32,7 +32,7 @@ from typing import IO, Self
 import serial
 
 from hil.crash import Crash, CrashError, parse_fault_line
-from hil.errors import ConsoleError, ExitCode
+from hil.errors import ConsoleError, TestFailure
 
 POLL = 0.1  # seconds between health checks while waiting for input
 TAIL_CHARS = 8192
@@ -41,10 +41,8 @@ READY = r"^READY\r?$"
 Monitor = Callable[[], None]
 
 
-class ShellError(ConsoleError):
+class ShellError(TestFailure):
     """The shell answered ``ERR <reason>``; ``reason`` and the reply ``lines`` are kept."""
-
-    exit_code = ExitCode.TEST_FAILED
 
     def __init__(self, command: str, reason: str, lines: list[str]) -> None:
         super().__init__(f"'{command}' -> ERR {reason}")
@@ -53,10 +51,8 @@ class ShellError(ConsoleError):
         self.lines = lines
 
 
-class ConsoleTimeout(ConsoleError):
+class ConsoleTimeout(TestFailure):
     """Nothing matching arrived in time; the message shows the last lines and the transcript."""
-
-    exit_code = ExitCode.TEST_FAILED
 
     def __init__(self, message: str, *, last_lines: list[str], transcript: Path | None) -> None:
         text = message
@@ -72,8 +68,6 @@ class ConsoleTimeout(ConsoleError):
 
 class ConsoleLost(ConsoleError):
     """The console connection ended (socket closed, device unplugged)."""
-
-    exit_code = ExitCode.INFRASTRUCTURE
 
 
 class Console:

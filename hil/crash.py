@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
-from hil.errors import ExitCode, HilError
+from hil.errors import TestFailure
 
 FAULT_LINE = re.compile(r"^FAULT\s+(?P<name>\S+)(?P<regs>(?:\s+[A-Za-z0-9_]+=[0-9a-fA-F]+)*)\s*$")
 _REG = re.compile(r"([A-Za-z][A-Za-z0-9_]*)=([0-9a-fA-F]+)")
@@ -98,11 +98,9 @@ class Crash:
         return text
 
 
-class CrashError(HilError):
+class CrashError(TestFailure):
     """The firmware crashed (FAULT line) or the emulator locked up: a test failure, not a
     timeout. ``crash`` holds the registers and the decoded PC."""
-
-    exit_code = ExitCode.TEST_FAILED
 
     def __init__(self, crash: Crash, *, transcript: Path | None = None,
                  last_lines: list[str] | None = None) -> None:

@@ -2,10 +2,24 @@
 
 Every error carries what went wrong, where (file, key, address, board) and, in ``hint``,
 how to fix it. Each class has its own exit code so scripts and CI can tell failures apart.
+
+Under ``HilError`` two branches say who is to blame:
+
+- ``TestFailure``: the firmware answered wrongly (``ShellError``: an ``ERR`` reply,
+  ``ConsoleTimeout``: the expected output never came, ``CrashError``: a fault or lockup;
+  a plain ``AssertionError`` in a test counts too). The rig worked; the verdict is "failed".
+- ``InfrastructureError``: the rig could not test the firmware (``ConsoleError`` and
+  ``ConsoleLost``, ``EmulatorError``, every ``FlashError`` (probe and flash), ``LeaseError``
+  and ``LeaseLost``). These count against a rack entry's health.
+
+The rest (``ConfigError``, ``UsageError``, ``ToolchainError``, ``BuildError``,
+``NoHardwareError``, ``AuditError``) say the request cannot be done as asked; they are in
+neither branch. Retries and board health ask ``is_infrastructure(exc)``, nothing else.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import IntEnum
 
 
@@ -66,6 +80,53 @@ class HilError(Exception):
         return self.message
 
 
+class TestFailure(HilError):
+    """The firmware answered wrongly: the run worked and its verdict is "failed"."""
+
+    __test__ = False  # not a pytest test class, whatever a test module imports it as
+    exit_code = ExitCode.TEST_FAILED
+
+
+class InfrastructureError(HilError):
+    """The rig (console, emulator, probe, lease) failed: the firmware was not tested."""
+
+    exit_code = ExitCode.INFRASTRUCTURE
+
+
+def is_infrastructure(exc: BaseException) -> bool:
+    """The one question retries and board health ask: did the rig fail (not the firmware,
+    not the request)?"""
+    return isinstance(exc, InfrastructureError)
+
+
+def is_test_failure(exc: BaseException) -> bool:
+    """Did the firmware answer wrongly (a TestFailure, or a test's own ``assert``)?"""
+    return isinstance(exc, (TestFailure, AssertionError))
+
+
+def family(exc: BaseException) -> str:
+    """``"test"``, ``"infrastructure"`` or ``"error"`` (neither: the request was wrong)."""
+    if is_test_failure(exc):
+        return "test"
+    return "infrastructure" if is_infrastructure(exc) else "error"
+
+
+def error_class(names: Iterable[str]) -> type[HilError]:
+    """The first of hil's own classes named in ``names`` (a class and its bases, most derived
+    first, as an error's record carries them); ``HilError`` when none is."""
+    known: dict[str, type[HilError]] = {}
+    todo: list[type[HilError]] = [HilError]
+    while todo:
+        cls = todo.pop()
+        if cls.__module__.split(".")[0] == "hil":  # not a test suite's class of that name
+            known.setdefault(cls.__name__, cls)
+        todo.extend(cls.__subclasses__())
+    for name in names:
+        if name in known:
+            return known[name]
+    return HilError
+
+
 class ConfigError(HilError):
     """A board, rack or app file (or a command-line value) is invalid."""
 
@@ -114,16 +175,12 @@ class ImageError(BuildError):
     """An image is malformed, overflows a region or has data outside every region."""
 
 
-class EmulatorError(HilError):
-    """The emulator could not start, died, or locked up."""
-
-    exit_code = ExitCode.INFRASTRUCTURE
+class EmulatorError(InfrastructureError):
+    """The emulator could not start or died (a guest lockup is a CrashError)."""
 
 
-class ConsoleError(HilError):
+class ConsoleError(InfrastructureError):
     """The serial console could not be opened or was lost."""
-
-    exit_code = ExitCode.INFRASTRUCTURE
 
 
 class NoHardwareError(HilError):
@@ -132,7 +189,7 @@ class NoHardwareError(HilError):
     exit_code = ExitCode.NO_HARDWARE
 
 
-class FlashError(HilError):
+class FlashError(InfrastructureError):
     """Base of flashing errors; ``address`` names where on the chip, when known."""
 
     exit_code = ExitCode.FLASH_FAILED
@@ -166,12 +223,19 @@ class VerifyError(FlashError):
     exit_code = ExitCode.VERIFY_FAILED
 
 
-class LeaseError(HilError):
-    exit_code = ExitCode.INFRASTRUCTURE
+class LeaseError(InfrastructureError):
+    """The lease store failed, or no rack entry can be leased."""
 
 
 class LeaseTimeout(LeaseError):
+    """No matching rack entry became free in time."""
+
     exit_code = ExitCode.LEASE_TIMEOUT
+
+
+class LeaseLost(LeaseError):
+    """A held lease was lost while in use (the store was unreachable, or another holder took
+    the entry after it expired)."""
 
 
 class AuditError(HilError):

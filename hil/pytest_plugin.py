@@ -30,18 +30,20 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Literal, cast
 
 import pytest
 
-from hil.errors import ExitCode, HilError
+from hil.errors import HilError, is_test_failure
+from hil.outcome import ErrorRecord
 from hil.settings import xdist_worker
 
 _CHOICE = pytest.StashKey[object]()
-_INFRA = pytest.StashKey[list]()
-_CODES = pytest.StashKey[list]()
-_EXECUTORS = pytest.StashKey[list]()
+_ERRORS = pytest.StashKey[list]()
+_EXECUTORS = pytest.StashKey[list[Any]]()
 _SIGNALS = pytest.StashKey[dict]()
 _PARENT = pytest.StashKey[int]()
+Scope = Literal["session", "package", "module", "class", "function"]
 SCOPES = ("function", "class", "module", "package", "session")
 
 
@@ -73,8 +75,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "hardware_only: run only on real hardware (skipped in "
                             "QEMU, with the reason)")
     config.addinivalue_line("markers", "boards(*names): run only on these boards")
-    config.stash[_INFRA] = []
-    config.stash[_CODES] = []
+    config.stash[_ERRORS] = []
     config.stash[_EXECUTORS] = []
     if config.getoption("--hil-board"):
         from hil import procs
@@ -179,8 +180,8 @@ def image(pytestconfig: pytest.Config, board, tmp_path_factory: pytest.TempPathF
     return Image.from_build(result)
 
 
-def _scope(fixture_name: str, config: pytest.Config) -> str:
-    return config.getoption("--hil-scope", "module")
+def _scope(fixture_name: str, config: pytest.Config) -> Scope:
+    return cast(Scope, config.getoption("--hil-scope", "module"))
 
 
 def _work_dir(request: pytest.FixtureRequest, factory: pytest.TempPathFactory) -> Path:
@@ -256,15 +257,16 @@ def _hil_recover(request: pytest.FixtureRequest) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
     report = outcome.get_result()
-    if call.excinfo is not None and call.excinfo.errisinstance(HilError):
-        exc = call.excinfo.value
-        # Anything but a test verdict (flash, lease, image, console, emulator errors) says
-        # the run could not test the firmware: keep its own exit code for the verdict.
-        if exc.exit_code != ExitCode.TEST_FAILED:
-            item.config.stash[_INFRA].append(f"{item.nodeid}: {exc}".splitlines()[0])
-            item.config.stash[_CODES].append(int(exc.exit_code))
+    exc = call.excinfo.value if call.excinfo is not None else None
+    # Anything but a test failure (flash, lease, image, console, emulator errors) says the
+    # run could not test the firmware: keep what kind of error it was for the verdict.
+    if isinstance(exc, HilError) and not is_test_failure(exc):
+        record = ErrorRecord.of(exc)  # its first line: the run-info lines stay short
+        record = dataclasses.replace(record, message=record.message.split("\n", 1)[0])
+        item.config.stash[_ERRORS].append({"test": item.nodeid, **record.as_dict()})
     if report.failed and "hil_executor" in getattr(item, "fixturenames", ()):
-        executor = next((e for e in reversed(item.config.stash[_EXECUTORS])
+        executors: list[Any] = item.config.stash[_EXECUTORS]
+        executor = next((e for e in reversed(executors)
                          if e._console is not None), None)
         if executor is not None and hasattr(report.longrepr, "addsection"):
             console = executor._console
@@ -280,8 +282,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if path is None or not session.config.getoption("--hil-board"):
         return
     info: dict[str, object] = {"worker": xdist_worker(),
-                               "infrastructure_errors": session.config.stash[_INFRA],
-                               "error_codes": session.config.stash[_CODES]}
+                               "errors": session.config.stash[_ERRORS]}
     executors = session.config.stash[_EXECUTORS]
     try:
         choice = _choice(session.config)
@@ -293,7 +294,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                     rack_id=",".join(sorted({e.id for e in entries})) or None,
                     probe=",".join(sorted({str(e.probe) for e in entries})) or None)
     except HilError as exc:
-        info.update(error=str(exc), exit_code=int(exc.exit_code))
+        info.update(error=ErrorRecord.of(exc).as_dict())
     if executors:
         ex = executors[0]
         info.update(description=ex.description, image_sha256=ex.image.sha256 if ex.image

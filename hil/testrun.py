@@ -2,13 +2,15 @@
 
 ``run_board(plan)`` runs one board (the pytest harness in a ``python -m pytest`` subprocess
 with the hil plugin, so several boards run in parallel and a crash of one run cannot take
-another down; the Unity harness in-process) and returns a ``BoardResult`` with the JUnit suite.
-``exit_code(results)`` folds results into the ``hil`` exit code.
+another down; the Unity harness in-process) and returns a ``BoardResult`` with the JUnit suite
+and the run's ``Outcome`` (passed, failed, error, infrastructure, cancelled; hil.cli turns
+outcomes into the exit code).
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -17,9 +19,10 @@ from pathlib import Path
 
 from hil import junit, procs
 from hil.boards import Board
-from hil.errors import Cancelled, ExitCode, HilError
+from hil.errors import Cancelled, HilError, InfrastructureError, UsageError
 from hil.executors import Choice, make_executor
 from hil.image import Image
+from hil.outcome import ErrorRecord, Outcome, OutcomeKind
 from hil.settings import current
 
 # pytest's own exit codes
@@ -50,13 +53,13 @@ class Plan:
 class BoardResult:
     plan: Plan
     suite: junit.Suite
-    exit_code: int = ExitCode.OK
-    error: str = ""
+    outcome: Outcome = field(default_factory=Outcome.passed)
+    error: str = ""  # in words, for the summary (the outcome's error, where the log is, ...)
     executor: str = ""  # description: "QEMU (netduinoplus2)", "hardware f4-a (...)"
     kind: str = ""
     log: Path | None = None
     seconds: float = 0.0
-    extra: dict[str, object] = field(default_factory=dict)
+    extra: dict[str, str | None] = field(default_factory=dict)  # rack_id, probe
     cancelled: Cancelled | None = None  # the signal that cancelled the run
 
     def count(self, status: str) -> int:
@@ -65,17 +68,17 @@ class BoardResult:
     @property
     def verdict(self) -> str:
         """In words, saying when a pass did not come from hardware."""
-        if self.exit_code == ExitCode.OK:
+        if self.outcome.kind == OutcomeKind.PASSED:
             if self.kind == "qemu":
                 return f"PASSED in {self.executor} - not a hardware pass"
             return f"PASSED on {self.executor}"
-        if self.exit_code == ExitCode.TEST_FAILED:
+        if self.outcome.kind == OutcomeKind.FAILED:
             return f"FAILED on {self.executor}" if self.kind == "hardware" else \
                 f"FAILED in {self.executor}"
         return f"ERROR: {self.error.splitlines()[0] if self.error else 'see log'}"
 
 
-def _properties(plan: Plan, kind: str, extra: dict[str, object]) -> dict[str, str]:
+def _properties(plan: Plan, kind: str, extra: dict[str, str | None]) -> dict[str, str]:
     return junit.suite_properties(
         board=plan.board.name, executor=kind, image_sha256=plan.image.sha256,
         toolchain=plan.image.toolchain, app=plan.app, harness=plan.harness,
@@ -84,7 +87,7 @@ def _properties(plan: Plan, kind: str, extra: dict[str, object]) -> dict[str, st
 
 def run_board(plan: Plan) -> BoardResult:
     """Run one board; never raises HilError nor Cancelled (they become the result's error and
-    exit code; a cancelled run gets a ``cancelled`` error case after what finished)."""
+    outcome; a cancelled run gets a ``cancelled`` error case after what finished)."""
     t0 = time.monotonic()
     plan.work_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -94,7 +97,7 @@ def run_board(plan: Plan) -> BoardResult:
             result = _run_pytest(plan)
     except HilError as exc:
         result = BoardResult(plan, junit.Suite(f"{plan.board.name}/{plan.app}"),
-                             int(exc.exit_code), str(exc), kind=plan.choice.kind)
+                             Outcome.of_error(exc), str(exc), kind=plan.choice.kind)
     except Cancelled as exc:
         result = BoardResult(plan, junit.Suite(f"{plan.board.name}/{plan.app}"),
                              kind=plan.choice.kind, cancelled=exc)
@@ -105,6 +108,8 @@ def run_board(plan: Plan) -> BoardResult:
         mark_cancelled(result, result.cancelled)
     result.seconds = time.monotonic() - t0
     result.suite.seconds = result.seconds
+    result.outcome = result.outcome.with_counts(
+        {status: result.count(status) for status in ("passed", "failed", "error", "skipped")})
     if not result.suite.properties:
         result.suite.properties = _properties(plan, result.kind or plan.choice.kind,
                                               result.extra)
@@ -115,7 +120,7 @@ def run_board(plan: Plan) -> BoardResult:
 def mark_cancelled(result: BoardResult, cancel: Cancelled) -> None:
     """Say in the verdict that the run was cancelled: an error case after what finished."""
     result.cancelled = cancel
-    result.exit_code = cancel.exit_code
+    result.outcome = Outcome.cancelled(cancel.signum)
     result.error = f"run {cancel} (tests after the last finished one did not run)"
     plan = result.plan
     result.suite.cases.append(junit.Case(
@@ -189,8 +194,8 @@ def _run_pytest(plan: Plan) -> BoardResult:
     if info_path.exists():
         infos = [json.loads(line) for line in info_path.read_text().splitlines() if line]
     info = next((i for i in infos if i.get("description")), infos[0] if infos else {})
-    infra = [e for i in infos for e in i.get("infrastructure_errors", [])]
-    codes = [c for i in infos for c in i.get("error_codes", [])]
+    # errors that were not test failures (flash, lease, console, emulator, config ...)
+    errors = [e for i in infos for e in i.get("errors", []) if isinstance(e, dict)]
     cases = _read_cases(junit_path)
     suite = junit.Suite(f"{plan.board.name}/{plan.app}", cases)
     kind = info.get("kind") or plan.choice.kind
@@ -205,34 +210,38 @@ def _run_pytest(plan: Plan) -> BoardResult:
         word = "virtual boards" if kind == "qemu" else "hardware"
         result.executor = f"{word} {', '.join(ids)}{machine}"
     where = f" (log: {log_path})" if log_path else ""
-    if info.get("error"):
-        result.exit_code = int(info.get("exit_code", ExitCode.INFRASTRUCTURE))
-        result.error = info["error"]
+    if info.get("error"):  # the run could not start (no hardware, bad rack file, ...)
+        record = ErrorRecord.from_dict(info["error"])
+        result.outcome = Outcome.of_error(record)
+        result.error = record.message
     elif rc == PYTEST_OK:
-        result.exit_code = ExitCode.OK
+        result.outcome = Outcome.passed()
     elif rc == PYTEST_FAILED:
-        if infra:
-            # the first error's own code: a flash failure is 13, a lease timeout 20, ...
-            result.exit_code = codes[0] if codes else ExitCode.INFRASTRUCTURE
-            result.error = f"infrastructure failure: {infra[0]}" + (
-                f" (+{len(infra) - 1} more)" if len(infra) > 1 else "") + where
+        if errors:
+            # the first error decides: a flash failure, a lease timeout, a lost console ...
+            first = errors[0]
+            record = ErrorRecord.from_dict(first)
+            result.outcome = Outcome.of_error(record)
+            text = f"{first.get('test')}: {record.message}".splitlines()[0]
+            result.error = f"infrastructure failure: {text}" + (
+                f" (+{len(errors) - 1} more)" if len(errors) > 1 else "") + where
         else:
-            result.exit_code = ExitCode.TEST_FAILED
+            result.outcome = Outcome.failed()
     elif rc == PYTEST_NO_TESTS:
-        result.exit_code = ExitCode.USAGE
         result.error = f"no tests collected in {plan.suite}{where}"
+        result.outcome = Outcome.of_error(UsageError(result.error))
     elif rc == PYTEST_USAGE:
-        result.exit_code = ExitCode.USAGE
         result.error = f"pytest usage error{where}"
-    elif rc == PYTEST_INTERRUPTED:
-        result.exit_code = ExitCode.INTERRUPTED
+        result.outcome = Outcome.of_error(UsageError(result.error))
+    elif rc == PYTEST_INTERRUPTED:  # (when hil itself was cancelled, run_board says so)
         result.error = f"interrupted{where}"
+        result.outcome = Outcome.cancelled(signal.SIGINT)
     else:
-        result.exit_code = ExitCode.INFRASTRUCTURE
         result.error = f"pytest internal error (exit {rc}){where}"
-    if result.exit_code == ExitCode.OK and not cases:
-        result.exit_code = ExitCode.USAGE
+        result.outcome = Outcome.of_error(InfrastructureError(result.error))
+    if result.outcome.kind == OutcomeKind.PASSED and not cases:
         result.error = f"no test results from {plan.suite}{where}"
+        result.outcome = Outcome.of_error(UsageError(result.error))
     return result
 
 
@@ -290,7 +299,7 @@ def _run_unity(plan: Plan) -> BoardResult:
             result.suite.cases.append(junit.Case(
                 "unity-run", name, "error" if isinstance(exc, CrashError) else "failed",
                 message=str(exc).splitlines()[0], text=str(exc)))
-            result.exit_code = ExitCode.TEST_FAILED
+            result.outcome = Outcome.failed(exc)
             return result
     result.suite.cases = [_unity_case(plan, c) for c in run.cases]
     mismatch = run.mismatch()
@@ -298,10 +307,10 @@ def _run_unity(plan: Plan) -> BoardResult:
         result.suite.cases.append(junit.Case("unity-summary", name, "failed",
                                              message=mismatch, text=mismatch))
     failed = run.count("failed") > 0 or run.verdict == "FAIL" or mismatch is not None
-    result.exit_code = ExitCode.TEST_FAILED if failed else ExitCode.OK
+    result.outcome = Outcome.failed() if failed else Outcome.passed()
     if not run.cases and not failed:
-        result.exit_code = ExitCode.USAGE
         result.error = "the image printed a Unity summary but no test results"
+        result.outcome = Outcome.of_error(UsageError(result.error))
     return result
 
 
@@ -310,20 +319,3 @@ def _unity_case(plan: Plan, c) -> junit.Case:
                       c.seconds, c.message, c.message + (f"\n  at {c.file}:{c.line}"
                                                          if c.status == "failed" else ""),
                       "\n".join(c.output))
-
-
-# ---------------------------------------------------------------- verdict
-
-_PRIORITY = [ExitCode.USAGE, ExitCode.NO_HARDWARE, ExitCode.INFRASTRUCTURE,
-             ExitCode.INTERRUPTED, ExitCode.TEST_FAILED]
-
-
-def exit_code(results: list[BoardResult]) -> int:
-    """The most serious outcome over all boards (usage > no hardware > infrastructure >
-    interrupted > test failed > ok); other HilError codes (build, flash) pass through."""
-    codes = {int(r.exit_code) for r in results}
-    for code in _PRIORITY:
-        if int(code) in codes:
-            return int(code)
-    others = sorted(c for c in codes if c != ExitCode.OK)
-    return others[0] if others else int(ExitCode.OK)

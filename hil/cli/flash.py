@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hil.boards import Board, load_board
 from hil.cli import _args
-from hil.errors import AuditError, ConfigError, NoProbeError, ProbeLostError, UsageError
+from hil.errors import AuditError, ConfigError, UsageError, is_infrastructure
 from hil.flash import ERASE_MODES, make_flasher
 from hil.flash.probe_id import ProbeId
 from hil.flash.probes import ProbeChoice, select_probe
@@ -184,8 +184,9 @@ def run(args: argparse.Namespace) -> int:
             choice = ProbeChoice(probe, entry, f"leased rack entry {entry.id}")
             try:
                 code = _flash(args, board, image, choice)
-            except (ProbeLostError, NoProbeError) as exc:
-                store.report_failure(entry.id, str(exc).splitlines()[0])
+            except BaseException as exc:
+                if is_infrastructure(exc):  # probe or flash: counts against the entry
+                    store.report_failure(entry.id, str(exc).splitlines()[0])
                 raise
             store.report_ok(entry.id)
             return code

@@ -12,12 +12,14 @@ from pathlib import Path
 from hil.app import App, load_app, project_apps
 from hil.boards import BoardCatalog
 from hil.cli import _args
-from hil.errors import Cancelled, ExitCode, UsageError
+from hil.cli._exit import exit_code_for
+from hil.errors import Cancelled, UsageError
 from hil.executors import ON_CHOICES, choose_executor
 from hil.image import Image
+from hil.outcome import OutcomeKind
 from hil.paths import state_dir
 from hil.settings import current
-from hil.testrun import BoardResult, Plan, exit_code, run_board
+from hil.testrun import BoardResult, Plan, run_board
 from hil.ui import table
 
 NAME = "test"
@@ -148,8 +150,7 @@ def run(args: argparse.Namespace) -> int:
     cancelled = next((r.cancelled for r in results if r.cancelled is not None), None)
     if cancelled is not None:
         print(f"hil: {cancelled}", file=sys.stderr)
-        return cancelled.exit_code
-    return exit_code(results)
+    return exit_code_for(r.outcome for r in results)
 
 
 def _cancelled_suite(board, app_name: str, choice, cancel: Cancelled):
@@ -251,7 +252,7 @@ def print_summary(results: list[BoardResult]) -> None:
     table(["board", "app", "harness", "executor", "passed", "failed", "errors", "skipped",
            "time", "verdict"], rows)
     for r in results:
-        if r.error and r.exit_code != ExitCode.OK:
+        if r.error and r.outcome.kind != OutcomeKind.PASSED:
             print(f"hil: {r.plan.board.name}: {r.error}", file=sys.stderr)
-        elif r.log and r.exit_code != ExitCode.OK:
+        elif r.log and r.outcome.kind != OutcomeKind.PASSED:
             print(f"hil: {r.plan.board.name}: see {r.log}", file=sys.stderr)

@@ -13,16 +13,13 @@ import sys
 from pathlib import Path
 
 from hil.boards import Board
-from hil.console import Console, ConsoleLost
-from hil.errors import EmulatorError, FlashError, HilError
+from hil.console import Console
+from hil.errors import EmulatorError, LeaseLost, is_infrastructure
 from hil.executors import Choice, Executor, Outcome
 from hil.image import Image
 from hil.rack.inventory import RackEntry
 from hil.rack.leases import Lease, LeaseStore
 from hil.settings import current
-
-# Errors that say the board's infrastructure (probe, console, emulator) is broken.
-_INFRA = (FlashError, ConsoleLost, EmulatorError)
 
 
 def lease_wait() -> float | None:
@@ -76,11 +73,9 @@ class LeasedExecutor(Executor):
         try:
             self.inner = self._make_inner(entry)
             self._console = self.inner.start(image)
-        except _INFRA as exc:
-            self._store.report_failure(entry.id, str(exc).splitlines()[0])
-            self.stop()
-            raise
-        except BaseException:
+        except BaseException as exc:
+            if is_infrastructure(exc):  # the probe, console or emulator: the entry's health
+                self._store.report_failure(entry.id, str(exc).splitlines()[0])
             self.stop()
             raise
         self._store.report_ok(entry.id)
@@ -104,7 +99,7 @@ class LeasedExecutor(Executor):
         if self.inner is None:
             raise EmulatorError(f"{self.description}: reset before start")
         if self.lease is not None and self.lease.lost:
-            raise HilError(f"the lease on {self.entry.id} was lost: {self.lease.lost}")
+            raise LeaseLost(f"the lease on {self.lease.rack_id} was lost: {self.lease.lost}")
         self.inner.reset()
 
     def stop(self) -> None:

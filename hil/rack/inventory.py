@@ -154,7 +154,7 @@ def parse_rack(data: object, path: Path) -> Rack:
             from hil.flash.sim.faults import parse_faults
 
             try:
-                parse_faults(entry.sim_faults, entry.probe.address, None)
+                parse_faults(entry.sim_faults, entry.probe.address, "")  # key named below
             except ConfigError as exc:
                 raise r.error("sim_faults", exc.message, hint=exc.hint) from None
         r.done()
