@@ -1,7 +1,7 @@
 """Fixtures for the run/test harness tests: private state dirs and rack, images built once.
 
 Every test gets its own HIL_STATE_DIR and an empty rack (so "no hardware" is certain); QEMU
-consoles use free loopback ports; nothing here depends on another test's files, so the suite
+consoles are sockets hil binds itself (port 0); nothing here depends on another test's files, so the suite
 runs under ``pytest -n 2``.
 """
 
