@@ -226,8 +226,12 @@ class VirtualBoardHost:
         hex_path = SimFlashStore.open(self.sim_name).write_hex(self.work_dir / "flash.hex")
         qemu = QemuProcess(self.board, hex_path, stderr_path=self.work_dir / "qemu.stderr")
         self.qemu = qemu
-        qemu.start()
-        sock = qemu.connect()  # the guest starts now (QEMU waits for this connection)
+        try:
+            qemu.start()
+            sock = qemu.connect()  # the guest starts now (QEMU waits for this connection)
+        except BaseException:
+            self._kill()
+            raise
         with self._sock_lock:
             self._sock = sock
         self.boots += 1
