@@ -17,7 +17,6 @@ import argparse
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hil.boards import load_board
 from hil.build import build
-from hil.executors.qemu import QemuExecutor, _child_setup, free_port
+from hil.emulator.qemu import QemuProcess
+from hil.executors.qemu import QemuExecutor
 from hil.image import Image
 
 
@@ -57,29 +57,12 @@ def hil_pings(console, n: int) -> float:
 
 
 def raw_first_byte(ex: QemuExecutor, hex_path: Path) -> float:
-    """QEMU's own spawn-to-first-byte: same command line, a bare socket client."""
-    port = free_port()
-    cmd = ex.command_line(hex_path, port)
+    """QEMU's own spawn-to-first-byte: the same QemuProcess, a bare socket client."""
+    qemu = QemuProcess(ex.board, hex_path, stderr_path=ex.work_dir / "raw.stderr")
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True,
-                            preexec_fn=_child_setup)  # noqa: PLW1509
-    try:
-        while True:
-            try:
-                s = socket.create_connection(("127.0.0.1", port))
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    raise RuntimeError("QEMU exited") from None
-                time.sleep(0.001)
-        with s:
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            s.recv(1)
-            return time.perf_counter() - t0
-    finally:
-        proc.kill()
-        proc.wait()
+    with qemu, qemu.connect() as s:
+        s.recv(1)
+        return time.perf_counter() - t0
 
 
 def main() -> int:

@@ -255,7 +255,7 @@ class Console:
             wait = 0.0
         try:
             if self._sock is not None:
-                ready, _, _ = select.select((self._fd,), (), (), wait)
+                ready, _, _ = select.select((self._sock,), (), (), wait)
                 if not ready:
                     data = b""
                 else:
@@ -263,8 +263,9 @@ class Console:
                     if not data:
                         raise ConsoleLost("the console connection was closed by the other end")
             elif self._fd is not None:
-                ready, _, _ = select.select((self._fd,), (), (), wait)
-                data = port.read(65536) if ready else b""
+                fd: int = self._fd
+                readable, _, _ = select.select((fd,), (), (), wait)
+                data = port.read(65536) if readable else b""
             else:
                 if self.url.startswith("rfc2217://"):
                     wait = POLL  # fixed at open: setting it renegotiates with the server

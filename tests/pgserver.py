@@ -1,7 +1,8 @@
 """A throwaway PostgreSQL server for tests, from Debian's postgresql-15 binaries.
 
-``PgServer`` is a context manager: initdb into a fresh temp dir, start on a free loopback
-port with trust auth, stop and delete on exit. As root the server runs as the ``postgres``
+``PgServer`` is a context manager: initdb into a fresh temp dir, start it with trust auth
+listening only on a Unix socket in that dir (no TCP port: nothing to race other servers for),
+stop and delete on exit. As root the server runs as the ``postgres``
 user (``runuser``), since PostgreSQL refuses to run as root. Fixtures:
 
 - ``pg_server`` (session): one server per pytest worker; skips if the binaries are absent;
@@ -15,7 +16,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -26,6 +26,7 @@ import pytest
 
 PG_BIN = Path(os.environ.get("HIL_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 RUN_AS = "postgres"
+PORT = 5432  # only names the socket file in the server's own dir: no TCP port is opened
 
 
 def pg_available() -> str | None:
@@ -43,22 +44,18 @@ def pg_available() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class PgServer:
     """One PostgreSQL server in a temp dir. No I/O until entered."""
 
     def __init__(self) -> None:
         self.dir: Path | None = None
-        self.port = 0
 
     @property
     def url(self) -> str:
-        return f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres"
+        return self._url("postgres")
+
+    def _url(self, database: str) -> str:
+        return f"postgresql://{self.user}@/{database}?host={self.dir}&port={PORT}"
 
     @property
     def user(self) -> str:
@@ -81,14 +78,12 @@ class PgServer:
         if r.returncode:
             self.__exit__()
             raise RuntimeError(f"initdb failed: {r.stderr}")
-        for _attempt in range(5):
-            self.port = _free_port()
-            opts = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
-                    "-c fsync=off -c full_page_writes=off")
-            r = self._run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l",
-                          str(self.dir / "server.log"), "-o", opts, "-w", "-t", "60", "start")
-            if r.returncode == 0:
-                return self
+        opts = (f"-p {PORT} -k {self.dir} -c listen_addresses='' "
+                "-c fsync=off -c full_page_writes=off")
+        r = self._run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l",
+                      str(self.dir / "server.log"), "-o", opts, "-w", "-t", "60", "start")
+        if r.returncode == 0:
+            return self
         log = (self.dir / "server.log").read_text(errors="replace")[-2000:]
         self.__exit__()
         raise RuntimeError(f"pg_ctl start failed: {r.stderr}\n{log}")
@@ -109,7 +104,7 @@ class PgServer:
         name = "t_" + uuid.uuid4().hex[:12]
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
-        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{name}"
+        return self._url(name)
 
 
 @pytest.fixture(scope="session")

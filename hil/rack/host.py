@@ -29,25 +29,23 @@ import errno
 import logging
 import os
 import select
-import signal
 import socket
 import subprocess
 import termios
 import threading
-import time
 import tty
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Self
 
 from hil.boards import Board, load_board
+from hil.emulator.qemu import QemuProcess
 from hil.errors import ConfigError, EmulatorError
 from hil.paths import state_dir
 from hil.rack.inventory import Rack, RackEntry
 
 LOG = logging.getLogger(__name__)
 POLL = 0.05  # seconds between looks at the probe's run state
-CONNECT_TIMEOUT = 10.0  # seconds for a spawned QEMU to accept the console connection
 
 
 def consoles_dir() -> Path:
@@ -93,15 +91,19 @@ class VirtualBoardHost:
         self.console_path = Path(console_path)
         self.work_dir = Path(work_dir)
         self.boots = 0  # QEMU starts so far (for tests and the log)
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.qemu: QemuProcess | None = None
         self._master: int | None = None
         self._sock: socket.socket | None = None
         self._sock_lock = threading.Lock()
-        self._paused = False
         self._seen: tuple[int, int | None] | None = None  # (resets, flash generation)
         self._need_boot = False
         self._stop = threading.Event()
         self._relay: threading.Thread | None = None
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        """The running QEMU process, if any."""
+        return None if self.qemu is None else self.qemu.proc
 
     # ------------------------------------------------------------------ console pty
     def start(self) -> None:
@@ -140,7 +142,7 @@ class VirtualBoardHost:
             with self._sock_lock:
                 sock = self._sock
             listening = self._listener()
-            readers = [sock] if sock is not None else []
+            readers: list[socket.socket | int] = [sock] if sock is not None else []
             if listening:
                 readers.append(master)
             if not readers:
@@ -203,87 +205,47 @@ class VirtualBoardHost:
             self._seen = seen
             self._kill()
             self._need_boot = generation is not None
-        if self.proc is not None and self.proc.poll() is not None:
+        ended = self.qemu.exit_status() if self.qemu is not None else None
+        if ended is not None:
             LOG.warning("%s: QEMU exited (%s); waiting for the next reset", self.entry.id,
-                        self.proc.returncode)
+                        ended.how)
             self._kill()
         if not state.running:
-            if self.proc is not None and not self._paused:
-                self._signal(signal.SIGSTOP)
-                self._paused = True
+            if self.qemu is not None:
+                self.qemu.pause()
             return
-        if self._paused and self.proc is not None:
-            self._signal(signal.SIGCONT)
-            self._paused = False
+        if self.qemu is not None:
+            self.qemu.resume()
         if self._need_boot:
             self._need_boot = False
             self._boot()
 
-    def _signal(self, sig: signal.Signals) -> None:
-        assert self.proc is not None
-        try:
-            os.killpg(self.proc.pid, sig)  # its own session: pgid == pid
-        except ProcessLookupError:  # exited just now: the next poll reports it
-            pass
-
     def _boot(self) -> None:
-        from hil import procs
-        from hil.executors.qemu import QemuExecutor, free_port
         from hil.flash.sim.store import SimFlashStore
 
         hex_path = SimFlashStore.open(self.sim_name).write_hex(self.work_dir / "flash.hex")
-        command = QemuExecutor(self.board, work_dir=self.work_dir).command_line
-        stderr_path = self.work_dir / "qemu.stderr"
-        for _attempt in range(5):  # a free port can be taken between probe and bind
-            port = free_port()
-            cmd = command(hex_path, port)
-            with open(stderr_path, "wb") as err:
-                self.proc = procs.popen(cmd, stdin=subprocess.DEVNULL, stdout=err,
-                                        stderr=err, start_new_session=True, close_fds=True,
-                                        pdeathsig=signal.SIGKILL, core=False)
-            sock = self._connect(port)
-            if sock is not None:
-                with self._sock_lock:
-                    self._sock = sock
-                self.boots += 1
-                LOG.info("%s: QEMU pid %d booted from flash (boot %d)", self.entry.id,
-                         self.proc.pid, self.boots)
-                return
-            text = stderr_path.read_text(errors="replace")
+        qemu = QemuProcess(self.board, hex_path, stderr_path=self.work_dir / "qemu.stderr")
+        self.qemu = qemu
+        try:
+            qemu.start()
+            sock = qemu.connect()  # the guest starts now (QEMU waits for this connection)
+        except BaseException:
             self._kill()
-            if "Address already in use" not in text and "Failed to bind" not in text:
-                raise EmulatorError(f"QEMU for rack entry {self.entry.id} did not open its "
-                                    f"console: {text.strip() or 'no output'}",
-                                    hint=f"command: {' '.join(cmd)}")
-        raise EmulatorError(f"QEMU for rack entry {self.entry.id} found no free console port")
-
-    def _connect(self, port: int) -> socket.socket | None:
-        assert self.proc is not None
-        deadline = time.monotonic() + CONNECT_TIMEOUT
-        while self.proc.poll() is None and time.monotonic() < deadline:
-            try:
-                sock = socket.create_connection(("127.0.0.1", port), timeout=1.0)
-            except OSError:
-                time.sleep(0.01)
-                continue
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.settimeout(None)
-            return sock
-        return None
+            raise
+        with self._sock_lock:
+            self._sock = sock
+        self.boots += 1
+        LOG.info("%s: QEMU pid %d booted from flash (boot %d)", self.entry.id, qemu.pid,
+                 self.boots)
 
     def _kill(self) -> None:
-        from hil.executors.qemu import _kill
-
         with self._sock_lock:
             sock, self._sock = self._sock, None
         if sock is not None:
             sock.close()
-        if self.proc is not None:
-            if self._paused:
-                self._signal(signal.SIGCONT)
-            _kill(self.proc)
-            self.proc = None
-        self._paused = False
+        if self.qemu is not None:
+            self.qemu.stop()
+            self.qemu = None
 
     def stop(self) -> None:
         """Kill QEMU, stop the relay, close the pty and remove the symlink."""

@@ -30,12 +30,13 @@ def firmware(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def qemu() -> Iterator:
-    """qemu(board, hex_path) -> a started QemuConsole; every one is killed at teardown."""
+def qemu(tmp_path: Path) -> Iterator:
+    """qemu(board, hex_path) -> a started QemuConsole; every one is stopped at teardown."""
     started: list[QemuConsole] = []
 
     def start(board: Board, hex_path: Path, timeout: float = 10.0) -> QemuConsole:
-        console = QemuConsole(board, hex_path, timeout)
+        console = QemuConsole(board, hex_path, timeout,
+                              work_dir=tmp_path / f"qemu{len(started)}")
         started.append(console)
         return console.__enter__()
 

@@ -1,6 +1,7 @@
-"""Helpers for the firmware tests: build an example, boot it in plain QEMU, talk over TCP.
+"""Helpers for the firmware tests: build an example, boot it in QEMU, talk over its console.
 
-Deliberately small; hil's executor will replace them.
+QEMU is hil's ``QemuProcess``; the console is read here over the bare socket (no
+``hil.console``), so the firmware is tested apart from hil's console harness.
 """
 
 from __future__ import annotations
@@ -8,17 +9,15 @@ from __future__ import annotations
 import re
 import shutil
 import socket
-import subprocess
-import tempfile
 import time
-import typing
 from pathlib import Path
+from typing import Self
 
 import pytest
-import serial
 
 from hil.boards import Board
 from hil.build import BuildResult, build
+from hil.emulator.qemu import QemuProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "firmware_examples"
@@ -32,89 +31,62 @@ def build_example(board: Board, app: str, toolchain: str, out: Path) -> BuildRes
 
 
 class QemuConsole:
-    """A QEMU process running one image, with its console on a TCP socket.
+    """A QEMU process (hil's ``QemuProcess``) running one image, read over its console socket.
 
-    Context manager: entering starts QEMU and connects; leaving always kills QEMU.
+    Context manager: entering starts QEMU and connects; leaving always stops QEMU.
     """
 
-    def __init__(self, board: Board, hex_path: Path, timeout: float = 10.0) -> None:
+    def __init__(self, board: Board, hex_path: Path, timeout: float = 10.0, *,
+                 work_dir: Path) -> None:
         self.board = board
         self.hex_path = hex_path
         self.timeout = timeout
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port: serial.SerialBase | None = None
+        self.qemu = QemuProcess(board, hex_path, stderr_path=work_dir / "qemu.stderr")
+        self.sock: socket.socket | None = None
         self._buf = b""
-        self._errfile: typing.IO[bytes] | None = None
         self.transcript: list[str] = []
 
-    def command_line(self, listen_fd: int) -> list[str]:
-        assert self.board.qemu is not None
-        q = self.board.qemu
-        serials = ["-serial", "null"] * self.board.console.qemu_serial
-        chardev = f"socket,id=console,fd={listen_fd},server=on,wait=on,nodelay=on"
-        return [q.binary, "-M", q.machine, *q.args, "-display", "none", "-monitor", "none",
-                "-nic", "none", "-chardev", chardev, *serials, "-serial", "chardev:console",
-                "-device", f"loader,file={self.hex_path}"]
-
-    def __enter__(self) -> QemuConsole:
-        # The test binds and listens, then hands the listening socket to QEMU: no window in
-        # which another process (a parallel test's QEMU) can take the port, and the connect
-        # below cannot reach anything but this QEMU.
-        with socket.socket() as listener:
-            listener.bind(("127.0.0.1", 0))
-            listener.listen(1)
-            address = listener.getsockname()
-            self._errfile = tempfile.TemporaryFile()
-            self.proc = subprocess.Popen(self.command_line(listener.fileno()),
-                                         pass_fds=[listener.fileno()], stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=self._errfile)
-            try:
-                port = serial.serial_for_url(f"socket://{address[0]}:{address[1]}",
-                                             timeout=0.05)
-            except serial.SerialException:
-                self._kill()
-                raise
-        port._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.port = port
+    def __enter__(self) -> Self:
+        self.qemu.start()
+        try:
+            self.sock = self.qemu.connect()
+        except BaseException:
+            self.qemu.stop()
+            raise
+        self.sock.settimeout(0.05)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._kill()
-
-    def _kill(self) -> None:
-        if self.port is not None:
-            self.port.close()
-            self.port = None
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.proc.wait(timeout=10)
-            self.proc = None
-        if self._errfile is not None:
-            self._errfile.close()
-            self._errfile = None
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        self.qemu.stop()
 
     def _stderr(self) -> str:
-        if self._errfile is None:
-            return ""
-        self._errfile.seek(0)
-        return self._errfile.read().decode(errors="replace")
+        return self.qemu.stderr_text()
 
     # ------------------------------------------------------------------ console I/O
 
     def read_line(self, timeout: float | None = None) -> str:
         """Next line without its CR/LF; raises TimeoutError or RuntimeError (QEMU died)."""
-        assert self.port is not None
+        assert self.sock is not None
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while b"\n" not in self._buf:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no line within the timeout; got {self._buf!r}; "
                                    f"transcript {self.transcript[-10:]}; "
                                    f"qemu stderr {self._stderr()!r}")
-            if self.proc is not None and self.proc.poll() is not None:
+            ended = self.qemu.exit_status()
+            if ended is not None:
                 # e.g. "qemu: fatal: Lockup: can't escalate ... to HardFault" on a bad image
-                raise RuntimeError(f"QEMU exited ({self.proc.returncode}): {self._stderr()}")
-            self._buf += self.port.read(4096)
+                raise RuntimeError(f"QEMU exited ({ended.how}): {self._stderr()}")
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            if not data:  # QEMU closed the console: it is on its way out
+                self.qemu.wait(0.05)
+            self._buf += data
         line, self._buf = self._buf.split(b"\n", 1)
         text = line.decode(errors="replace").rstrip("\r")
         self.transcript.append(text)
@@ -130,8 +102,8 @@ class QemuConsole:
                 return m
 
     def write(self, data: bytes) -> None:
-        assert self.port is not None
-        self.port.write(data)
+        assert self.sock is not None
+        self.sock.sendall(data)
 
     def command(self, line: str, eol: bytes = b"\n") -> tuple[list[str], str]:
         """Send one command line; return (output lines, final 'OK' or 'ERR ...' line)."""

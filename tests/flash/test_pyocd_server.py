@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
+import re
 import subprocess
 import sys
 import time
@@ -16,42 +16,34 @@ import pytest
 from hil.cli import main
 from hil.flash.sim.store import SimFlashStore
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+SERVING = re.compile(r"Serving debug probe .* on port (\d+)")
 
 
 @contextmanager
 def pyocd_server(probe: str, log: Path):
-    """Run ``pyocd server`` for one probe on a free loopback port; stop it by its pid."""
+    """Run ``pyocd server`` for one probe on a loopback port it picks itself (``-p 0``: no
+    port to race for); yield that port, then stop the server."""
     pyocd = str(Path(sys.executable).parent / "pyocd")
-    for _ in range(3):
-        port = _free_port()
-        with open(log, "w") as out:
-            proc = subprocess.Popen([pyocd, "server", "--probe", probe, "-p", str(port),
-                                     "--no-config", "-W"], stdout=out,
-                                    stderr=subprocess.STDOUT, env=dict(os.environ))
+    with open(log, "w") as out:
+        proc = subprocess.Popen([pyocd, "server", "--probe", probe, "-p", "0",
+                                 "--no-config", "-W"], stdout=out,
+                                stderr=subprocess.STDOUT, env=dict(os.environ))
+    try:
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and proc.poll() is None:
-            if "Serving debug probe" in log.read_text():
-                break
+        serving = None
+        while serving is None and time.monotonic() < deadline and proc.poll() is None:
+            serving = SERVING.search(log.read_text())
             time.sleep(0.05)
-        if proc.poll() is None and "Serving debug probe" in log.read_text():
-            try:
-                yield port
-            finally:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            return
-        proc.kill()
-        proc.wait()
-    pytest.fail(f"pyocd server did not start: {log.read_text()}")
+        if serving is None:
+            pytest.fail(f"pyocd server did not start: {log.read_text()}")
+        yield int(serving.group(1))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def test_flash_through_pyocd_server_on_loopback(images, rack, tmp_path, capsys):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -52,7 +53,11 @@ pytestmark = [
 ]
 
 
+SERVING = re.compile(r"Serving debug probe .* on port (\d+)")
+
+
 def _free_port() -> int:
+    """A loopback port free right now, for ser2net (which cannot report a port it picked)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -125,11 +130,14 @@ def rack_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RackHostSide
         p = spawn("rack-host", [sys.executable, "-m", "hil", "-v", "rack-host", "f4-host"])
         _wait_for("hil rack-host", console_path.is_symlink, p, logs["rack-host"])
 
-        probe_port = _free_port()
+        # port 0: pyocd server binds a port of its own choosing and logs it
         p = spawn("pyocd", [str(PYOCD), "server", "--no-config", "-W", "--probe",
-                            "hilsim:f4-host", "--port", str(probe_port)])
-        _wait_for("pyocd server", lambda: "Serving debug probe" in
-                  logs["pyocd"].read_text(errors="replace"), p, logs["pyocd"])
+                            "hilsim:f4-host", "--port", "0"])
+        _wait_for("pyocd server", lambda: SERVING.search(
+                  logs["pyocd"].read_text(errors="replace")), p, logs["pyocd"])
+        serving = SERVING.search(logs["pyocd"].read_text(errors="replace"))
+        assert serving is not None
+        probe_port = int(serving.group(1))
 
         console_port = _free_port()
         config = root / "ser2net.yaml"

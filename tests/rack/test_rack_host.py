@@ -116,7 +116,7 @@ def test_host_boots_from_flash_and_restarts_on_reset(rack, shell_hex, tmp_path):
 
             _flash(shell_hex, "--no-reset")  # the core stays halted: QEMU is paused
             host.poll()
-            assert host.proc is None or host._paused
+            assert host.qemu is None or host.qemu.paused
     finally:
         qemu = host.proc
         host.stop()

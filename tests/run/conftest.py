@@ -1,8 +1,8 @@
 """Fixtures for the run/test harness tests: private state dirs and rack, images built once.
 
 Every test gets its own HIL_STATE_DIR and an empty rack (so "no hardware" is certain); QEMU
-consoles use free loopback ports; nothing here depends on another test's files, so the suite
-runs under ``pytest -n 2``.
+consoles are sockets hil binds itself (port 0); nothing here depends on another test's files,
+so the suite runs under ``pytest -n 2``.
 """
 
 from __future__ import annotations
