@@ -28,7 +28,8 @@ from hil.errors import (
     VerifyError,
     WrongChipError,
 )
-from hil.flash import Flasher, FlashReport, ProgressCallback, sha256_file
+from hil.flash import Flasher, FlashReport, ProgressCallback
+from hil.fsutil import sha256_file
 
 TIMEOUT = 300.0
 

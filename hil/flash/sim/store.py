@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from hil.boards import Board
 from hil.errors import ConfigError
+from hil.fsutil import atomic_write
 from hil.paths import state_dir
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -210,11 +210,4 @@ class SimFlashStore:
         }
         for path, payload in ((self.bin_path, bytes(self.data)),
                               (self.meta_path, json.dumps(meta, indent=1).encode())):
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{path.name}.")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(payload)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            atomic_write(path, payload)
