@@ -11,13 +11,14 @@ PY := $(VENV)/bin/python
 HIL := $(VENV)/bin/hil
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-# Debian packages hil runs (see `hil doctor`).
+# Debian packages hil runs (see `hil doctor`); clang-format checks the firmware C style in
+# `make test` (style in .clang-format).
 APT_PACKAGES := \
 	gcc-arm-none-eabi binutils-arm-none-eabi \
 	gcc-riscv64-unknown-elf binutils-riscv64-unknown-elf \
 	clang lld llvm \
 	qemu-system-arm qemu-system-misc \
-	openocd ser2net postgresql chromium \
+	openocd ser2net postgresql chromium clang-format \
 	python3-venv
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
