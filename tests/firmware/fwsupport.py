@@ -1,6 +1,8 @@
-"""Helpers for the firmware tests: build an example, boot it in plain QEMU, talk over TCP.
+"""Helpers for the firmware tests: build an example, boot it in QEMU, talk over TCP.
 
-Deliberately small; hil's executor will replace them.
+The firmware tests check what the firmware itself does (the shell protocol, app defines,
+every example on every board and toolchain); hil's executors and console are tested in
+tests/run.
 """
 
 from __future__ import annotations
