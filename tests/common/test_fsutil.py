@@ -71,10 +71,8 @@ def test_processes_writing_one_path_never_collide(tmp_path: Path):
             "for r in range(40): atomic_write(sys.argv[1], sys.argv[2] * 4096)\n")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(target), letter],
                               stderr=subprocess.PIPE, text=True) for letter in "abcd"]
-    results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]  # type: ignore[union-attr]
-    for p in procs:
-        p.stderr.close()  # type: ignore[union-attr]
-    assert results == [(0, "")] * 4
+    results = [(p.communicate(timeout=120)[1], p.returncode) for p in procs]
+    assert results == [("", 0)] * 4
     assert target.read_text() in {letter * 4096 for letter in "abcd"}
     assert os.listdir(tmp_path) == ["run.json"]
 

@@ -109,10 +109,8 @@ def test_processes_creating_one_new_database_at_once_all_succeed(tmp_path: Path)
             "c.close()\n")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(db), str(n)],
                               stderr=subprocess.PIPE, text=True) for n in range(6)]
-    results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]  # type: ignore[union-attr]
-    for p in procs:
-        p.stderr.close()  # type: ignore[union-attr]
-    assert results == [(0, "")] * 6
+    results = [(p.communicate(timeout=120)[1], p.returncode) for p in procs]
+    assert results == [("", 0)] * 6
     conn = sqlite3.connect(db)
     try:
         assert sorted(n for (n,) in conn.execute("SELECT n FROM t")) == list(range(6))
