@@ -36,7 +36,7 @@ from hil import __version__, peripherals, procs
 from hil.app import App
 from hil.boards import Board
 from hil.errors import BuildError, HilError, UsageError
-from hil.fsutil import atomic_write
+from hil.fsutil import atomic_write, sha256_file
 from hil.image import (
     RegionUse,
     check_placement,
@@ -259,7 +259,7 @@ def plan(request: BuildRequest, cache: Path) -> _Plan:
     objects, records = [], []
     for src in sources:
         mapped = _mapped(src, maps)
-        src_hash = hashlib.sha256(src.read_bytes()).hexdigest()  # never a stale memo
+        src_hash = sha256_file(src)  # read every time: never a stale memo
         key = _sha(tc.id, flags_key, mapped, src_hash, digest)
         objects.append(_Object(src, mapped, key, cache / "obj" / key[:2] / f"{key}.o"))
         records.append({"path": _relative(src), "compiled_as": mapped, "sha256": src_hash})
