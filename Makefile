@@ -11,13 +11,14 @@ PY := $(VENV)/bin/python
 HIL := $(VENV)/bin/hil
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-# Debian packages hil runs (see `hil doctor`).
+# Debian packages hil runs (see `hil doctor`); clang-format checks the firmware C style in
+# `make test` (style in .clang-format).
 APT_PACKAGES := \
 	gcc-arm-none-eabi binutils-arm-none-eabi \
 	gcc-riscv64-unknown-elf binutils-riscv64-unknown-elf \
 	clang lld llvm \
 	qemu-system-arm qemu-system-misc \
-	openocd ser2net postgresql chromium \
+	openocd ser2net postgresql chromium clang-format \
 	python3-venv
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -28,6 +29,7 @@ help:
 	@echo "make demo   install what is missing, then build and run the main job on the examples"
 	@echo "make test   install what is missing, then run the whole test suite"
 	@echo "make bench  run the benchmarks in bench/ (prints ratios against baselines)"
+	@echo "make lint   ruff and mypy (make test runs them too)"
 	@echo "make clean  remove build outputs and local state (keeps .venv)"
 
 deps: system-deps venv
@@ -73,6 +75,10 @@ demo: deps
 	$(HIL) audit report --html build/audit-report.html
 
 test: deps
+	@echo "== lint (ruff) and types (mypy)"
+	$(PY) -m ruff check hil tests bench
+	$(PY) -m mypy hil
+	@echo "== the test suite"
 	$(PY) -m pytest -n $(JOBS) -p no:cacheprovider -W error
 
 bench: deps
@@ -83,7 +89,8 @@ bench: deps
 	$(PY) bench/audit.py
 
 lint: venv
-	$(PY) -m ruff check hil tests bench || true
+	$(PY) -m ruff check hil tests bench
+	$(PY) -m mypy hil
 
 clean:
 	rm -rf build .hil

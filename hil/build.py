@@ -36,6 +36,7 @@ from hil import __version__, peripherals, procs
 from hil.app import App
 from hil.boards import Board
 from hil.errors import BuildError, HilError, UsageError
+from hil.fsutil import atomic_write, sha256_file
 from hil.image import (
     RegionUse,
     check_placement,
@@ -236,7 +237,7 @@ def plan(request: BuildRequest, cache: Path) -> _Plan:
     header_dir = cache / "gen" / _sha(header)[:16]
     if not (header_dir / "hil_board.h").exists():
         header_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write(header_dir / "hil_board.h", header.encode())
+        atomic_write(header_dir / "hil_board.h", header.encode())
     script = render(board, stack_size=app.stack_size, heap_size=app.heap_size)
 
     root = _source_root(app)
@@ -258,7 +259,7 @@ def plan(request: BuildRequest, cache: Path) -> _Plan:
     objects, records = [], []
     for src in sources:
         mapped = _mapped(src, maps)
-        src_hash = hashlib.sha256(src.read_bytes()).hexdigest()  # never a stale memo
+        src_hash = sha256_file(src)  # read every time: never a stale memo
         key = _sha(tc.id, flags_key, mapped, src_hash, digest)
         objects.append(_Object(src, mapped, key, cache / "obj" / key[:2] / f"{key}.o"))
         records.append({"path": _relative(src), "compiled_as": mapped, "sha256": src_hash})
@@ -390,17 +391,6 @@ def sweep_stale(paths: Iterable[Path]) -> int:
         except OSError:  # gone already (another build swept it) or not ours to remove
             continue
     return removed
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 @lru_cache(maxsize=16)

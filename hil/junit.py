@@ -7,12 +7,15 @@ adds ``hil.rack_id`` and ``hil.probe``). A failure's text carries the console tr
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+from hil.fsutil import atomic_write
 
 
 @dataclass
@@ -105,12 +108,9 @@ def check_target(path: Path, option: str = "--junit") -> None:
 def write(path: Path, suites: list[Suite]) -> None:
     """Write the JUnit file whole or not at all (a temp file renamed over it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        to_xml(suites).write(tmp, encoding="utf-8", xml_declaration=True)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    buf = io.BytesIO()
+    to_xml(suites).write(buf, encoding="utf-8", xml_declaration=True)
+    atomic_write(path, buf.getvalue())
 
 
 def read_pytest(path: Path) -> list[Case]:

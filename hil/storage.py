@@ -4,6 +4,9 @@ A read-only or full directory, a file where a directory should be and a damaged 
 each get their own message naming the path and the fix, before SQLite is asked to wait for
 a lock that will never come (its busy timeout is 60 s). Callers pass their own error class
 so the audit store raises AuditError and the lease store LeaseError.
+
+Both stores open SQLite the same way (``connect_sqlite``: WAL, busy timeout) and name a
+PostgreSQL server in messages the same way (``redact_url``: no password shown).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,6 +85,68 @@ def is_lock_wait(exc: sqlite3.Error) -> bool:
     """True when SQLite answered "locked"/"busy": worth retrying, unlike every other error."""
     text = str(exc).lower()
     return "locked" in text or "busy" in text
+
+
+BUSY_TIMEOUT_S = 60
+
+
+def connect_sqlite(path: Path, *, synchronous: str = "NORMAL",
+                   check_same_thread: bool = True) -> sqlite3.Connection:
+    """A connection to the store at ``path`` in autocommit mode, WAL journal, waiting up to
+    BUSY_TIMEOUT_S for locks, with ``synchronous`` (NORMAL or FULL) set.
+
+    Switching a new database to WAL takes an exclusive lock and may answer "locked" at once,
+    without a busy wait, while another process creates it too: that is retried until the
+    timeout. Raises sqlite3.Error (the caller turns it into its own error with
+    ``sqlite_problem``); the connection is closed then."""
+    if synchronous not in ("NORMAL", "FULL"):
+        raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                           check_same_thread=check_same_thread)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if not is_lock_wait(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+_SECRET_PARAMS = {"password", "passfile", "sslpassword"}
+
+
+def redact_url(url: str) -> str:
+    """A database URL fit for messages: the password of ``user:password@`` and the value of
+    any ``password=`` (``sslpassword=``, ``passfile=``) query parameter become ``***``; user,
+    host, port, database and the other parameters stay as written. A path is returned as is.
+
+    Errs on hiding: everything before the last ``@`` ahead of the query counts as user and
+    password, so a password with an unescaped ``@`` or ``/`` is hidden whole."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    before_query, qmark, query = rest.partition("?")
+    if "@" in before_query:
+        creds, host = before_query.rsplit("@", 1)
+        if ":" in creds:
+            before_query = f"{creds.split(':', 1)[0]}:***@{host}"
+    if qmark:
+        query, hashmark, fragment = query.partition("#")
+        pairs = []
+        for pair in query.split("&"):
+            key, eq, _value = pair.partition("=")
+            pairs.append(f"{key}=***" if eq and key.lower() in _SECRET_PARAMS else pair)
+        query = "&".join(pairs) + hashmark + fragment
+    return f"{scheme}://{before_query}{qmark}{query}"
 
 
 def _read_only_fs(directory: Path) -> bool:

@@ -17,6 +17,7 @@ from functools import lru_cache
 from hil import procs
 from hil.boards import Board
 from hil.errors import ToolchainError
+from hil.fsutil import atomic_write, sha256_file
 from hil.settings import current
 
 TOOLCHAINS = ("gcc", "clang")
@@ -147,11 +148,7 @@ def _run(args: list[str]) -> str:
 
 @lru_cache(maxsize=4096)
 def _sha256_cached(path: str, mtime_ns: int, size: int, inode: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -182,9 +179,7 @@ def tool_sha256(path: str) -> str:
     digest = file_sha256(path)
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(digest)
-        os.replace(tmp, memo)
+        atomic_write(memo, digest)
     except OSError:
         pass  # a read-only cache only costs time
     return digest

@@ -48,27 +48,57 @@ void UnityAssertCondition(int condition, const char *msg, int line);
         }                      \
     } while (0)
 
-#define TEST_ASSERT(c) \
-    do { UnityAssertCondition((c), " Expression Evaluated To FALSE", __LINE__); UNITY_BAIL_IF_FAILED(); } while (0)
-#define TEST_ASSERT_TRUE(c) \
-    do { UnityAssertCondition((c), " Expected TRUE Was FALSE", __LINE__); UNITY_BAIL_IF_FAILED(); } while (0)
-#define TEST_ASSERT_FALSE(c) \
-    do { UnityAssertCondition(!(c), " Expected FALSE Was TRUE", __LINE__); UNITY_BAIL_IF_FAILED(); } while (0)
-#define TEST_ASSERT_EQUAL_INT(e, a) \
-    do { UnityAssertEqualNumber((int32_t)(e), (int32_t)(a), __LINE__); UNITY_BAIL_IF_FAILED(); } while (0)
+#define TEST_ASSERT(c)                                                         \
+    do {                                                                       \
+        UnityAssertCondition((c), " Expression Evaluated To FALSE", __LINE__); \
+        UNITY_BAIL_IF_FAILED();                                                \
+    } while (0)
+#define TEST_ASSERT_TRUE(c)                                              \
+    do {                                                                 \
+        UnityAssertCondition((c), " Expected TRUE Was FALSE", __LINE__); \
+        UNITY_BAIL_IF_FAILED();                                          \
+    } while (0)
+#define TEST_ASSERT_FALSE(c)                                              \
+    do {                                                                  \
+        UnityAssertCondition(!(c), " Expected FALSE Was TRUE", __LINE__); \
+        UNITY_BAIL_IF_FAILED();                                           \
+    } while (0)
+#define TEST_ASSERT_EQUAL_INT(e, a)                                   \
+    do {                                                              \
+        UnityAssertEqualNumber((int32_t)(e), (int32_t)(a), __LINE__); \
+        UNITY_BAIL_IF_FAILED();                                       \
+    } while (0)
 #define TEST_ASSERT_EQUAL_INT32(e, a) TEST_ASSERT_EQUAL_INT(e, a)
-#define TEST_ASSERT_EQUAL_UINT32(e, a) \
-    do { UnityAssertEqualUnsigned((uint32_t)(e), (uint32_t)(a), __LINE__); UNITY_BAIL_IF_FAILED(); } while (0)
-#define TEST_ASSERT_EQUAL_HEX32(e, a) \
-    do { UnityAssertEqualHex32((uint32_t)(e), (uint32_t)(a), __LINE__); UNITY_BAIL_IF_FAILED(); } while (0)
+#define TEST_ASSERT_EQUAL_UINT32(e, a)                                    \
+    do {                                                                  \
+        UnityAssertEqualUnsigned((uint32_t)(e), (uint32_t)(a), __LINE__); \
+        UNITY_BAIL_IF_FAILED();                                           \
+    } while (0)
+#define TEST_ASSERT_EQUAL_HEX32(e, a)                                  \
+    do {                                                               \
+        UnityAssertEqualHex32((uint32_t)(e), (uint32_t)(a), __LINE__); \
+        UNITY_BAIL_IF_FAILED();                                        \
+    } while (0)
 #define TEST_ASSERT_EQUAL_HEX8(e, a) TEST_ASSERT_EQUAL_HEX32((uint8_t)(e), (uint8_t)(a))
-#define TEST_ASSERT_EQUAL_STRING(e, a) \
-    do { UnityAssertEqualString((e), (a), __LINE__); UNITY_BAIL_IF_FAILED(); } while (0)
-#define TEST_FAIL_MESSAGE(m) \
-    do { UnityFail((m), __LINE__); return; } while (0)
-#define TEST_IGNORE_MESSAGE(m) \
-    do { UnityIgnore((m), __LINE__); return; } while (0)
-#define TEST_IGNORE() \
-    do { UnityIgnore(0, __LINE__); return; } while (0)
+#define TEST_ASSERT_EQUAL_STRING(e, a)              \
+    do {                                            \
+        UnityAssertEqualString((e), (a), __LINE__); \
+        UNITY_BAIL_IF_FAILED();                     \
+    } while (0)
+#define TEST_FAIL_MESSAGE(m)      \
+    do {                          \
+        UnityFail((m), __LINE__); \
+        return;                   \
+    } while (0)
+#define TEST_IGNORE_MESSAGE(m)      \
+    do {                            \
+        UnityIgnore((m), __LINE__); \
+        return;                     \
+    } while (0)
+#define TEST_IGNORE()             \
+    do {                          \
+        UnityIgnore(0, __LINE__); \
+        return;                   \
+    } while (0)
 
 #endif

@@ -10,10 +10,10 @@
 #include "linebuf.h"
 #include "numparse.h"
 
-#ifndef SHELL_LINE_MAX /* an app.yaml may set it: defines: {SHELL_LINE_MAX: 128} */
-#define SHELL_LINE_MAX 160  /* bytes per line; longer lines get "ERR line too long" */
+#ifndef SHELL_LINE_MAX     /* an app.yaml may set it: defines: {SHELL_LINE_MAX: 128} */
+#define SHELL_LINE_MAX 160 /* bytes per line; longer lines get "ERR line too long" */
 #endif
-#define SHELL_CRC_MAX 64    /* bytes per crc32 command */
+#define SHELL_CRC_MAX 64 /* bytes per crc32 command */
 #define SHELL_MAX_ARGS 4
 
 typedef struct {

@@ -25,6 +25,7 @@ from typing import Any
 from hil.audit import provenance
 from hil.audit.store import FLASH_STATES, Record, now_iso, open_store
 from hil.errors import AuditError
+from hil.fsutil import atomic_write
 from hil.paths import state_dir
 from hil.settings import current
 
@@ -98,10 +99,8 @@ def image_sha256_of(record: dict[str, Any]) -> str:
 
 def _write_json(path: Path, doc: Any) -> bytes:
     data = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic_write(path, data)
     except OSError as exc:
         raise AuditError(f"cannot write {path}: {exc.strerror}") from exc
     return data

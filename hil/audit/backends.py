@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 from hil.audit.store import ENV_VAR, GENESIS, READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, Store
 from hil.errors import AuditError
-from hil.storage import check_store_path, is_lock_wait, sqlite_problem
+from hil.storage import check_store_path, connect_sqlite, redact_url, sqlite_problem
 
 # --- schema ---------------------------------------------------------------------------------
 
@@ -80,21 +79,7 @@ class SqliteStore(Store):
         fix = f"set {ENV_VAR} (or HIL_STATE_DIR) to a writable place"
         try:
             check_store_path(self.path, "audit store", fix, AuditError)
-            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 60000")
-            # A new database switching to WAL takes an exclusive lock and may answer
-            # "locked" at once, without a busy wait, while another process creates it.
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    conn.execute("PRAGMA journal_mode = WAL")
-                    break
-                except sqlite3.OperationalError as exc:
-                    if not is_lock_wait(exc) or time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            conn.execute("PRAGMA synchronous = FULL")
+            conn = connect_sqlite(self.path, synchronous="FULL", check_same_thread=False)
             self._conn = conn
             version = self._schema_version(conn)
             if version is None:
@@ -182,7 +167,7 @@ class PostgresStore(Store):
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.location = _redact(url)
+        self.location = redact_url(url)
         self._conn: Any = None
 
     def open(self) -> None:
@@ -252,13 +237,3 @@ class PostgresStore(Store):
             cur.itersize = 2000
             cur.execute(sql, tuple(params))
             yield from cur
-
-
-def _redact(url: str) -> str:
-    """A URL without its password, for messages."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}@{host}"
-    return url

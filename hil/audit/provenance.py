@@ -17,6 +17,7 @@ from typing import Any
 
 from hil import __version__
 from hil.errors import AuditError
+from hil.fsutil import atomic_write
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 SLSA_PREDICATE = "https://slsa.dev/provenance/v1"
@@ -277,11 +278,8 @@ def generate_key(private_path: Path, *, force: bool = False) -> tuple[Path, Path
     private_path.parent.mkdir(parents=True, exist_ok=True)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    os.chmod(private_path, 0o600)
-    public_path.write_bytes(key.public_key().public_bytes(
+    atomic_write(private_path, pem, mode=0o600)  # --force never leaves half a key
+    atomic_write(public_path, key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     return private_path, public_path, key_id(key.public_key())
 

@@ -16,23 +16,16 @@ from typing import Any
 from hil.audit import provenance
 from hil.audit.store import GENESIS, Record, Store, derive, flash_state, record_hash
 from hil.errors import UsageError
+from hil.fsutil import sha256_file
 
 SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def resolve_image(store: Store, ref: str) -> str:
     """The HEX sha256 an image reference (file or sha256 of its HEX, ELF or BIN) names."""
     path = Path(ref)
     if path.is_file():
-        sha = file_sha256(path)
+        sha = sha256_file(path)
     elif SHA256_RE.match(ref):
         sha = ref.lower()
     else:
@@ -379,7 +372,7 @@ def verify_statement_file(path: Path, public_keys: list[Any]) -> dict[str, Any]:
     subjects = []
     for s in stmt.get("subject") or []:
         f = path.parent / s.get("name", "")
-        actual = file_sha256(f) if f.is_file() else None
+        actual = sha256_file(f) if f.is_file() else None
         subjects.append({"name": s.get("name"), "sha256": s["digest"]["sha256"],
                          "file_matches": None if actual is None else
                          actual == s["digest"]["sha256"]})

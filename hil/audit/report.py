@@ -8,7 +8,6 @@ boards, verdicts, memory) and cells ``data-*`` attributes so tests and scripts c
 from __future__ import annotations
 
 import html
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from hil import __version__
 from hil.audit.queries import build_summary
 from hil.audit.store import Store, flash_state, now_iso
 from hil.errors import AuditError
+from hil.fsutil import atomic_write
 
 
 def collect(store: Store, *, since: str | None = None, limit: int = 1000) -> dict[str, Any]:
@@ -188,11 +188,9 @@ hash <code id="head-hash">{_e(data["head_hash"])}</code>
 def write(path: Path, data: dict[str, Any]) -> Path:
     """Render ``data`` to ``path`` (atomically); AuditError if it cannot be written."""
     text = render(data)
-    tmp = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write(path, text)
     except OSError as exc:
         raise AuditError(f"cannot write the report {path}: {exc.strerror}") from exc
     return path

@@ -181,6 +181,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hil: error: {message}" + (f"\n  hint: {hint}" if hint else ""),
               file=sys.stderr)
         return int(ExitCode.USAGE)
+    except Exception as exc:
+        sig = procs.cancel_signal()
+        if sig is None:
+            raise  # a bug in hil: the traceback is the report
+        # a library interrupted mid-operation by the cancel (pyOCD releasing a lock it
+        # never took): the cancel is the news, not the library's confusion
+        cancel = Cancelled(sig)
+        print(f"hil: {cancel} ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return cancel.exit_code
     finally:
         procs.restore(signals)
 

@@ -31,13 +31,11 @@ example (rack host):
 """
 
 
-def add_arguments(p: argparse.ArgumentParser, *, with_rack: bool = True) -> None:
-    """``with_rack=False`` when mounted under ``hil rack`` (which has --rack itself)."""
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("ids", nargs="*", metavar="ID",
                    help="rack entry ids to host (default: every virtual entry)")
-    if with_rack:
-        p.add_argument("--rack", type=Path, default=None, help="rack file (default: HIL_RACK "
-                       "or rack.yaml in the project)")
+    p.add_argument("--rack", type=Path, default=None, help="rack file (default: HIL_RACK "
+                   "or rack.yaml in the project)")
     p.add_argument("--console-dir", type=Path, default=None,
                    help="where the console symlinks go (default: <state dir>/consoles)")
 

@@ -1,9 +1,14 @@
-"""The hardware executor: a board on this machine's rack, flashed and reset through its probe.
+"""The hardware executor: a real board of the rack, flashed through its probe.
 
-The console is the rack entry's device path or pyserial URL; flashing and reset go through
-``hil.flash`` (``make_flasher``). ``find_hardware`` decides whether a board is present: a
-non-virtual rack entry for it whose console exists and whose probe is connected (probes served
-by another host, ``remote:``, are taken as present: they are checked when flashing).
+The console is the rack entry's device path or pyserial URL, opened before the flash so the
+boot banner is not lost. Flashing goes through ``hil.flash`` (``make_flasher``); the Flasher
+interface has no bare reset, so ``reset()`` flashes the same image again with reset.
+
+``present_hardware`` lists the rack's present boards of a type, ``find_hardware`` takes the
+first: a non-virtual entry whose console device exists (a ``host:port`` console URL must
+accept a connection) and whose probe is connected. An entry leased by another job counts as
+present unprobed (connecting to its console could drop that job's session); probes served by
+another host (``remote:``) are taken as present and checked when flashing.
 """
 
 from __future__ import annotations

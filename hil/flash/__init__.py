@@ -29,6 +29,7 @@ from pathlib import Path
 
 from hil.boards import Board
 from hil.flash.probe_id import ProbeId
+from hil.fsutil import sha256_file
 
 #: Progress callback: (phase, fraction) with phase "erase", "program" or "verify" and the
 #: fraction 0.0..1.0 of that phase.
@@ -118,14 +119,6 @@ class Flasher(ABC):
     def flash(self, image: Path, *, erase: str = "sector", reset: bool = True,
               progress: ProgressCallback | None = None) -> FlashReport:
         """Program, verify and (unless ``reset`` is False) reset and run the board."""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def content_sha256(ih) -> str:

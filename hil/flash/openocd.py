@@ -29,8 +29,9 @@ from hil.errors import (
     VerifyError,
     WrongChipError,
 )
-from hil.flash import Flasher, FlashReport, ProgressCallback, sha256_file
+from hil.flash import Flasher, FlashReport, ProgressCallback
 from hil.flash.probe_id import ProbeId
+from hil.fsutil import sha256_file
 
 TIMEOUT = 300.0
 

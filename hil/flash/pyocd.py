@@ -23,7 +23,8 @@ from hil.errors import (
     VerifyError,
     WrongChipError,
 )
-from hil.flash import ERASE_MODES, Flasher, FlashReport, ProgressCallback, sha256_file
+from hil.flash import ERASE_MODES, Flasher, FlashReport, ProgressCallback
+from hil.fsutil import sha256_file
 
 LOG = logging.getLogger(__name__)
 VERIFY_CHUNK = 0x4000

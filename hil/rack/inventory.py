@@ -26,6 +26,7 @@ from hil.errors import ConfigError
 from hil.flash.probe_id import ProbeId
 from hil.schema import Reader, load_yaml
 from hil.settings import current
+from hil.storage import redact_url
 
 SCHEMA_VERSION = 1
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -111,7 +112,8 @@ def parse_rack(data: object, path: Path) -> Rack:
         leases_url = leases.str("database", None)
         if leases_url and not leases_url.startswith(("postgresql://", "postgres://",
                                                      "sqlite:///")):
-            raise leases.error("database", f"'{leases_url}' is not a lease database URL",
+            raise leases.error("database", f"'{redact_url(leases_url)}' is not a lease "
+                               "database URL",
                                hint="use postgresql://user@host/db for a shared rack, or "
                                "leave it out for SQLite in the state directory")
         leases.done()

@@ -36,7 +36,7 @@ from typing import Any
 from hil.errors import ConfigError, LeaseError, LeaseTimeout
 from hil.limits import LEASE_TTL, LEASE_TTL_ANY, LEASE_WAIT
 from hil.settings import current
-from hil.storage import check_store_path, is_lock_wait, sqlite_problem
+from hil.storage import check_store_path, connect_sqlite, redact_url, sqlite_problem
 
 log = logging.getLogger(__name__)
 
@@ -206,8 +206,8 @@ class LeaseStore:
                 self._log(cur, rack_id, token, why, None, now)
                 log.info("lease %s on %s reclaimed: %s", str(token)[:8], rack_id, why)
         cur.execute(q("SELECT ticket, host, pid, heartbeat, candidates FROM hil_waiters"))
-        for ticket, host, pid, beat, candidates in cur.fetchall():
-            beat = _finite(beat)
+        for ticket, host, pid, raw_beat, candidates in cur.fetchall():
+            beat = _finite(raw_beat)
             if beat is None or beat < now - WAITER_STALE_S or _candidates(candidates) is None \
                     or (host == self.host and isinstance(pid, int) and pid > 0
                         and not _pid_alive(pid)):
@@ -422,22 +422,9 @@ class SqliteLeaseStore(LeaseStore):
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            conn = connect_sqlite(self.path, synchronous="NORMAL")
             # a damaged row must not make every read fail: undecodable text shows as U+FFFD
             conn.text_factory = lambda b: b.decode("utf-8", "replace")
-            conn.execute("PRAGMA busy_timeout = 60000")
-            # Switching a new database to WAL takes an exclusive lock and may answer
-            # "locked" at once (no busy wait) while another process creates it too.
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    conn.execute("PRAGMA journal_mode=WAL")
-                    break
-                except sqlite3.OperationalError as exc:
-                    if not is_lock_wait(exc) or time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
         return conn
 
@@ -489,7 +476,7 @@ class PostgresLeaseStore(LeaseStore):
             try:
                 conn = psycopg.connect(self.url, connect_timeout=10)
             except psycopg.OperationalError as exc:
-                raise LeaseError(f"cannot connect to the lease database {_redact(self.url)}: "
+                raise LeaseError(f"cannot connect to the lease database {redact_url(self.url)}: "
                                  f"{str(exc).strip().splitlines()[-1]}",
                                  hint="check the rack file's 'leases:' URL and that the "
                                  "server is reachable") from exc
@@ -515,13 +502,6 @@ class PostgresLeaseStore(LeaseStore):
         if conn is not None:
             conn.close()
             self._local.conn = None
-
-
-def _redact(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
 
 
 def open_store(url: str | Path) -> LeaseStore:
@@ -567,7 +547,7 @@ class Lease:
                         self.lost = str(exc)
                         log.error("lease on %s lost: %s", self.rack_id, exc)
                         return
-                    except Exception as exc:  # database hiccup: try again next beat
+                    except Exception as exc:  # noqa: BLE001 - a database hiccup: next beat
                         log.warning("lease heartbeat for %s failed: %s", self.rack_id, exc)
             finally:
                 self.store.close()  # this thread's own connection

@@ -8,8 +8,8 @@
 #if !defined(HIL_CONSOLE_CLKEN_REG) || !defined(HIL_CONSOLE_CLKEN_BIT)
 #error "stm32-usart needs the USART's clock gate: console.clock_enable in the board file"
 #endif
-#if !defined(HIL_CONSOLE_PORT) || !defined(HIL_CONSOLE_TX_PIN) || \
-    !defined(HIL_CONSOLE_RX_PIN) || !defined(HIL_CONSOLE_AF)
+#if !defined(HIL_CONSOLE_PORT) || !defined(HIL_CONSOLE_TX_PIN) || !defined(HIL_CONSOLE_RX_PIN) || \
+    !defined(HIL_CONSOLE_AF)
 #error "stm32-usart needs its pins: console.pins {port, tx, rx, af} in the board file"
 #endif
 #if !defined(HIL_CONSOLE_PORT_CLKEN_REG) || !defined(HIL_CONSOLE_PORT_CLKEN_BIT)

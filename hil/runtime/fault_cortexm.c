@@ -20,7 +20,10 @@
 extern const char hil_probe_load[], hil_probe_fail[];
 
 static const char *const exception_names[] = {
-    "HardFault", "MemManage", "BusFault", "UsageFault",
+    "HardFault",
+    "MemManage",
+    "BusFault",
+    "UsageFault",
 };
 
 static void put_field(const char *key, uint32_t value)

@@ -45,8 +45,7 @@ extern "C" {
 #define HIL_CSR_ASM(insns) insns
 #endif
 
-#if defined(HIL_LED_STM32F4_GPIO) || defined(HIL_LED_SIFIVE_GPIO) || \
-    defined(HIL_LED_STELLARIS_GPIO)
+#if defined(HIL_LED_STM32F4_GPIO) || defined(HIL_LED_SIFIVE_GPIO) || defined(HIL_LED_STELLARIS_GPIO)
 #define HIL_HAS_LED 1
 #else
 #define HIL_HAS_LED 0
@@ -68,7 +67,7 @@ void hil_console_tx(uint8_t byte); /* write one byte; only after hil_console_tx_
 int hil_console_rx(void);          /* one byte from the RX FIFO/register, or -1 */
 
 /* Print helpers on top of the console. */
-void hil_putc(char c); /* '\n' is sent as "\r\n" */
+void hil_putc(char c);           /* '\n' is sent as "\r\n" */
 void hil_puts(const char *s);    /* no newline added */
 void hil_println(const char *s); /* s then newline */
 void hil_put_hex32(uint32_t v);  /* exactly 8 lowercase hex digits */

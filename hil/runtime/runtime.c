@@ -14,7 +14,7 @@ void hil_halt(void)
 #if defined(HIL_ARCH_ARM)
         __asm__ volatile("cpsid i\n\twfi" ::: "memory");
 #else
-        __asm__ volatile(HIL_CSR_ASM("csrci mstatus, 8\n\twfi") ::: "memory");
+        __asm__ volatile(HIL_CSR_ASM("csrci mstatus, 8\n\twfi") : : : "memory");
 #endif
     }
 }

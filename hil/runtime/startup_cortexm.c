@@ -79,15 +79,14 @@ __attribute__((noreturn, used)) void Reset_Handler(void)
  * from the exception with the original EXC_RETURN. */
 __attribute__((naked)) void hil_fault_entry(void)
 {
-    __asm__ volatile(
-        "tst lr, #4\n\t"
-        "ite eq\n\t"
-        "mrseq r0, msp\n\t"
-        "mrsne r0, psp\n\t"
-        "mov r1, lr\n\t"
-        "push {r1, lr}\n\t"
-        "bl hil_cortexm_fault\n\t"
-        "pop {r1, pc}\n\t");
+    __asm__ volatile("tst lr, #4\n\t"
+                     "ite eq\n\t"
+                     "mrseq r0, msp\n\t"
+                     "mrsne r0, psp\n\t"
+                     "mov r1, lr\n\t"
+                     "push {r1, lr}\n\t"
+                     "bl hil_cortexm_fault\n\t"
+                     "pop {r1, pc}\n\t");
 }
 
 void hil_default_handler(void)

@@ -5,8 +5,8 @@
 
 #if defined(HIL_ARCH_RISCV)
 
-#if !defined(HIL_TIMER_CLINT) || !defined(HIL_TIMER_MTIME) || \
-    !defined(HIL_TIMER_MS_MUL) || !defined(HIL_TIMER_MS_SHIFT)
+#if !defined(HIL_TIMER_CLINT) || !defined(HIL_TIMER_MTIME) || !defined(HIL_TIMER_MS_MUL) || \
+    !defined(HIL_TIMER_MS_SHIFT)
 #error "RISC-V boards need a CLINT timer: timer {driver: clint, mtime, hz} in the board file"
 #endif
 

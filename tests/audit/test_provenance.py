@@ -119,6 +119,17 @@ def test_keygen_makes_a_private_key_only_the_owner_reads(state: Path):
     assert main(["audit", "keygen"]) == ExitCode.AUDIT_FAILED  # refuses to overwrite
 
 
+def test_keygen_force_replaces_a_readable_key_with_a_private_one(state: Path):
+    key = audit.default_key_path()
+    key.parent.mkdir(parents=True, exist_ok=True)
+    key.write_text("old key")
+    key.chmod(0o644)
+    assert main(["audit", "keygen", "--force"]) == 0
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert key.read_text().startswith("-----BEGIN PRIVATE KEY-----")
+    assert sorted(p.name for p in key.parent.iterdir() if p.name.startswith(".")) == []
+
+
 def _signed_build(state: Path, tmp_path: Path) -> Path:
     assert main(["audit", "keygen"]) == 0
     out = tmp_path / "signed"

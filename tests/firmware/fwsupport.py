@@ -1,7 +1,9 @@
 """Helpers for the firmware tests: build an example, boot it in QEMU, talk over its console.
 
-QEMU is hil's ``QemuProcess``; the console is read here over the bare socket (no
-``hil.console``), so the firmware is tested apart from hil's console harness.
+The firmware tests check what the firmware itself does (the shell protocol, app defines,
+every example on every board and toolchain). QEMU is hil's ``QemuProcess``; the console is
+read here over the bare socket (no ``hil.console``): hil's executors and console are tested
+in tests/run.
 """
 
 from __future__ import annotations

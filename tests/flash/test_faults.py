@@ -147,7 +147,7 @@ def test_probe_held_by_another_process_is_busy(images, rack, capsys):
 
 def test_failed_flash_is_recorded_as_not_ok(images, rack, capsys, monkeypatch):
     from hil.audit.store import open_store
-    from hil.flash import sha256_file
+    from hil.fsutil import sha256_file
 
     monkeypatch.setenv("HIL_SIM_FAULTS", "erase@0x08000000")
     assert flash(capsys, "--image", str(images.base))[0] == ExitCode.FLASH_FAILED

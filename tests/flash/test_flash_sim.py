@@ -125,7 +125,7 @@ def test_board_learned_from_command_line_without_rack(images, capsys, tmp_path, 
 
 def test_flash_is_recorded_in_the_audit_trail(images, rack, capsys):
     from hil.audit.store import open_store
-    from hil.flash import sha256_file
+    from hil.fsutil import sha256_file
 
     flash_json(capsys, "--probe", "hilsim:f4-a", "--image", str(images.base))
     with open_store(None) as store:

@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 
 from hil.errors import FlashProgramError, NoProbeError, ProbeLostError, VerifyError, WrongChipError
-from hil.flash import Flasher, FlashReport, ProgressCallback, sha256_file
+from hil.flash import Flasher, FlashReport, ProgressCallback
 from hil.flash.sim.registry import hint_board, resolve
 from hil.flash.sim.store import SimFlashStore, release_probe, take_probe
+from hil.fsutil import sha256_file
 
 
 class SimDirectFlasher(Flasher):

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from hil.fsutil import atomic_write
 
 
 @dataclass(frozen=True)
@@ -47,14 +48,7 @@ def _write(directory: Path, name: str, state: RunState) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     payload = json.dumps({"resets": state.resets, "running": state.running,
                           "pid": os.getpid(), "time": time.time()}).encode()
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.run.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, run_state_path(directory, name))
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(run_state_path(directory, name), payload)
 
 
 def publish_reset(directory: Path, name: str, running: bool) -> None:

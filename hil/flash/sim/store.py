@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from hil.boards import Board
 from hil.errors import ConfigError
 from hil.flash.probe_id import check_sim_name
+from hil.fsutil import atomic_write
 from hil.paths import state_dir
 
 
@@ -200,11 +200,4 @@ class SimFlashStore:
         }
         for path, payload in ((self.bin_path, bytes(self.data)),
                               (self.meta_path, json.dumps(meta, indent=1).encode())):
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{path.name}.")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(payload)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            atomic_write(path, payload)
