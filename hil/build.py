@@ -407,6 +407,14 @@ def _git_state(directory: Path) -> dict[str, object]:
         return {"commit": None, "dirty": None}
 
 
+def _shown(path: Path) -> str:
+    """A path as the user can paste it: relative to the current directory when below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _relative(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(project_root()))
@@ -544,7 +552,7 @@ def build_many(requests: Sequence[BuildRequest], *, jobs: int | None = None,
             if progress:
                 how = ("from cache" if result.from_cache else
                        f"{result.compiled} compiled, {result.cached} cached")
-                progress(f"[{i}/{len(plans)}] {label}: {how} -> {_relative(result.out_dir)}")
+                progress(f"[{i}/{len(plans)}] {label}: {how} -> {_shown(result.out_dir)}")
     if failures:
         text = "\n".join(f"- {p.request.board.name}/{p.request.app.name} "
                          f"({p.toolchain.label}): {e.message}" for p, e in failures)

@@ -30,8 +30,10 @@ class Limit:
 
     def describe(self) -> str:
         unit = f" {self.unit}" if self.unit else ""
-        low = "more than " if self.low_open else ""
-        text = f"{low}{_fmt(self.low)}..{_fmt(self.high)}{unit}"
+        if self.low_open:
+            text = f"more than {_fmt(self.low)} and at most {_fmt(self.high)}{unit}"
+        else:
+            text = f"{_fmt(self.low)}..{_fmt(self.high)}{unit}"
         if self.forever:
             text += " (or 'forever')"
         return text

@@ -102,12 +102,16 @@ class Settings:
 
     def child_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """The environment for a hil process started by this one (the pytest harness):
-        the same settings, whatever their source."""
+        the same project root, and each setting that came from the environment or an
+        option as its HIL_* variable (defaults and the project file the child reads itself,
+        so they keep their source: a default rack file may be absent, a chosen one not)."""
         env = dict(os.environ if base is None else base)
         env["HIL_PROJECT_ROOT"] = str(self.root)
         for var, name in ENV_VARS.items():
             value = getattr(self, name)
-            if name == "board_dirs":
+            if not self.source(name).startswith(("env ", "option ")):
+                env.pop(var, None)
+            elif name == "board_dirs":
                 env[var] = os.pathsep.join(str(p) for p in value)
             elif value is None:
                 env.pop(var, None)
@@ -218,7 +222,8 @@ def _parse_table(data: dict[str, Any], path: Path, root: Path, prefix: str) -> d
     def one_path(key: str) -> Path:
         value = data[key]
         if not isinstance(value, str) or not value:
-            raise ConfigError("expected a path (a string)", path=path, key=prefix + key,
+            raise ConfigError("expected a path (a non-empty string)", path=path,
+                              key=prefix + key,
                               hint=f'e.g. {key} = "{_EXAMPLES.get(key, "x")}"')
         return _absolute(Path(value), root)
 

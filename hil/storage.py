@@ -38,7 +38,8 @@ def check_store_path(path: Path, what: str, fix: str, error: ErrorFactory) -> No
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise error(*os_problem(exc, directory, what, fix)) from None
+        message, hint = os_problem(exc, directory, what, fix)
+        raise error(message, hint=hint) from None
     if _read_only_fs(directory) or not os.access(directory, os.W_OK | os.X_OK) or (
             path.exists() and not os.access(path, os.R_OK | os.W_OK)):
         where = "file system of " if _read_only_fs(directory) else ""

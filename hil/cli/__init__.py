@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--state-dir", dest="global_state_dir", metavar="DIR", type=Path,
                         default=None, help="state directory (overrides HIL_STATE_DIR and "
                         "the project file)")
-    parser.add_argument("--build-dir", dest="global_build_dir", metavar="DIR", type=Path,
+    parser.add_argument("--build-root", dest="global_build_dir", metavar="DIR", type=Path,
                         default=None, help="output root of images (overrides HIL_BUILD_DIR "
                         "and the project file)")
     parser.add_argument("--cache-dir", dest="global_cache_dir", metavar="DIR", type=Path,
@@ -127,7 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hil`` console script; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        misplaced = [a for a in extra if a.split("=", 1)[0] in GLOBAL_OPTIONS]
+        hint = (f"; {misplaced[0].split('=', 1)[0]} is an option of hil itself: put it before "
+                "the command (hil --state-dir DIR test ...)") if misplaced else ""
+        parser.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
     if not getattr(args, "_run", None):
         parser.print_help()
         return ExitCode.USAGE
@@ -195,13 +200,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 QUIET_WITHOUT_PROJECT = ("init", "config", "doctor")
+GLOBAL_OPTIONS = ("-C", "--state-dir", "--build-root", "--cache-dir", "-v", "--verbose")
 
 
 def load_settings(args: argparse.Namespace) -> Settings:
     """The settings of this run: defaults < project file < environment < global options."""
     settings = settings_load()
     settings = settings.override("option --state-dir", state_dir=args.global_state_dir)
-    settings = settings.override("option --build-dir", build_dir=args.global_build_dir)
+    settings = settings.override("option --build-root", build_dir=args.global_build_dir)
     return settings.override("option --cache-dir", cache_dir=args.global_cache_dir)
 
 

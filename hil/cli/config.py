@@ -14,12 +14,12 @@ DESCRIPTION = """\
 Print the settings hil uses here: the project root and file (the first hil.toml, or
 pyproject.toml with [tool.hil], in the current directory or above), and every setting with
 its value and source. Sources, lowest first: default < project file < environment
-(HIL_*) < command-line option (hil --state-dir, --build-dir, --cache-dir, -C).
+(HIL_*) < command-line option (hil --state-dir, --build-root, --cache-dir, -C).
 
 examples:
   hil config
   HIL_STATE_DIR=/tmp/state hil config --json
-  hil --build-dir out config
+  hil --build-root out config
 """
 
 

@@ -44,7 +44,7 @@ FILES = {
     "github-workflow.yml": ".github/workflows/hil.yml",
     "gitlab-ci.yml": ".gitlab-ci.yml",
 }
-GITIGNORE = ("/build/", "/.hil/", "__pycache__/")
+GITIGNORE = ("/build/", "/.hil/", "__pycache__/")  # for the hil.toml init writes
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -62,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  wrote  {path}")
     for path in kept:
         print(f"  kept   {path} (exists; not overwritten)")
+    for warning in check_kept_project(root):
+        print(f"hil: warning: {warning}", file=sys.stderr)
     where = "" if root == Path.cwd().resolve() else f"cd {args.dir} && "
     print(f"\nhil project in {root}. Next:\n"
           f"  {where}hil boards\n"
@@ -91,7 +93,7 @@ def init_project(root: Path) -> tuple[list[str], list[str]]:
         written.append(target)
     gitignore = root / ".gitignore"
     have = gitignore.read_text(encoding="utf-8").splitlines() if gitignore.is_file() else []
-    missing = [line for line in GITIGNORE if line not in have]
+    missing = [line for line in _ignored(root) if line not in have]
     if missing:
         text = "\n".join(missing) + "\n"
         if have and not gitignore.read_text(encoding="utf-8").endswith("\n"):
@@ -102,3 +104,34 @@ def init_project(root: Path) -> tuple[list[str], list[str]]:
     else:
         kept.append(".gitignore")
     return written, kept
+
+
+def _ignored(root: Path) -> list[str]:
+    """The .gitignore lines for the project's build and state directories (those of a
+    hil.toml that was kept, else the defaults)."""
+    from hil.settings import load
+
+    settings = load(root, env={})
+    lines = []
+    for directory in (settings.build_dir, settings.state_dir):
+        try:
+            lines.append(f"/{directory.resolve().relative_to(root.resolve()).as_posix()}/")
+        except ValueError:
+            continue  # outside the project: nothing to ignore here
+    return [*lines, "__pycache__/"]
+
+
+def check_kept_project(root: Path) -> list[str]:
+    """Warnings when a kept hil.toml does not take in what init wrote (apps/hello)."""
+    import fnmatch
+
+    from hil.settings import load
+
+    settings = load(root, env={})
+    if settings.project_file is None or not (root / "apps" / "hello").is_dir():
+        return []
+    if any(fnmatch.fnmatch("apps/hello", pattern) for pattern in settings.apps):
+        return []
+    return [f"{settings.project_file} keeps apps = {list(settings.apps)}, which does not "
+            "include apps/hello: add \"apps/*\" to it, or move apps/hello into one of "
+            "those directories"]

@@ -87,11 +87,12 @@ def present_hardware(board: Board, *,
     rack = load_rack(rack_path)
     entries = rack.entries_for_board(board.name)
     real = [e for e in entries if not e.is_virtual]
-    where = str(rack.path) if rack.path else "no rack file"
     if not real:
+        if not rack.path:
+            return [], "the project has no rack file"
         if entries:
-            return [], f"{where} lists only virtual {board.name} boards"
-        return [], f"{where} lists no {board.name}"
+            return [], f"{rack.path} lists only virtual {board.name} boards"
+        return [], f"{rack.path} lists no {board.name}"
     reasons = []
     present = []
     leased = _leased_ids(rack)

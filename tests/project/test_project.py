@@ -75,14 +75,14 @@ def test_override_order_default_project_environment_option(project, capsys, monk
                                       'rack = "racks/lab.yaml"\n[test]\ntimeout = 30\n')
     monkeypatch.setenv("HIL_STATE_DIR", str(project / "from-env"))
     monkeypatch.setenv("HIL_BUILD_DIR", str(project / "from-env"))
-    cfg = config(capsys, "--build-dir", "from-option")
+    cfg = config(capsys, "--build-root", "from-option")
     assert cfg["cache_dir"]["source"] == "default"
     assert cfg["rack"] == {"value": str(project / "racks" / "lab.yaml"), "source": "hil.toml"}
     assert cfg["test_timeout"] == {"value": "30", "source": "hil.toml"}
     assert cfg["state_dir"] == {"value": str(project / "from-env"),
                                 "source": "env HIL_STATE_DIR"}
     assert cfg["build_dir"] == {"value": str(project / "from-option"),
-                                "source": "option --build-dir"}
+                                "source": "option --build-root"}
 
 
 def test_hil_config_prints_a_table_with_sources(project, capsys):
@@ -214,7 +214,7 @@ def test_init_keeps_existing_files_and_says_which(project, capsys):
     assert "kept   hil.toml" in out and "wrote  rack.yaml" in out
     assert (project / "hil.toml").read_text() == 'state_dir = "mine"\n'
     assert (project / ".gitignore").read_text().splitlines() == \
-        ["*.o", "/build/", "/.hil/", "__pycache__/"]
+        ["*.o", "/build/", "/mine/", "__pycache__/"]  # the kept hil.toml's state_dir
     assert main(["init", str(project)]) == 0  # again: everything is kept
     out = capsys.readouterr().out
     assert "wrote" not in out and out.count("kept") == 9
@@ -284,3 +284,32 @@ def test_test_in_a_project_without_suites_says_so(project, capsys):
     assert main(["test", "--board", "nucleo-f4", "--on", "qemu"]) == 2
     err = capsys.readouterr().err
     assert "the project has no apps with a test suite" in err and "hil init" in err
+
+
+def test_init_warns_when_a_kept_project_file_leaves_out_apps_hello(project, capsys):
+    (project / "hil.toml").write_text('apps = ["src/*"]\nbuild_dir = "out"\n')
+    assert main(["init"]) == 0
+    captured = capsys.readouterr()
+    assert "does not include apps/hello" in captured.err and 'add "apps/*"' in captured.err
+    assert "/out/" in (project / ".gitignore").read_text().splitlines()
+
+
+@pytest.mark.slow
+def test_test_in_a_project_without_a_rack_runs_in_qemu(project, capsys, shared_cache,
+                                                      monkeypatch):
+    """No rack.yaml (not chosen, just absent): QEMU, as hil says, not a missing-file error
+    inside the pytest run."""
+    monkeypatch.setenv("HIL_CACHE_DIR", str(shared_cache))
+    (project / "hil.toml").write_text("")
+    assert main(["test", "--board", "nucleo-f4", "shell"]) == 0
+    captured = capsys.readouterr()
+    assert "the project has no rack file" in captured.err
+    assert "PASSED in QEMU" in captured.out
+
+
+def test_a_state_directory_that_cannot_be_made_is_a_message(project, capsys, monkeypatch):
+    monkeypatch.setenv("HIL_STATE_DIR", "/proc/hil-cannot-be-made")
+    rc = main(["rack", "status"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "Traceback" not in err and "TypeError" not in err
+    assert "/proc/hil-cannot-be-made" in err and "hint:" in err
