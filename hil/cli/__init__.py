@@ -130,9 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra:
         misplaced = [a for a in extra if a.split("=", 1)[0] in GLOBAL_OPTIONS]
-        hint = (f"; {misplaced[0].split('=', 1)[0]} is an option of hil itself: put it before "
-                "the command (hil --state-dir DIR test ...)") if misplaced else ""
-        parser.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+        where = (f"; {misplaced[0].split('=', 1)[0]} is an option of hil itself: put it "
+                 "before the command (hil --state-dir DIR test ...)") if misplaced else ""
+        parser.error(f"unrecognized arguments: {' '.join(extra)}{where}")
     if not getattr(args, "_run", None):
         parser.print_help()
         return ExitCode.USAGE

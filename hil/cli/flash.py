@@ -156,6 +156,18 @@ def _probe_arg(probe: str | None) -> ProbeId | None:
         raise UsageError(f"--probe {probe}: {exc.message}", hint=exc.hint) from None
 
 
+def _note_new_sim_board(probe: ProbeId, rack) -> None:
+    """A simulated probe named on the command line that neither the rack nor an earlier
+    flash knows is a new simulated board: say so, a typo of a rack name looks the same."""
+    from hil.flash.sim.store import SimFlashStore
+
+    if SimFlashStore.read_metadata(probe.address) is not None:
+        return
+    known = ", ".join(str(e.probe) for e in rack.entries if e.probe.simulated) or "none"
+    print(f"hil: note: {probe} is not in the rack and has no simulated flash yet: starting "
+          f"a new simulated board (the rack's simulated probes: {known})", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     _check_env_faults()
     probe_arg = _probe_arg(args.probe)
@@ -166,6 +178,8 @@ def run(args: argparse.Namespace) -> int:
     check_image_file(board, image)  # a wrong or oversized image fails before any lease
     candidates = _lease_candidates(board, probe_arg, rack)
     if not candidates:
+        if probe_arg is not None and probe_arg.simulated:
+            _note_new_sim_board(probe_arg, rack)
         choice = select_probe(board, probe_arg, rack)
         return _flash(args, board, image, choice)
     from hil.rack import lease_store

@@ -97,7 +97,8 @@ def test_rack_lease_good_ttl_and_wait_forever_still_work(rack, capsys, _isolated
 @pytest.mark.parametrize("ttl", [0, -5, float("nan"), float("inf"), 1e300, "60", None])
 def test_library_refuses_a_lease_born_expired_or_overflowing(tmp_path, ttl):
     with open_store(tmp_path / "leases.sqlite") as store:
-        with pytest.raises(UsageError, match=r"lease ttl: .*must be more than 0 and at most 604800"):
+        with pytest.raises(UsageError,
+                           match=r"lease ttl: .*must be more than 0 and at most 604800"):
             store.acquire(["f4-a"], ttl=ttl)
         with pytest.raises(UsageError, match="lease ttl"):
             hold(store, ["f4-a"], ttl=ttl)
