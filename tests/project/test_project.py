@@ -313,3 +313,24 @@ def test_a_state_directory_that_cannot_be_made_is_a_message(project, capsys, mon
     err = capsys.readouterr().err
     assert rc != 0 and "Traceback" not in err and "TypeError" not in err
     assert "/proc/hil-cannot-be-made" in err and "hint:" in err
+
+
+def test_a_global_option_after_the_command_says_where_it_goes(project, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["config", "--build-root", "out"])
+    assert exit_.value.code == 2
+    assert "--build-root is an option of hil itself: put it before the command" in \
+        capsys.readouterr().err
+
+
+def test_flashing_an_unknown_simulated_probe_says_it_is_a_new_board(project, capsys,
+                                                                    shared_cache,
+                                                                    monkeypatch):
+    monkeypatch.setenv("HIL_CACHE_DIR", str(shared_cache))
+    main(["init"])
+    capsys.readouterr()
+    assert main(["flash", "--board", "nucleo-f4", "--probe", "hilsim:f4-aa", "hello"]) == 0
+    err = capsys.readouterr().err
+    assert "hilsim:f4-aa is not in the rack" in err and "hilsim:f4-a, hilsim:f4-b" in err
+    assert main(["flash", "--board", "nucleo-f4", "--probe", "hilsim:f4-aa", "hello"]) == 0
+    assert "is not in the rack" not in capsys.readouterr().err  # known now: no note
