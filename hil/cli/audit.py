@@ -233,16 +233,36 @@ def _outcome(flash: dict[str, Any]) -> str:
     return _OUTCOMES.get(flash.get("state", ""), str(flash.get("state")))
 
 
+def _distinct_builds(builds: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list]]:
+    """Builds of one image that differ in what matters (toolchain, sources, commit, output,
+    host), each with the later records that repeat it (a rebuild from the cache)."""
+    groups: dict[str, tuple[dict[str, Any], list]] = {}
+    for b in builds:
+        key = json.dumps([b["toolchain"].get("id"), b.get("git"), b.get("out_dir"),
+                          b.get("host"), b.get("board"), b.get("app"),
+                          [s.get("sha256") for s in b.get("sources", [])]],
+                         sort_keys=True, default=str)
+        if key in groups:
+            groups[key][1].append(b)
+        else:
+            groups[key] = (b, [])
+    return list(groups.values())
+
+
 def _print_image(d: dict[str, Any]) -> None:
     out = sys.stdout
     print(f"image {d['image_sha256']}  (sha256 of the HEX; of the flashed file when no build "
           "has it)", file=out)
-    for b in d["builds"]:
+    for b, again in _distinct_builds(d["builds"]):
         tc = b["toolchain"]
         git = b["git"]
         commit = git.get("commit") or "(not in git)"
         print(f"\nbuilt {b['time']}  record {b['seq']}  {b['board']}/{b['app']} "
               f"{b['app_version'] or ''}".rstrip())
+        if again:
+            print(f"  built again {len(again)} time(s) from the same sources with the same "
+                  f"toolchain: records {', '.join(str(r['seq']) for r in again)} "
+                  f"(last {again[-1]['time']})")
         print(f"  output:        {b['out_dir']}")
         print(f"  toolchain:     {tc['name']} {tc['version']} ({tc['triple']})")
         print(f"  toolchain id:  {tc['id']}")

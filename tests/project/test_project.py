@@ -334,3 +334,14 @@ def test_flashing_an_unknown_simulated_probe_says_it_is_a_new_board(project, cap
     assert "hilsim:f4-aa is not in the rack" in err and "hilsim:f4-a, hilsim:f4-b" in err
     assert main(["flash", "--board", "nucleo-f4", "--probe", "hilsim:f4-aa", "hello"]) == 0
     assert "is not in the rack" not in capsys.readouterr().err  # known now: no note
+
+
+def test_audit_image_shows_a_rebuild_from_the_cache_once(initialised, capsys):
+    assert main(["build", "--board", "nucleo-f4", "hello"]) == 0
+    assert main(["build", "--board", "nucleo-f4", "hello"]) == 0  # from the cache
+    capsys.readouterr()
+    hex_file = initialised / "build" / "nucleo-f4" / "hello" / "firmware.hex"
+    assert main(["audit", "image", str(hex_file)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\nbuilt ") == 1
+    assert "built again 1 time(s) from the same sources with the same toolchain" in out
