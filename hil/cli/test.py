@@ -26,9 +26,10 @@ NAME = "test"
 HELP = "run an app's test suite on a board (hardware if present, else QEMU)"
 DESCRIPTION = """\
 Build APP for each --board (without APP: every app of the project that has a test suite,
-<app>/tests/), or take --image, run it on the board (hardware
-when a matching board is on the rack, otherwise the board's QEMU machine: the terminal and
-the verdict say which), and drive its serial console through a test suite:
+<app>/tests/), or take --image, and run it where the board is: real hardware when a
+matching board of the rack is present, else a virtual board of the rack (flashed through
+its simulated probe, run in QEMU), else the board's plain QEMU machine; the terminal and
+the verdict say which, and drive its serial console through a test suite:
 
   --harness pytest  the app's pytest suite (<app>/tests/, or --suite DIR) with the hil plugin
                     (fixtures board, image, dut, hil_reset)
