@@ -29,7 +29,7 @@ Build APP for each --board (without APP: every app of the project that has a tes
 <app>/tests/), or take --image, and run it where the board is: real hardware when a
 matching board of the rack is present, else a virtual board of the rack (flashed through
 its simulated probe, run in QEMU), else the board's plain QEMU machine; the terminal and
-the verdict say which, and drive its serial console through a test suite:
+the verdict say which. Its serial console then drives a test suite:
 
   --harness pytest  the app's pytest suite (<app>/tests/, or --suite DIR) with the hil plugin
                     (fixtures board, image, dut, hil_reset)
