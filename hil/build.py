@@ -159,6 +159,7 @@ class _Plan:
     linked: bool = False
     prefix_maps: list[str] = field(default_factory=list)
     cwd: Path = field(default_factory=project_root)
+    record_extra: dict = field(default_factory=dict)  # external builds: their flags, commands
 
 
 def board_header(board: Board, app: App | None, toolchain: Toolchain) -> str:
@@ -225,6 +226,8 @@ def _headers_digest(directory: Path) -> str:
 
 def _source_root(app: App) -> Path:
     paths = [str(app.dir), *(str(p.parent) for p in app.sources), *map(str, app.include_dirs)]
+    if app.external is not None:
+        paths.append(str(app.external.source))
     return Path(os.path.commonpath(paths))
 
 
@@ -469,6 +472,7 @@ def _finish(p: _Plan, linked_dir: Path) -> BuildResult:
             "git": _git_state(app.dir),
             "host": socket.gethostname(),
             "reproducible_checked": False,
+            **p.record_extra,
         }
         (stage / "build.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         with _locked(out.parent / f".{out.name}.lock"):  # two builds of one output dir
@@ -540,7 +544,12 @@ def build_many(requests: Sequence[BuildRequest], *, jobs: int | None = None,
                         errors.append(exc)
                 if errors:
                     raise errors[0]
-                linked_dir = _link(p, cache)
+                if p.request.app.external is not None:
+                    from hil.extbuild import run_external
+
+                    linked_dir = run_external(p)
+                else:
+                    linked_dir = _link(p, cache)
                 result = _finish(p, linked_dir)
             except HilError as exc:
                 _discard(p.out_dir)
