@@ -57,12 +57,12 @@ def _cmake_str(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
 
 
-def _sibling(tc: Toolchain, name: str) -> str | None:
-    """The C++ driver next to the C driver (arm-none-eabi-g++, clang++), if installed."""
+def _cxx(tc: Toolchain) -> str | None:
+    """The C++ driver beside the C driver (arm-none-eabi-g++, clang++), if installed."""
     cc = Path(tc.cc)
-    candidate = cc.parent / cc.name.replace("gcc", name if name == "g++" else "gcc") if \
-        tc.name == "gcc" else cc.parent / (cc.name + "++")
-    return str(candidate) if candidate.is_file() and os.access(candidate, os.X_OK) else None
+    name = cc.name.replace("gcc", "g++") if tc.name == "gcc" else "clang++"
+    found = shutil.which(name, path=str(cc.parent))
+    return os.path.realpath(found) if found else None
 
 
 def export(board: Board, tc: Toolchain, out: Path, *, app: App | None = None,
@@ -87,7 +87,7 @@ def toolchain_file(board: Board, tc: Toolchain, out: Path, cflags: tuple[str, ..
     flash, ram = board.app_region, board.ram_region
     clang_target = next((f.split("=", 1)[1] for f in tc.cpu_flags
                          if f.startswith("--target=")), None)
-    cxx = _sibling(tc, "g++") if tc.name == "gcc" else shutil.which("clang++")
+    cxx = _cxx(tc)
     lines = [
         f"# CMake toolchain file for {board.name} ({board.description}), written by",
         "# 'hil export cmake'. Do not edit: export again. The compilers are the ones hil",
@@ -96,12 +96,12 @@ def toolchain_file(board: Board, tc: Toolchain, out: Path, cflags: tuple[str, ..
         "# with your own script instead of the generated one.",
         "set(CMAKE_SYSTEM_NAME Generic)",
         f"set(CMAKE_SYSTEM_PROCESSOR {'arm' if board.arch == 'arm' else 'riscv32'})",
-        f"set(CMAKE_C_COMPILER {_cmake_str(tc.cc)})",
-        f"set(CMAKE_ASM_COMPILER {_cmake_str(tc.cc)})",
+        f"set(CMAKE_C_COMPILER {_cmake_str(tc.tool('cc').path)})",
+        f"set(CMAKE_ASM_COMPILER {_cmake_str(tc.tool('cc').path)})",
         *([f"set(CMAKE_CXX_COMPILER {_cmake_str(cxx)})"] if cxx else []),
         *([f"set(CMAKE_{lang}_COMPILER_TARGET {clang_target})" for lang in ("C", "CXX", "ASM")]
           if clang_target else []),
-        f"set(CMAKE_OBJCOPY {_cmake_str(tc.objcopy)})",
+        f"set(CMAKE_OBJCOPY {_cmake_str(tc.tool('objcopy').path)})",
         "set(CMAKE_TRY_COMPILE_TARGET_TYPE STATIC_LIBRARY)",
         "set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)",
         "set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)",

@@ -102,13 +102,15 @@ def _cmake_commands(ext: ExternalBuild, source: Path, tree: Path,
 def _make_command(ext: ExternalBuild, source: Path, tree: Path, exported: Exported,
                   p: _Plan) -> list[str]:
     script = p.request.app.linker_script or exported.linker_script
-    cc = p.toolchain.cc
+    cc = p.toolchain.tool("cc").path
+    # CMake passes clang's --target itself (CMAKE_C_COMPILER_TARGET); make gets it in CFLAGS
+    target = [f for f in p.toolchain.cpu_flags if f.startswith("--target=")]
+    cflags = " ".join([*target, *exported.cflags, "-MD"])
     return [
         _tool("make"), "-C", str(tree), "-f", str(source / "Makefile"),
         f"VPATH={source}", f"HIL_SOURCE_DIR={source}", f"CC={cc}", f"AS={cc}",
-        f"OBJCOPY={p.toolchain.objcopy}",
-        f"CFLAGS={' '.join([*exported.cflags, '-MD'])}",
-        f"ASFLAGS={' '.join([*exported.cflags, '-MD'])}",
+        f"OBJCOPY={p.toolchain.tool('objcopy').path}",
+        f"CFLAGS={cflags}", f"ASFLAGS={cflags}",
         f"LDFLAGS={' '.join([*exported.ldflags, f'-T{script}'])}",
         f"LDLIBS={' '.join(exported.libs)}", f"HIL_LINKER_SCRIPT={script}",
         *ext.options, *([ext.target] if ext.target else []),
