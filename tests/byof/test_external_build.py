@@ -58,9 +58,10 @@ def test_exported_toolchain_file_alone_builds_a_bootable_cube_project(
 
 def test_build_cmake_app_passes_unity_and_audit_names_the_compiler(
         project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["build", "--board", "nucleo-f4", "fw/cube_app"]) == 0
+    assert main(["build", "--board", "nucleo-f4", "fw/cube_app", "--check-reproducible"]) == 0
     out = project / "build" / "nucleo-f4" / "cube-cmake"
     record = json.loads((out / "build.json").read_text())
+    assert record["reproducible_checked"] is True
     assert {s["path"] for s in record["sources"]} >= {
         "fw/cube_cmake/main.c", "fw/cube_cmake/startup_cube.c", "fw/common/uart.c"}
     assert (out / "sbom.cdx.json").is_file() and (out / "firmware.bin").is_file()
