@@ -566,6 +566,8 @@ def build_many(requests: Sequence[BuildRequest], *, jobs: int | None = None,
             if progress:
                 how = ("from cache" if result.from_cache else
                        f"{result.compiled} compiled, {result.cached} cached")
+                if p.request.app.external is not None:
+                    how = f"built by {p.request.app.external.system}"
                 progress(f"[{i}/{len(plans)}] {label}: {how} -> {_relative(result.out_dir)}")
     if failures:
         text = "\n".join(f"- {p.request.board.name}/{p.request.app.name} "

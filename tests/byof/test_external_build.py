@@ -97,3 +97,47 @@ def test_failed_cmake_build_shows_output_tail_and_rerun_command(
     assert "'missing' undeclared" in err
     assert "rerun it with: cd " in err and "cmake --build" in err
     assert not (project / "build" / "nucleo-f4" / "cube-cmake" / "firmware.hex").exists()
+
+
+def test_project_linker_script_set_after_project_replaces_the_generated_one(
+        project: Path) -> None:
+    assert main(["export", "cmake", "--board", "nucleo-f4", "--out", "exp"]) == 0
+    generated = (project / "exp" / "firmware.ld").read_text()
+    assert "__stack_size = 0x1000;" in generated
+    src = project / "fw" / "cube_cmake"
+    (src / "own.ld").write_text(generated.replace("__stack_size = 0x1000;",
+                                                  "__stack_size = 0x2000;"))
+    lists = (src / "CMakeLists.txt").read_text()
+    (src / "CMakeLists.txt").write_text(
+        lists + "set(HIL_LINKER_SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/own.ld)\n")
+    tree = project / "tree"
+    for args in (["cmake", "-S", str(src), "-B", str(tree), "-G", "Ninja",
+                  f"-DCMAKE_TOOLCHAIN_FILE={project / 'exp' / 'toolchain.cmake'}"],
+                 ["cmake", "--build", str(tree)]):
+        done = run(args, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+    symbols = _symbols(tree / "fw.elf")
+    assert symbols["_estack"] - symbols["_sstack"] == 0x2000
+
+
+def _symbols(elf: Path) -> dict[str, int]:
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
+
+    with open(elf, "rb") as f:
+        table = ELFFile(f).get_section_by_name(".symtab")
+        assert isinstance(table, SymbolTableSection)
+        return {s.name: s["st_value"] for s in table.iter_symbols()}
+
+
+def test_cmake_build_with_several_executables_and_no_target_lists_them(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = project / "fw" / "cube_cmake"
+    (src / "CMakeLists.txt").write_text((src / "CMakeLists.txt").read_text() + (
+        "add_executable(other.elf startup_cube.c main.c ../common/uart.c)\n"
+        "target_include_directories(other.elf PRIVATE ../common)\n"))
+    app = project / "fw" / "cube_app" / "app.yaml"
+    app.write_text(app.read_text().replace("  target: fw.elf\n", ""))
+    assert main(["build", "--board", "nucleo-f4", "fw/cube_app"]) == 5
+    err = capsys.readouterr().err
+    assert "2 executable ELF files" in err and "fw.elf" in err and "other.elf" in err
