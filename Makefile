@@ -19,6 +19,7 @@ APT_PACKAGES := \
 	clang lld llvm \
 	qemu-system-arm qemu-system-misc \
 	openocd ser2net postgresql chromium clang-format \
+	cmake ninja-build make \
 	python3-venv
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -12,6 +12,19 @@ from hil.schema import APP_NAME_RE, Reader, load_yaml
 
 MANIFEST = "app.yaml"
 DEFAULT_SOURCES = ("*.c", "*.S")
+RUNTIMES = ("hil", "none")
+BUILDS = ("hil", "cmake", "make")
+
+
+@dataclass(frozen=True)
+class ExternalBuild:
+    """The team's own CMake or Make build of an app (``build: cmake`` / ``build: make``)."""
+
+    system: str  # "cmake" | "make"
+    source: Path  # the CMake source directory or the directory holding the Makefile
+    target: str | None  # CMake target / make goal; None: the default
+    elf: str | None  # the ELF, relative to the build directory; None: found (CMake only)
+    options: tuple[str, ...] = ()  # extra cmake -D... options or make VAR=value arguments
 
 
 @dataclass(frozen=True)
@@ -27,6 +40,9 @@ class App:
     heap_size: int | None
     defines: tuple[tuple[str, str], ...] = ()
     boards: tuple[str, ...] = ()  # empty: every board
+    runtime: str = "hil"  # "hil": link hil's startup and drivers; "none": the app brings its own
+    linker_script: Path | None = None  # the app's own script instead of the generated one
+    external: ExternalBuild | None = None  # built by the team's CMake or Make build
 
 
 def project_apps_dirs() -> list[Path]:
@@ -98,7 +114,24 @@ def load_app(app: str | Path) -> App:
                           hint="a define's value is one C token or expression, e.g. 128")
     defines = tuple(sorted((str(k), str(v)) for k, v in defines_raw.items()))
     boards = r.str_list("boards", ())
+    build = r.str("build", "hil", choices=BUILDS)
+    runtime = r.str("runtime", "hil" if build == "hil" else "none", choices=RUNTIMES)
+    if build != "hil" and runtime != "none":
+        raise r.error("runtime", f"'build: {build}' links what the team's build links; hil's "
+                      "runtime is not part of it", hint="remove 'runtime:' or set runtime: none")
+    linker_script = None
+    if r.has("linker_script"):
+        linker_script = (directory / r.str("linker_script")).resolve()
+        if not linker_script.is_file():
+            raise r.error("linker_script", f"'{r.data['linker_script']}' is not a file in "
+                          f"{directory}", hint="name the app's .ld file, relative to app.yaml")
+    else:
+        r.raw("linker_script", None)
+    external = _external(r, build, directory)
     r.done()
+    if external is not None:
+        return App(name, version, directory, (), (), stack, heap, defines, boards, runtime,
+                   linker_script, external)
 
     sources: list[Path] = []
     for i, pattern in enumerate(patterns):
@@ -118,7 +151,41 @@ def load_app(app: str | Path) -> App:
             raise r.error(f"include[{i}]", f"'{inc}' is not a directory")
         include_dirs.append(path)
     return App(name, version, directory, tuple(sources), tuple(include_dirs), stack, heap,
-               defines, boards)
+               defines, boards, runtime, linker_script)
+
+
+def _external(r: Reader, build: str, directory: Path) -> ExternalBuild | None:
+    """The ``cmake:`` or ``make:`` block of an app built by the team's own build."""
+    for other in ("cmake", "make"):
+        if other != build and r.has(other):
+            raise r.error(other, f"'{other}:' is only read with 'build: {other}' "
+                          f"(this app has build: {build})")
+        if other != build:
+            r.raw(other, None)
+    if build == "hil":
+        return None
+    if any(r.has(k) for k in ("sources", "include")):
+        key = "sources" if r.has("sources") else "include"
+        raise r.error(key, f"'build: {build}' compiles what the team's build lists",
+                      hint=f"remove '{key}:' (list sources in the {build} project)")
+    sub = r.sub(build, required=build == "make") or Reader({}, r.path, build)
+    source = (directory / sub.str("source", ".")).resolve()
+    if not source.is_dir():
+        raise sub.error("source", f"'{sub.data['source']}' is not a directory in {directory}")
+    marker = "CMakeLists.txt" if build == "cmake" else "Makefile"
+    if not (source / marker).is_file():
+        raise sub.error("source", f"no {marker} in {source}",
+                        hint=f"point '{build}.source' at the directory with the {marker}")
+    target = sub.str("target", None)
+    elf = sub.str("elf", None)
+    if build == "make" and elf is None:
+        raise sub.error("elf", "is required: the path of the ELF the Makefile links, "
+                        "relative to the build directory", hint="e.g. elf: fw.elf")
+    if elf is not None and (Path(elf).is_absolute() or ".." in Path(elf).parts):
+        raise sub.error("elf", f"'{elf}' must be a path inside the build directory")
+    options = sub.str_list("options", ())
+    sub.done()
+    return ExternalBuild(build, source, target, elf, options)
 
 
 def example_apps() -> list[App]:

@@ -159,10 +159,12 @@ class _Plan:
     linked: bool = False
     prefix_maps: list[str] = field(default_factory=list)
     cwd: Path = field(default_factory=project_root)
+    record_extra: dict = field(default_factory=dict)  # external builds: their flags, commands
 
 
-def board_header(board: Board, app: App, toolchain: Toolchain) -> str:
-    """The generated ``hil_board.h``: everything the firmware knows about its board."""
+def board_header(board: Board, app: App | None, toolchain: Toolchain) -> str:
+    """The generated ``hil_board.h``: everything the firmware knows about its board (and,
+    given an app, its name, version and defines)."""
     cpu = board.cpu.upper().replace("-", "_")
     if board.arch == "riscv":
         cpu = board.march.upper() if board.march else cpu
@@ -171,8 +173,8 @@ def board_header(board: Board, app: App, toolchain: Toolchain) -> str:
         "#ifndef HIL_BOARD_H",
         "#define HIL_BOARD_H",
         f'#define HIL_BOARD_NAME "{board.name}"',
-        f'#define HIL_APP_NAME "{app.name}"',
-        f'#define HIL_APP_VERSION "{app.version}"',
+        *([f'#define HIL_APP_NAME "{app.name}"',
+           f'#define HIL_APP_VERSION "{app.version}"'] if app else []),
         f'#define HIL_TOOLCHAIN "{toolchain.label}"',
         f"#define HIL_ARCH_{board.arch.upper()} 1",
         f"#define HIL_CPU_{cpu} 1",
@@ -189,7 +191,7 @@ def board_header(board: Board, app: App, toolchain: Toolchain) -> str:
         f"#define HIL_RAM_ORIGIN 0x{ram.origin:08X}u",
         f"#define HIL_RAM_LENGTH 0x{ram.length:X}u",
     ]
-    for name, value in app.defines:
+    for name, value in app.defines if app else ():
         lines.append(f"#define {name} {value}")
     lines += ["#endif", ""]
     return "\n".join(lines)
@@ -224,6 +226,8 @@ def _headers_digest(directory: Path) -> str:
 
 def _source_root(app: App) -> Path:
     paths = [str(app.dir), *(str(p.parent) for p in app.sources), *map(str, app.include_dirs)]
+    if app.external is not None:
+        paths.append(str(app.external.source))
     return Path(os.path.commonpath(paths))
 
 
@@ -238,7 +242,7 @@ def plan(request: BuildRequest, cache: Path) -> _Plan:
     if not (header_dir / "hil_board.h").exists():
         header_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(header_dir / "hil_board.h", header.encode())
-    script = render(board, stack_size=app.stack_size, heap_size=app.heap_size)
+    script = linker_script_text(board, app)
 
     root = _source_root(app)
     maps = {
@@ -247,15 +251,16 @@ def plan(request: BuildRequest, cache: Path) -> _Plan:
         str(header_dir): "hil-gen",
     }
     prefix_flags = [f"-ffile-prefix-map={old}={new}" for old, new in maps.items()]
-    include_dirs = [RUNTIME_DIR, app.dir, *app.include_dirs, header_dir]
+    runtime = [RUNTIME_DIR] if app.runtime == "hil" else []
+    include_dirs = [*runtime, app.dir, *app.include_dirs, header_dir]
     cflags = [*tc.cflags(), *[f"-I{d}" for d in include_dirs]]
     # headers are found by the include path and next to each source ("..." includes)
     header_dirs = sorted({*include_dirs[:-1], *(src.parent for src in app.sources)})
     digest = _sha(*(_headers_digest(d) for d in header_dirs), header)
 
     flags_key = " ".join([*tc.cpu_flags, *tc.cflags()])  # include dirs: by content, below
-    sources = sorted(RUNTIME_DIR.glob("*.c")) + sorted(RUNTIME_DIR.glob("*.S")) + list(
-        app.sources)
+    sources = [p for d in runtime for p in sorted(d.glob("*.c")) + sorted(d.glob("*.S"))]
+    sources += app.sources
     objects, records = [], []
     for src in sources:
         mapped = _mapped(src, maps)
@@ -268,6 +273,17 @@ def plan(request: BuildRequest, cache: Path) -> _Plan:
                     " ".join(tc.link_libs))
     return _Plan(request, tc, out_dir, header, header_dir, script, cflags, ldflags, objects,
                  records, link_key, prefix_maps=prefix_flags, cwd=root)
+
+
+def linker_script_text(board: Board, app: App) -> str:
+    """The app's own linker script (``linker_script:``), else the one rendered for the board."""
+    if app.linker_script is None:
+        return render(board, stack_size=app.stack_size, heap_size=app.heap_size)
+    try:
+        return app.linker_script.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BuildError(f"cannot read the app's linker script {app.linker_script}: {exc}",
+                         hint="fix 'linker_script:' in app.yaml") from exc
 
 
 def _mapped(path: Path, maps: dict[str, str]) -> str:
@@ -464,6 +480,7 @@ def _finish(p: _Plan, linked_dir: Path) -> BuildResult:
             "git": _git_state(app.dir),
             "host": socket.gethostname(),
             "reproducible_checked": False,
+            **p.record_extra,
         }
         (stage / "build.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         with _locked(out.parent / f".{out.name}.lock"):  # two builds of one output dir
@@ -535,7 +552,12 @@ def build_many(requests: Sequence[BuildRequest], *, jobs: int | None = None,
                         errors.append(exc)
                 if errors:
                     raise errors[0]
-                linked_dir = _link(p, cache)
+                if p.request.app.external is not None:
+                    from hil.extbuild import run_external
+
+                    linked_dir = run_external(p)
+                else:
+                    linked_dir = _link(p, cache)
                 result = _finish(p, linked_dir)
             except HilError as exc:
                 _discard(p.out_dir)
@@ -552,6 +574,8 @@ def build_many(requests: Sequence[BuildRequest], *, jobs: int | None = None,
             if progress:
                 how = ("from cache" if result.from_cache else
                        f"{result.compiled} compiled, {result.cached} cached")
+                if p.request.app.external is not None:
+                    how = f"built by {p.request.app.external.system}"
                 progress(f"[{i}/{len(plans)}] {label}: {how} -> {_shown(result.out_dir)}")
     if failures:
         text = "\n".join(f"- {p.request.board.name}/{p.request.app.name} "

@@ -34,6 +34,23 @@ def memory_block(board: Board) -> str:
     return "\n".join(lines)
 
 
+def extra_ram_sections(board: Board) -> str:
+    """Sections for the RAM regions besides the main one, STM32Cube style: region CCMRAM
+    gets section .ccmram, loaded from the code region, with _siccmram, _sccmram and
+    _eccmram for the startup code to copy it. Empty when the board has one RAM region."""
+    blocks = []
+    for region in board.regions:
+        if region.kind != "ram" or region is board.ram_region:
+            continue
+        name = region.name.lower()
+        blocks.append(
+            f"    .{name} :\n    {{\n        . = ALIGN(4);\n        _s{name} = .;\n"
+            f"        *(.{name} .{name}.*)\n        . = ALIGN(4);\n        _e{name} = .;\n"
+            f"    }} > {region.name} AT > {board.app_region.name}\n"
+            f"    _si{name} = LOADADDR(.{name});")
+    return "\n\n".join(blocks)
+
+
 def render(board: Board, *, stack_size: int | None = None, heap_size: int | None = None,
            template_dir: Path | None = None) -> str:
     """Return the linker script text for ``board`` (stack/heap default to the board's)."""
@@ -50,6 +67,7 @@ def render(board: Board, *, stack_size: int | None = None, heap_size: int | None
         "board_file": board_file,
         "hil_version": __version__,
         "memory": memory_block(board),
+        "extra_ram_sections": extra_ram_sections(board),
         "code": board.app_region.name,
         "ram": board.ram_region.name,
         "stack_size": f"0x{(stack_size if stack_size is not None else board.stack_size):X}",

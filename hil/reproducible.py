@@ -17,6 +17,10 @@ def _copy_app(result: BuildResult, dest: Path) -> Path:
     """Copy the app's sources, headers and manifest to ``dest``, keeping their layout."""
     app = result.app
     root = _source_root(app)
+    if app.external is not None:  # the team's build may read any file of its tree
+        shutil.copytree(root, dest / root.name, symlinks=True,
+                        ignore=shutil.ignore_patterns(".git", "build", "*.work"))
+        return dest / root.name / app.dir.relative_to(root)
     files = set(app.sources)
     for d in (app.dir, *app.include_dirs):
         files.update(d.rglob("*.h"))

@@ -1,0 +1,1 @@
+"""The bring-your-own-firmware tests import their helpers from byofsupport.py."""
