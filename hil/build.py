@@ -600,7 +600,9 @@ def _audit_hook(result: BuildResult) -> None:
         return
     hook = getattr(audit, "on_build", None)
     if hook is not None:
-        hook(result.out_dir, result.record)
+        out = result.out_dir
+        with _locked(out.parent / f".{out.name}.lock"):  # no other build swaps it meanwhile
+            hook(out, result.record)
 
 
 def build(board: Board, app: App | str | Path, *, toolchain: str = "gcc",
