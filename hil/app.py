@@ -27,6 +27,9 @@ class App:
     heap_size: int | None
     defines: tuple[tuple[str, str], ...] = ()
     boards: tuple[str, ...] = ()  # empty: every board
+    harness: str | None = None  # app.yaml harness (None: --harness, else the project's)
+    expect: tuple[str, ...] = ()  # console harness patterns
+    ordered: bool = False  # the patterns must appear in order
 
 
 def project_apps_dirs() -> list[Path]:
@@ -98,6 +101,7 @@ def load_app(app: str | Path) -> App:
                           hint="a define's value is one C token or expression, e.g. 128")
     defines = tuple(sorted((str(k), str(v)) for k, v in defines_raw.items()))
     boards = r.str_list("boards", ())
+    harness, expect, ordered = _harness_keys(r)
     r.done()
 
     sources: list[Path] = []
@@ -118,7 +122,30 @@ def load_app(app: str | Path) -> App:
             raise r.error(f"include[{i}]", f"'{inc}' is not a directory")
         include_dirs.append(path)
     return App(name, version, directory, tuple(sources), tuple(include_dirs), stack, heap,
-               defines, boards)
+               defines, boards, harness, expect, ordered)
+
+
+def _harness_keys(r: Reader) -> tuple[str | None, tuple[str, ...], bool]:
+    """app.yaml ``harness``, ``expect`` and ``ordered``, checked (errors name file and key)."""
+    import re
+
+    from hil import harnesses
+
+    harness = r.str("harness", None, choices=harnesses.names())
+    expect = r.str_list("expect", ())
+    ordered = r.bool("ordered", False)
+    if (expect or r.has("ordered")) and harness != "console":
+        key = "expect" if expect else "ordered"
+        raise r.error(key, "goes with 'harness: console'",
+                      hint="add 'harness: console', or remove it")
+    for i, pattern in enumerate(expect):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise r.error(f"expect[{i}]", f"{pattern!r} is not a regular expression: {exc}",
+                          hint="patterns are Python regular expressions, matched against "
+                          "each console line; quote them in YAML") from exc
+    return harness, expect, ordered
 
 
 def example_apps() -> list[App]:
