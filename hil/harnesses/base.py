@@ -140,6 +140,12 @@ def run(console: Console, harness: Harness, config: HarnessConfig) -> HarnessRun
                     add(event)
     except (ConsoleTimeout, CrashError) as exc:
         stop = exc
+    if isinstance(stop, CrashError):  # lines that came with the crash report: their results
+        for line in console.pending_lines():
+            count += 1
+            for event in harness.feed(line):
+                if isinstance(event, TestCase):
+                    add(event)
     console.flush()
     owed = harness.finish(stop)
     for case in owed:

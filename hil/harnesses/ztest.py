@@ -14,7 +14,7 @@ duration are read too)::
     ------ TESTSUITE SUMMARY END ------
     PROJECT EXECUTION FAILED
 
-The lines between ``START`` and a ``FAIL`` are the failure's text (its first line the
+The lines between ``START`` and a ``FAIL`` are the failure's text (the assertion line its
 message); ``ZEPHYR FATAL ERROR`` ends the run as a crash, the registers Zephyr printed before
 it (``r15/pc``, ``r14/lr``; ``mepc``, ``ra`` on RISC-V) decoded through the ELF. Each case's
 classname is its suite's name.
@@ -125,7 +125,10 @@ class ZtestHarness:
         case = TestCase(test, suite or self.config.classname, status, seconds=seconds)
         if status == "failed":
             text = [x.strip() for x in lines if x.strip()]
-            case.message = text[0] if text else "FAIL (no assertion text printed)"
+            # the message: the assertion line (ztest's "Assertion failed at ..."), not the
+            # test's own prints before it
+            asserts = [x for x in text if "assert" in x.lower()]
+            case.message = (asserts or text or ["FAIL (no assertion text printed)"])[0]
             case.text = "\n".join(text) or case.message
         elif m["status"] == "BLOCK":
             case.message = "blocked (ztest BLOCK: a test it depends on failed)"
