@@ -295,7 +295,10 @@ def print_summary(results: list[BoardResult]) -> None:
         print(f"\n{r.plan.board.name} {r.plan.app} ({r.plan.harness}, {r.executor}):")
         for case in r.suite.cases:
             reason = f": {case.message}" if case.message else ""
-            print(f"  {_MARK.get(case.status, case.status):6} {case.name}{reason}")
+            mark = _MARK.get(case.status, case.status)
+            if case.status == "skipped" and r.plan.harness != "unity":
+                mark = "SKIP"
+            print(f"  {mark:6} {case.name}{reason}")
     print()
     rows = []
     for r in results:
