@@ -93,8 +93,13 @@ class ZtestHarness:
         if m := SUITE.match(line):
             self.suite = m["suite"]
         elif m := START.match(line):
+            events: list[Event] = []
+            if self.current is not None:  # the previous test printed no result
+                events.append(self._unfinished(self.current, f"no result line before "
+                                               f"START - {m['test']}"))
             self.current = _Open(self.suite, m["test"], self.stray)
             self.stray = []
+            return events
         elif m := RESULT.match(line):
             return [self._result(m)]
         elif m := SUITE_END.match(line):
@@ -127,7 +132,8 @@ class ZtestHarness:
             text = [x.strip() for x in lines if x.strip()]
             # the message: the assertion line (ztest's "Assertion failed at ..."), not the
             # test's own prints before it
-            asserts = [x for x in text if "assert" in x.lower()]
+            asserts = [x for x in text if "Assertion failed" in x] or \
+                [x for x in text if "assert" in x.lower()]
             case.message = (asserts or text or ["FAIL (no assertion text printed)"])[0]
             case.text = "\n".join(text) or case.message
         elif m["status"] == "BLOCK":
@@ -135,6 +141,13 @@ class ZtestHarness:
             case.output = lines
         else:
             case.output = lines
+        self.cases.append(case)
+        return case
+
+    def _unfinished(self, cur: _Open, why: str) -> TestCase:
+        case = TestCase(cur.name, cur.suite or self.config.classname, "failed",
+                        message=f"{cur.name} did not finish: {why}", text="\n".join(
+                            [*cur.lines, why]))
         self.cases.append(case)
         return case
 

@@ -156,3 +156,14 @@ def test_output_that_stops_mid_test_fails_that_test_at_the_timeout():
     (case,) = result.cases
     assert (case.name, case.status) == ("test_hangs", "failed")
     assert "did not finish" in case.message and "still going" in case.text
+
+
+def test_a_test_without_a_result_line_fails_when_the_next_starts():
+    harness = ZtestHarness(CONFIG)
+    events = [e for line in ["Running TESTSUITE s", "START - test_quiet", "some print",
+                             "START - test_next", " PASS - test_next in 0.001 seconds"]
+              for e in harness.feed(line)]
+    assert [(e.name, e.status) for e in events if isinstance(e, TestCase)] == [
+        ("test_quiet", "failed"), ("test_next", "passed")]
+    assert "no result line before START - test_next" in events[0].message
+    assert "some print" in events[0].text
