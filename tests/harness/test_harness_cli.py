@@ -137,3 +137,16 @@ def test_bad_expect_regex_is_refused_before_qemu_starts(console_hex, capsys):
     err = capsys.readouterr().err
     assert "--expect[1]: '(x' is not a regular expression" in err
     assert "running in QEMU" in err and "JUnit" not in err
+
+
+def test_project_apps_with_a_line_harness_need_no_suite(tmp_path, monkeypatch):
+    project = tmp_path / "proj"
+    (project / "apps").mkdir(parents=True)
+    (project / "hil.toml").write_text('apps = ["apps/*"]\n')
+    firmware_app("console", project / "apps" / "bootlog", CONSOLE_APP)
+    monkeypatch.setenv("HIL_BUILD_DIR", str(tmp_path / "build"))
+    junit = tmp_path / "p.xml"
+    monkeypatch.chdir(project)  # the project is found from the current directory
+    rc = main(["test", "--board", "nucleo-f4", "--on", "qemu", "--junit", str(junit)])
+    assert rc == ExitCode.OK
+    assert {k[0] for k in junit_cases(junit)} == {"nucleo-f4.bootlog"}
