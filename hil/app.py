@@ -43,6 +43,9 @@ class App:
     runtime: str = "hil"  # "hil": link hil's startup and drivers; "none": the app brings its own
     linker_script: Path | None = None  # the app's own script instead of the generated one
     external: ExternalBuild | None = None  # built by the team's CMake or Make build
+    harness: str | None = None  # app.yaml harness (None: --harness, else the project's)
+    expect: tuple[str, ...] = ()  # console harness patterns
+    ordered: bool = False  # the patterns must appear in order
 
 
 def project_apps_dirs() -> list[Path]:
@@ -128,10 +131,11 @@ def load_app(app: str | Path) -> App:
     else:
         r.raw("linker_script", None)
     external = _external(r, build, directory)
+    harness, expect, ordered = _harness_keys(r)
     r.done()
     if external is not None:
         return App(name, version, directory, (), (), stack, heap, defines, boards, runtime,
-                   linker_script, external)
+                   linker_script, external, harness, expect, ordered)
 
     sources: list[Path] = []
     for i, pattern in enumerate(patterns):
@@ -151,7 +155,8 @@ def load_app(app: str | Path) -> App:
             raise r.error(f"include[{i}]", f"'{inc}' is not a directory")
         include_dirs.append(path)
     return App(name, version, directory, tuple(sources), tuple(include_dirs), stack, heap,
-               defines, boards, runtime, linker_script)
+               defines, boards, runtime, linker_script, None, harness, expect,
+               ordered)
 
 
 def _external(r: Reader, build: str, directory: Path) -> ExternalBuild | None:
@@ -186,6 +191,29 @@ def _external(r: Reader, build: str, directory: Path) -> ExternalBuild | None:
     options = sub.str_list("options", ())
     sub.done()
     return ExternalBuild(build, source, target, elf, options)
+
+
+def _harness_keys(r: Reader) -> tuple[str | None, tuple[str, ...], bool]:
+    """app.yaml ``harness``, ``expect`` and ``ordered``, checked (errors name file and key)."""
+    import re
+
+    from hil import harnesses
+
+    harness = r.str("harness", None, choices=harnesses.names())
+    expect = r.str_list("expect", ())
+    ordered = r.bool("ordered", False)
+    if (expect or r.has("ordered")) and harness != "console":
+        key = "expect" if expect else "ordered"
+        raise r.error(key, "goes with 'harness: console'",
+                      hint="add 'harness: console', or remove it")
+    for i, pattern in enumerate(expect):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise r.error(f"expect[{i}]", f"{pattern!r} is not a regular expression: {exc}",
+                          hint="patterns are Python regular expressions, matched against "
+                          "each console line; quote them in YAML") from exc
+    return harness, expect, ordered
 
 
 def example_apps() -> list[App]:

@@ -363,6 +363,15 @@ class Console:
                 raise self._timeout("complete line", timeout)
             self._receive(deadline)
 
+    def pending_lines(self) -> list[str]:
+        """The complete lines received but not consumed yet (without CR/LF), consumed now:
+        what arrived with a crash report, for a harness to read after the crash."""
+        text, sep, rest = self._buf.rpartition("\n")
+        if not sep:
+            return []
+        self._buf = rest
+        return [line.removesuffix("\r") for line in text.split("\n")]
+
     def read_available(self, timeout: float = POLL) -> str:
         """Whatever arrives within ``timeout`` (and was not consumed yet), consumed now."""
         if not self._buf:

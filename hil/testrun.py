@@ -1,8 +1,9 @@
-"""Test runs: one board, one image, one harness (pytest suite or Unity output) -> a verdict.
+"""Test runs: one board, one image, one harness (pytest suite or a line harness) -> a verdict.
 
 ``run_board(plan)`` runs one board (the pytest harness in a ``python -m pytest`` subprocess
 with the hil plugin, so several boards run in parallel and a crash of one run cannot take
-another down; the Unity harness in-process) and returns a ``BoardResult`` with the JUnit suite
+another down; line harnesses such as unity, ztest and console in-process, see
+hil.harnesses) and returns a ``BoardResult`` with the JUnit suite
 and the run's ``Outcome`` (passed, failed, error, infrastructure, cancelled; hil.cli turns
 outcomes into the exit code).
 """
@@ -21,6 +22,7 @@ from hil import junit, procs
 from hil.boards import Board
 from hil.errors import Cancelled, HilError, InfrastructureError, UsageError
 from hil.executors import Choice, make_executor
+from hil.harnesses.base import Harness, HarnessConfig
 from hil.image import Image
 from hil.outcome import ErrorRecord, Outcome, OutcomeKind
 from hil.settings import current
@@ -37,7 +39,7 @@ class Plan:
     board: Board
     image: Image
     choice: Choice
-    harness: str  # "pytest" | "unity"
+    harness: str  # "pytest" or a line harness of the hil.harness entry points
     app: str
     suite: Path | None
     work_dir: Path
@@ -47,6 +49,9 @@ class Plan:
     workers: int | None = None
     stream: bool = True  # pytest output to the terminal (one board) or to a log (several)
     extra_pytest_args: tuple[str, ...] = ()
+    expect: tuple[str, ...] = ()  # console harness patterns
+    ordered: bool = False
+    expect_source: str = "--expect"  # where the patterns came from (file: key, or option)
 
 
 @dataclass
@@ -91,10 +96,10 @@ def run_board(plan: Plan) -> BoardResult:
     t0 = time.monotonic()
     plan.work_dir.mkdir(parents=True, exist_ok=True)
     try:
-        if plan.harness == "unity":
-            result = _run_unity(plan)
-        else:
+        if plan.harness == "pytest":
             result = _run_pytest(plan)
+        else:
+            result = _run_lines(plan)
     except HilError as exc:
         result = BoardResult(plan, junit.Suite(f"{plan.board.name}/{plan.app}"),
                              Outcome.of_error(exc), str(exc), kind=plan.choice.kind)
@@ -268,15 +273,35 @@ def _describe(plan: Plan) -> str:
     return f"hardware {entry.id}" if entry is not None else "hardware"
 
 
-# ---------------------------------------------------------------- unity harness
+# ---------------------------------------------------------------- line harnesses
 
-def _run_unity(plan: Plan) -> BoardResult:
-    from hil.console import ConsoleTimeout
-    from hil.crash import CrashError
-    from hil.unity import run_unity
+def harness_config(plan: Plan) -> HarnessConfig:
+    return HarnessConfig(board=plan.board.name, app=plan.app, timeout=plan.timeout,
+                         expect=plan.expect, ordered=plan.ordered,
+                         expect_source=plan.expect_source, elf=plan.image.elf)
 
+
+def make_harness(name: str, config: HarnessConfig) -> Harness:
+    """The line harness registered as ``name`` in the ``hil.harness`` entry points (no I/O;
+    raises UsageError for an unknown harness or a config it cannot use)."""
+    from hil import harnesses
+
+    harness = harnesses.factory(name)(config)
+    if not isinstance(harness, Harness):
+        raise UsageError(f"harness '{name}' does not implement the harness interface "
+                         "(name, run_timeout, feed, done, finish)",
+                         hint="see hil/harnesses/base.py")
+    return harness
+
+
+def _run_lines(plan: Plan) -> BoardResult:
+    """A line harness (unity, ztest, console, a team's own) over the board's console."""
+    from hil.harnesses.base import run
+
+    config = harness_config(plan)
+    harness = make_harness(plan.harness, config)
     name = f"{plan.board.name}/{plan.app}"
-    executor = make_executor(plan.board, plan.choice, work_dir=plan.work_dir / "unity",
+    executor = make_executor(plan.board, plan.choice, work_dir=plan.work_dir / plan.harness,
                              timeout=plan.timeout)
     entry = plan.choice.entry
     result = BoardResult(plan, junit.Suite(name), kind=executor.kind,
@@ -288,34 +313,15 @@ def _run_unity(plan: Plan) -> BoardResult:
         if executor.entry is not None:  # a leased rack entry: the verdict names it
             result.extra = {"rack_id": executor.entry.id, "probe": str(executor.entry.probe)}
             result.executor = executor.description
-        try:
-            run = run_unity(console, timeout=max(60.0, 10 * plan.timeout))
-        except (CrashError, ConsoleTimeout) as exc:
-            console.flush()
-            from hil.unity import parse
-
-            partial = parse(console._tail)
-            result.suite.cases = [_unity_case(plan, c) for c in partial.cases]
-            result.suite.cases.append(junit.Case(
-                "unity-run", name, "error" if isinstance(exc, CrashError) else "failed",
-                message=str(exc).splitlines()[0], text=str(exc)))
-            result.outcome = Outcome.failed(exc)
-            return result
-    result.suite.cases = [_unity_case(plan, c) for c in run.cases]
-    mismatch = run.mismatch()
-    if mismatch:
-        result.suite.cases.append(junit.Case("unity-summary", name, "failed",
-                                             message=mismatch, text=mismatch))
-    failed = run.count("failed") > 0 or run.verdict == "FAIL" or mismatch is not None
-    result.outcome = Outcome.failed() if failed else Outcome.passed()
-    if not run.cases and not failed:
-        result.error = "the image printed a Unity summary but no test results"
+        outcome = run(console, harness, config)
+    result.suite.cases = [junit.Case(c.name, c.classname, c.status, c.seconds or 0.0,
+                                     c.message, c.text, "\n".join(c.output))
+                          for c in outcome.cases]
+    if outcome.stop is not None:
+        result.outcome = Outcome.failed(outcome.stop)
+    elif any(c.status in ("failed", "error") for c in outcome.cases):
+        result.outcome = Outcome.failed()
+    elif not outcome.cases:
+        result.error = f"the image ended its {plan.harness} run but printed no test results"
         result.outcome = Outcome.of_error(UsageError(result.error))
     return result
-
-
-def _unity_case(plan: Plan, c) -> junit.Case:
-    return junit.Case(c.name, f"{plan.board.name}.{plan.app}.{Path(c.file).stem}", c.status,
-                      c.seconds, c.message, c.message + (f"\n  at {c.file}:{c.line}"
-                                                         if c.status == "failed" else ""),
-                      "\n".join(c.output))

@@ -35,6 +35,15 @@ the verdict say which. Its serial console then drives a test suite:
                     (fixtures board, image, dut, hil_reset)
   --harness unity   the image's own Unity output (file:line:name:PASS|FAIL|IGNORE), one test
                     case per test
+  --harness ztest   Zephyr ztest output (START/PASS/FAIL/SKIP, the summary, PROJECT EXECUTION
+                    SUCCESSFUL|FAILED), one test case per test, classname the suite;
+                    ZEPHYR FATAL ERROR is a crash
+  --harness console regular expressions that must appear (--expect REGEX, repeatable, or
+                    app.yaml expect: [...]; --ordered or ordered: true for in order), each one
+                    a test case, within --timeout from boot
+
+A harness named in the app's app.yaml (harness: ...) is used without --harness; other
+harnesses are added through the 'hil.harness' entry-point group (README: Harnesses).
 
 Repeat --board to test several boards in parallel. A pass in QEMU is reported as such:
 "PASSED in QEMU (...) - not a hardware pass". Transcripts of every console byte are kept in
@@ -44,6 +53,8 @@ examples:
   hil test --board nucleo-f4
   hil test --board nucleo-f4 --board hifive1-revb --junit report.xml
   hil test --board nucleo-f4 selftest --harness unity
+  hil test --board nucleo-f4 --image zephyr.elf --harness ztest --on qemu
+  hil test --board nucleo-f4 myapp --expect '^boot' --expect 'ready [0-9]+' --ordered
   hil test --board nucleo-f4 --image build/app.hex --suite tests/ --require-hardware
 """
 EPILOG = """\
@@ -68,9 +79,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="board name or alias (repeatable: boards run in parallel)")
     p.add_argument("--image", type=Path, default=None,
                    help="run this .hex or .elf instead of building APP")
-    p.add_argument("--harness", choices=("pytest", "unity"), default=None,
-                   help="pytest suite or the image's Unity output (default: the project's "
+    from hil import harnesses
+
+    p.add_argument("--harness", choices=harnesses.names(), default=None,
+                   help="pytest suite, or a line harness reading the image's output (default: "
+                   "the app's app.yaml harness, console with --expect, the project's "
                    "test.harness, else pytest)")
+    p.add_argument("--expect", action="append", default=[], metavar="REGEX",
+                   help="console harness: a regular expression a console line must match "
+                   "(repeatable; each one a test case)")
+    p.add_argument("--ordered", action="store_true",
+                   help="console harness: the --expect patterns must appear in this order")
     p.add_argument("--suite", type=Path, default=None,
                    help="pytest suite directory (default: <app>/tests/)")
     p.add_argument("--on", choices=ON_CHOICES, default=None,
@@ -92,7 +111,12 @@ def run(args: argparse.Namespace) -> int:
     from hil import junit
 
     settings = current()
-    harness = args.harness or settings.test_harness
+    if args.expect and args.harness not in (None, "console"):
+        raise UsageError(f"--expect goes with the console harness, not --harness {args.harness}")
+    if args.ordered and not args.expect and args.harness not in (None, "console"):
+        raise UsageError(f"--ordered goes with the console harness, not --harness "
+                         f"{args.harness}")
+    harness = args.harness or ("console" if args.expect else settings.test_harness)
     on = args.on or settings.test_on
     timeout = args.timeout if args.timeout is not None else settings.test_timeout
     toolchain = args.toolchain or settings.toolchains[0]
@@ -115,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
 
     apps: list[App | None] = [None]
     if args.image is None:
-        apps = list(_apps_to_test(args.app, harness, args.suite))
+        apps = list(_apps_to_test(args.app, args, harness, args.suite))
 
     plans: list[Plan] = []
     try:
@@ -169,7 +193,16 @@ def _prepare(args: argparse.Namespace, boards, apps: list[App | None], choices,
              toolchain: str) -> None:
     """Build (or take) each app's image for each board and append its Plan to ``plans``."""
     for app in apps:
-        suite = _suite(app, harness, args.suite)
+        app_harness = _harness_of(app, args, harness)
+        expect, ordered, source = _expect(app, args)
+        suite = _suite(app, app_harness, args.suite)
+        if app_harness != "pytest":  # a config it cannot use fails before any build
+            from hil.harnesses.base import HarnessConfig
+            from hil.testrun import make_harness
+
+            make_harness(app_harness, HarnessConfig(
+                board=boards[0].name, app=app.name if app else "image", timeout=timeout,
+                expect=expect, ordered=ordered, expect_source=source))
         for board in boards:
             work_dir = run_root / board.name if len(apps) == 1 else \
                 run_root / board.name / (app.name if app else "image")
@@ -193,20 +226,41 @@ def _prepare(args: argparse.Namespace, boards, apps: list[App | None], choices,
                 image = Image.from_build(build(board, app, toolchain=toolchain))
             image = image.copy_to(work_dir / "image")
             plans.append(Plan(board=board, image=image, choice=choices[board.name],
-                              harness=harness, app=app_name, suite=suite, work_dir=work_dir,
+                              harness=app_harness, app=app_name, suite=suite,
+                              work_dir=work_dir, expect=expect, ordered=ordered,
+                              expect_source=source,
                               on=on, require_hardware=args.require_hardware,
                               timeout=timeout, workers=args.workers,
                               stream=len(boards) * len(apps) == 1))
 
 
-def _apps_to_test(name: str | None, harness: str, suite: Path | None) -> list[App]:
-    """The named app, else every app of the project that has a test suite."""
+def _harness_of(app: App | None, args: argparse.Namespace, default: str) -> str:
+    """--harness, else console for --expect, else the app's app.yaml harness, else default."""
+    if args.harness or args.expect or app is None or app.harness is None:
+        return default
+    return app.harness
+
+
+def _expect(app: App | None, args: argparse.Namespace) -> tuple[tuple[str, ...], bool, str]:
+    """The console patterns, whether in order, and where they came from (--expect wins)."""
+    if args.expect or app is None or not app.expect:
+        return tuple(args.expect), args.ordered, "--expect"
+    from hil.app import MANIFEST
+
+    return app.expect, app.ordered or args.ordered, f"{app.dir / MANIFEST}: expect"
+
+
+def _apps_to_test(name: str | None, args: argparse.Namespace, harness: str,
+                  suite: Path | None) -> list[App]:
+    """The named app, else every app of the project that has a test suite (or a line
+    harness in its app.yaml)."""
     if name is not None:
         return [load_app(name)]
     if suite is not None:
         raise UsageError("--suite goes with one APP (or --image)",
                          hint="name the app whose suite it is")
-    apps = [a for a in project_apps() if harness != "pytest" or (a.dir / "tests").is_dir()]
+    apps = [a for a in project_apps() if _harness_of(a, args, harness) != "pytest"
+            or (a.dir / "tests").is_dir()]
     if not apps:
         settings = current()
         where = settings.project_file or f"{settings.root} (no project file)"
@@ -237,12 +291,15 @@ _MARK = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "IGNOR
 
 def print_summary(results: list[BoardResult]) -> None:
     for r in results:
-        if r.plan.harness != "unity" or not r.suite.cases:
+        if r.plan.harness == "pytest" or not r.suite.cases:
             continue
-        print(f"\n{r.plan.board.name} {r.plan.app} (Unity, {r.executor}):")
+        print(f"\n{r.plan.board.name} {r.plan.app} ({r.plan.harness}, {r.executor}):")
         for case in r.suite.cases:
             reason = f": {case.message}" if case.message else ""
-            print(f"  {_MARK.get(case.status, case.status):6} {case.name}{reason}")
+            mark = _MARK.get(case.status, case.status)
+            if case.status == "skipped" and r.plan.harness != "unity":
+                mark = "SKIP"
+            print(f"  {mark:6} {case.name}{reason}")
     print()
     rows = []
     for r in results:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from hil.console import Console
-from hil.unity import parse, run_unity
+from hil.harnesses.base import HarnessConfig, run
+from hil.harnesses.unity import UnityHarness, parse
 
 REAL_UNITY = """\
 hil-selftest nucleo-f4
@@ -53,6 +54,9 @@ def test_run_unity_reads_until_the_verdict():
     with Console("loop://", timeout=2) as con:
         con.write(b"boot\r\nx.c:1:t1:PASS\r\nx.c:2:t2:IGNORE: later\r\n-----\r\n"
                   b"2 Tests 0 Failures 1 Ignored\r\nOK\r\nafter\r\n")
-        run = run_unity(con, timeout=5)
-    assert [c.status for c in run.cases] == ["passed", "skipped"]
-    assert run.verdict == "OK"
+        harness = UnityHarness(HarnessConfig(board="b", app="a", timeout=0.5))
+        result = run(con, harness, HarnessConfig(board="b", app="a"))
+    assert [(c.name, c.status) for c in result.cases] == [("t1", "passed"), ("t2", "skipped")]
+    assert result.stop is None and harness.parser.run.verdict == "OK"
+    assert result.cases[1].message == "later" and result.cases[0].output == ["boot"]
+    assert result.cases[0].classname == "b.a.x"
