@@ -149,18 +149,17 @@ def _executables(directory: Path) -> list[Path]:
 def check_foreign_image(board: Board, path: Path) -> str:
     """Check an image from outside against ``board`` before it runs or is flashed: the
     header checks of ``check_image_file`` (ELF machine, sizes), then every loadable segment
-    lies in the board's flash (or all in RAM: a RAM-loaded image), and on Cortex-M the
+    lies in the board's flash (hil flashes and boots from flash: an image loaded into RAM
+    is refused), and on Cortex-M the
     vector table at the application start has its initial stack pointer in RAM and its
     reset vector (Thumb bit set) in flash. Returns "elf", "hex" or "bin"; raises ImageError
     naming the segment, the address and the board."""
     fmt = check_image_file(board, path)
     if fmt == "elf":
         segments = _load_segments(path)
-        ram_loaded = bool(segments) and all(_in_ram(board, s.address, s.size)
-                                            for s in segments)
         for seg in segments:
-            _check_segment(board, path, seg, ram_loaded)
-        if board.arch == "arm" and not ram_loaded:
+            _check_segment(board, path, seg)
+        if board.arch == "arm":
             _check_vectors(board, path, _bytes_at(segments, board.app_start, 8))
     elif fmt == "hex":
         ih = read_image(path)
@@ -209,17 +208,12 @@ def _load_segments(path: Path) -> list[_Segment]:
     return out
 
 
-def _in_ram(board: Board, address: int, size: int) -> bool:
-    region = board.region_at(address)
-    return region is not None and region.kind == "ram" and region.contains(address, size)
-
-
 def _segment_name(seg: _Segment) -> str:
     names = f" ({', '.join(seg.sections)})" if seg.sections else ""
     return f"segment {seg.index}{names}"
 
 
-def _check_segment(board: Board, path: Path, seg: _Segment, ram_loaded: bool) -> None:
+def _check_segment(board: Board, path: Path, seg: _Segment) -> None:
     end = seg.address + seg.size - 1
     where = f"{_segment_name(seg)} of {path.name} loads {seg.size} bytes at " \
             f"0x{seg.address:08X}..0x{end:08X}"
@@ -229,13 +223,11 @@ def _check_segment(board: Board, path: Path, seg: _Segment, ram_loaded: bool) ->
     hint = f"was the image built for board {board.name}? its flash is {flash}"
     if region is None or not region.contains(seg.address, seg.size):
         raise ImageError(f"{where}, outside the flash of board {board.name}", hint=hint)
-    if ram_loaded:
-        return
-    if not region.is_flash:
+    if not region.is_flash:  # hil flashes images and boots them from flash
         raise ImageError(f"{where}, in {region.kind} region {region.name} of board "
                          f"{board.name}, not in its flash: a flashed image cannot hold it",
-                         hint="place initialised data with '> RAM AT > FLASH' so it loads "
-                         "from flash")
+                         hint="place code in flash and initialised data with "
+                         "'> RAM AT > FLASH' so it loads from flash")
     if region is board.app_region and seg.address < board.app_start:
         raise ImageError(f"{where}, below the application start 0x{board.app_start:08X} "
                          f"of board {board.name}", hint=hint)
