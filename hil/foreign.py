@@ -39,11 +39,13 @@ class ForeignImage:
     format: str = ""  # "elf", "hex" or "bin" once checked
 
 
-def foreign_image(board: Board, image: Path | None, build_dir: Path | None
-                  ) -> ForeignImage | None:
+def foreign_image(board: Board, image: Path | None, build_dir: Path | None, *,
+                  boot: bool = True) -> ForeignImage | None:
     """The image ``--image`` or ``--build-dir`` names, checked against ``board``; None when
-    neither was given. Raises UsageError (both given), ConfigError (no such file, nothing
-    or several candidates in the build directory) or ImageError (not for this board)."""
+    neither was given. ``boot``: the image must boot (test, run); a flash-only image may be a
+    partial one with no data at the application start (then it has no vector table to check).
+    Raises UsageError (both given), ConfigError (no such file, nothing or several
+    candidates in the build directory) or ImageError (not for this board)."""
     if image is not None and build_dir is not None:
         raise UsageError("give either --image or --build-dir, not both")
     if build_dir is not None:
@@ -52,7 +54,7 @@ def foreign_image(board: Board, image: Path | None, build_dir: Path | None
         found = ForeignImage(Path(image), "file")
     else:
         return None
-    fmt = check_foreign_image(board, found.path)
+    fmt = check_foreign_image(board, found.path, boot=boot)
     return ForeignImage(found.path, found.kind, found.build_dir, fmt)
 
 
@@ -146,21 +148,23 @@ def _executables(directory: Path) -> list[Path]:
 
 # ---------------------------------------------------------------- checks against the board
 
-def check_foreign_image(board: Board, path: Path) -> str:
+def check_foreign_image(board: Board, path: Path, *, boot: bool = True) -> str:
     """Check an image from outside against ``board`` before it runs or is flashed: the
     header checks of ``check_image_file`` (ELF machine, sizes), then every loadable segment
     lies in the board's flash (hil flashes and boots from flash: an image loaded into RAM
     is refused), and on Cortex-M the
     vector table at the application start has its initial stack pointer in RAM and its
-    reset vector (Thumb bit set) in flash. Returns "elf", "hex" or "bin"; raises ImageError
-    naming the segment, the address and the board."""
+    reset vector (Thumb bit set) in flash (unless ``boot`` is false and the image has no
+    data there: a partial image, such as a data block written to a later sector). Returns
+    "elf", "hex" or "bin"; raises ImageError naming the segment, the address and the
+    board."""
     fmt = check_image_file(board, path)
     if fmt == "elf":
         segments = _load_segments(path)
         for seg in segments:
             _check_segment(board, path, seg)
         if board.arch == "arm":
-            _check_vectors(board, path, _bytes_at(segments, board.app_start, 8))
+            _check_vectors(board, path, _bytes_at(segments, board.app_start, 8), boot)
     elif fmt == "hex":
         ih = read_image(path)
         if not ih.segments():
@@ -169,11 +173,12 @@ def check_foreign_image(board: Board, path: Path) -> str:
         if board.arch == "arm":
             start = board.app_start
             have = any(a <= start and start + 8 <= b for a, b in ih.segments())
-            _check_vectors(board, path, ih.tobinstr(start, start + 7) if have else None)
+            _check_vectors(board, path, ih.tobinstr(start, start + 7) if have else None,
+                           boot)
     elif board.arch == "arm":  # a .bin is written at the application start
         with open(path, "rb") as fh:
             head = fh.read(8)
-        _check_vectors(board, path, head if len(head) == 8 else None)
+        _check_vectors(board, path, head if len(head) == 8 else None, boot)
     return fmt
 
 
@@ -241,10 +246,12 @@ def _bytes_at(segments: list[_Segment], address: int, size: int) -> bytes | None
     return None
 
 
-def _check_vectors(board: Board, path: Path, head: bytes | None) -> None:
+def _check_vectors(board: Board, path: Path, head: bytes | None, boot: bool = True) -> None:
     """Cortex-M boots from the vector table at the application start: word 0 is the initial
     stack pointer (in RAM, or its end), word 1 the reset handler (Thumb bit set, in flash)."""
     start = board.app_start
+    if head is None and not boot:
+        return  # a partial image written to flash only: nothing there to boot from
     if head is None:
         raise ImageError(f"{path.name} has no vector table at the application start "
                          f"0x{start:08X} of board {board.name}: a Cortex-M core boots from "

@@ -119,7 +119,7 @@ def _image_for(args: argparse.Namespace, board) -> Path:
     if (args.image or args.build_dir) and args.app:
         given = "--build-dir" if args.build_dir else "--image"
         raise UsageError(f"give either APP or {given}, not both")
-    foreign = foreign_image(board, args.image, args.build_dir)
+    foreign = foreign_image(board, args.image, args.build_dir, boot=False)
     if foreign is not None:
         import os
         import time

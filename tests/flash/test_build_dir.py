@@ -329,15 +329,26 @@ def test_bad_vector_table_in_hex_and_bin(foreign, tmp_path, no_qemu, capsys):
                                ["bad.bin: reset vector 0x20000101"], capsys)
 
 
-def test_hex_without_a_vector_table_at_the_app_start(foreign, tmp_path, no_qemu, capsys):
-    ih = IntelHex(str(foreign.hex))
-    moved = IntelHex()
-    moved.frombytes(ih.tobinstr(), offset=F4_APP_START + 0x4000)
-    bad = tmp_path / "late.hex"
-    moved.write_hex_file(str(bad))
-    _refused_by_test_and_flash(["--image", str(bad)],
-                               ["late.hex has no vector table at the application start "
-                                "0x08000000 of board nucleo-f4"], capsys)
+def test_image_without_a_vector_table_does_not_boot_but_flashes(foreign, tmp_path, no_qemu,
+                                                                 capsys):
+    """A partial image (data for a later sector) cannot boot: hil test and hil run refuse
+    it; hil flash writes it, there being no vector table to check."""
+    block = IntelHex()
+    block.frombytes(b"\x5a" * 256, offset=F4_APP_START + 0x4000)
+    late = tmp_path / "late.hex"
+    block.write_hex_file(str(late))
+    for command in (["test", "--harness", "unity", "--on", "qemu"], ["run", "--on", "qemu"]):
+        code = main([*command, "--board", "nucleo-f4", "--image", str(late)])
+        err = capsys.readouterr().err
+        assert code == ExitCode.BUILD_FAILED, err
+        assert "late.hex has no vector table at the application start 0x08000000 of board " \
+               "nucleo-f4" in err
+    assert not list(state_dir().glob("runs/*/*/image/*.hex")), "the image was taken in"
+    code = main(["flash", "--board", "nucleo-f4", "--image", str(late), "--probe",
+                 "hilsim:late"])
+    assert code == 0, capsys.readouterr().err
+    flash = (state_dir() / "simflash" / "late.bin").read_bytes()
+    assert flash[0x4000:0x4100] == b"\x5a" * 256
 
 
 def test_image_and_build_dir_together_is_a_usage_error(foreign, tmp_path, capsys):
