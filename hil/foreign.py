@@ -95,27 +95,25 @@ def resolve_build_dir(directory: Path) -> ForeignImage:
 
 def _platformio(directory: Path) -> ForeignImage | None:
     """A PlatformIO project (``.pio/build/<env>/``), its ``.pio/build``, or one env dir."""
-    if (directory / "firmware.elf").is_file() and directory.parent.name == "build" \
-            and directory.parent.parent.name == ".pio":
-        return ForeignImage(directory / "firmware.elf", "platformio", directory)
-    for envs_dir in (directory / ".pio" / "build", directory):
-        if envs_dir is directory and not (directory.name == "build"
-                                          and directory.parent.name == ".pio"):
-            continue
-        if not envs_dir.is_dir():
-            continue
-        envs = sorted(p.parent for p in envs_dir.glob("*/firmware.elf") if p.is_file())
-        if len(envs) == 1:
-            return ForeignImage(envs[0] / "firmware.elf", "platformio", directory)
-        if not envs:
-            raise ConfigError(f"PlatformIO build directory {envs_dir} has no "
-                              "<env>/firmware.elf", path=directory,
-                              hint="build it first: pio run -e ENV")
-        names = ", ".join(e.name for e in envs)
-        raise ConfigError(
-            f"PlatformIO build directory has {len(envs)} environments ({names}); which one?",
-            path=directory, hint=f"pass one: --build-dir {envs_dir / envs[0].name}")
-    return None
+    if directory.parent.name == "build" and directory.parent.parent.name == ".pio":
+        if (directory / "firmware.elf").is_file():
+            return ForeignImage(directory / "firmware.elf", "platformio", directory)
+    if directory.name == "build" and directory.parent.name == ".pio":
+        envs_dir = directory
+    elif (directory / ".pio" / "build").is_dir():
+        envs_dir = directory / ".pio" / "build"
+    else:
+        return None
+    envs = sorted(p.parent for p in envs_dir.glob("*/firmware.elf") if p.is_file())
+    if len(envs) == 1:
+        return ForeignImage(envs[0] / "firmware.elf", "platformio", directory)
+    if not envs:
+        raise ConfigError(f"PlatformIO build directory {envs_dir} has no <env>/firmware.elf",
+                          path=directory, hint="build it first: pio run -e ENV")
+    names = ", ".join(e.name for e in envs)
+    raise ConfigError(
+        f"PlatformIO build directory has {len(envs)} environments ({names}); which one?",
+        path=directory, hint=f"pass one: --build-dir {envs_dir / envs[0].name}")
 
 
 def _executables(directory: Path) -> list[Path]:
