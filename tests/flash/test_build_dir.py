@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -356,3 +357,17 @@ def test_image_and_build_dir_together_is_a_usage_error(foreign, tmp_path, capsys
                  "--build-dir", str(tmp_path)])
     assert code == ExitCode.USAGE
     assert "either --image or --build-dir" in capsys.readouterr().err
+
+
+def test_hil_run_takes_a_build_dir(foreign, tmp_path):
+    """End to end as a user runs it: the Zephyr build's firmware boots and its console
+    reaches the terminal; Ctrl-] ends the session."""
+    build_dir = zephyr_dir(tmp_path / "z", foreign.elf)
+    hil = shutil.which("hil") or str(Path(sys.executable).parent / "hil")
+    proc = subprocess.run([hil, "run", "--board", "nucleo-f4", "--on", "qemu", "--build-dir",
+                           str(build_dir)], input=b"\x1d", capture_output=True, timeout=120,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert b"hil-selftest nucleo-f4" in proc.stdout
+    statements = list(state_dir().glob("runs/*-run/image/provenance.intoto.json"))
+    assert len(statements) == 1
