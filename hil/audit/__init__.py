@@ -42,6 +42,7 @@ __all__ = [
     "record_test",
     "signing_key_path",
     "trusted_public_keys",
+    "write_provenance",
 ]
 
 
@@ -116,8 +117,18 @@ def on_build(out_dir: Path, record: dict[str, Any], *, store: str | None = None)
     digests of the files written (and the envelope). Raises AuditError when the files or
     the store cannot be written.
     """
-    out_dir = Path(out_dir)
     finished = record.get("finished") or now_iso()
+    payload = write_provenance(out_dir, record, finished=finished)
+    with open_store(store) as s:
+        return s.append("build", image_sha256_of(record), payload, time=finished)
+
+
+def write_provenance(out_dir: Path, record: dict[str, Any], *,
+                     finished: str | None = None) -> dict[str, Any]:
+    """Write the statement, SBOM and (with a signing key) envelope of ``record`` into
+    ``out_dir``; returns the store payload naming them. Raises AuditError."""
+    out_dir = Path(out_dir)
+    finished = finished or record.get("finished") or now_iso()
     stmt = provenance.statement(record, started=record.get("started"), finished=finished)
     statement_bytes = _write_json(out_dir / provenance.STATEMENT_FILE, stmt)
     sbom_bytes = _write_json(out_dir / provenance.SBOM_FILE,
@@ -141,8 +152,7 @@ def on_build(out_dir: Path, record: dict[str, Any], *, store: str | None = None)
             "envelope": envelope,
         },
     }
-    with open_store(store) as s:
-        return s.append("build", image_sha256_of(record), payload, time=finished)
+    return payload
 
 
 def record_flash(

@@ -22,6 +22,8 @@ from hil.fsutil import atomic_write
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 SLSA_PREDICATE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "urn:hil:build-type:firmware:v1"
+#: An image hil did not build (``--image``, ``--build-dir``): only what it can see is stated.
+EXTERNAL_BUILD_TYPE = "urn:hil:build-type:external:v1"
 BUILDER_PREFIX = "urn:hil:builder:"
 DSSE_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 SUBJECT_ROLES = ("hex", "bin", "elf")
@@ -69,9 +71,10 @@ def statement(record: dict[str, Any], *, started: str | None = None,
         deps.append({"name": "git", "uri": "git+file:.",
                      "digest": {"gitCommit": git["commit"]},
                      "annotations": {"dirty": bool(git.get("dirty"))}})
-    deps.append({"name": f"toolchain:{tc.get('name', '')}",
-                 "digest": {"sha256": tc.get("id", "")},
-                 "annotations": {"version": tc.get("version"), "triple": tc.get("triple")}})
+    if tc.get("id") or not record.get("external"):
+        deps.append({"name": f"toolchain:{tc.get('name', '')}",
+                     "digest": {"sha256": tc.get("id", "")},
+                     "annotations": {"version": tc.get("version"), "triple": tc.get("triple")}})
     for role, tool in sorted((tc.get("tools") or {}).items()):
         deps.append({"name": f"toolchain:{role}", "uri": _file_uri(tool.get("path", "")),
                      "digest": {"sha256": tool.get("sha256", "")},
@@ -90,19 +93,24 @@ def statement(record: dict[str, Any], *, started: str | None = None,
     if finished:
         metadata["finishedOn"] = finished
     host = record.get("host") or os.uname().nodename
+    external = {"external": {"source": record.get("source"),
+                             "compiler": tc.get("compiler"),
+                             "comment": tc.get("comment") or []}} \
+        if record.get("external") else {}
     return {
         "_type": STATEMENT_TYPE,
         "subject": subjects,
         "predicateType": SLSA_PREDICATE,
         "predicate": {
             "buildDefinition": {
-                "buildType": BUILD_TYPE,
+                "buildType": EXTERNAL_BUILD_TYPE if external else BUILD_TYPE,
                 "externalParameters": {
                     "board": record.get("board"),
                     "app": record.get("app"),
                     "app_dir": record.get("app_dir"),
                     "toolchain": tc.get("name"),
                     "flags": record.get("flags") or {},
+                    **external,
                 },
                 "internalParameters": {
                     "board_file": record.get("board_file"),

@@ -67,6 +67,9 @@ def build_summary(rec: Record) -> dict[str, Any]:
         "reproducible_checked": bool(b.get("reproducible_checked")),
         "signed": bool(prov.get("envelope")),
         "host": b.get("host"),
+        "external": bool(b.get("external")),
+        "source": b.get("source") or {},
+        "compiler_named": tc.get("compiler"),
     }
 
 

@@ -264,6 +264,9 @@ def _print_image(d: dict[str, Any]) -> None:
                   f"toolchain: records {', '.join(str(r['seq']) for r in again)} "
                   f"(last {again[-1]['time']})")
         print(f"  output:        {b['out_dir']}")
+        if b.get("external"):
+            _print_external(b)
+            continue
         print(f"  toolchain:     {tc['name']} {tc['version']} ({tc['triple']})")
         print(f"  toolchain id:  {tc['id']}")
         print(f"  commit:        {commit}{' (dirty tree)' if git.get('dirty') else ''}")
@@ -302,6 +305,18 @@ def _print_image(d: dict[str, Any]) -> None:
             print("  (none)")
     running = ", ".join(r["location"] for r in d["running_on"]) or "(nowhere)"
     print(f"\nrunning now on: {running}")
+
+
+def _print_external(b: dict[str, Any]) -> None:
+    """An image hil did not build: where it came from and what its ELF says."""
+    source = b.get("source") or {}
+    where = source.get("build_dir") or source.get("path")
+    print(f"  external build: {source.get('kind')} {where}  (not built by hil)")
+    print(f"  compiler (from the ELF's .comment): {b.get('compiler_named') or '(not named)'}")
+    print(f"  provenance signed: {_yes(b['signed'])}")
+    print(table(["artifact", "sha256", "path"],
+                [[role, a.get("sha256"), a.get("path")]
+                 for role, a in sorted(b["artifacts"].items())], indent="    "))
 
 
 def _print_toolchain(d: dict[str, Any]) -> None:

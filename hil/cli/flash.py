@@ -13,6 +13,7 @@ from hil.errors import AuditError, ConfigError, UsageError, is_infrastructure
 from hil.flash import ERASE_MODES, make_flasher
 from hil.flash.probe_id import ProbeId
 from hil.flash.probes import ProbeChoice, select_probe
+from hil.foreign import app_name, foreign_image, record_foreign, to_image
 from hil.image import check_image_file
 from hil.rack.inventory import Rack, RackEntry, load_rack
 from hil.ui import Progress
@@ -27,7 +28,11 @@ board's, erase and program only the sectors whose contents differ (pyOCD smart f
 the image back and compare, then reset and run.
 
 APP is built first (as hil build would); --image flashes an existing .hex, .elf or .bin (a
-.bin goes to the board's application start).
+.bin goes to the board's application start); --build-dir flashes the firmware ELF of a
+Zephyr (zephyr/zephyr.elf), PlatformIO (.pio/build/<env>/firmware.elf) or CMake/Make build
+directory. An image from outside is checked against the board (architecture, segments in
+flash, Cortex-M stack pointer and reset vector) before any lease or probe, and recorded in
+the audit trail as an external build.
 
 Simulated probes: hilsim:<name> is a simulated SWD probe driven through pyOCD's real flash
 path; its flash persists under HIL_STATE_DIR/simflash/<name>.bin. Its board comes from the
@@ -48,6 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "build and flash")
     p.add_argument("--board", "-b", required=True, help="board name or alias")
     p.add_argument("--image", type=Path, help="flash this .hex/.elf/.bin instead of building")
+    p.add_argument("--build-dir", type=Path, default=None, metavar="DIR",
+                   help="flash the firmware of this Zephyr, PlatformIO, CMake or Make build "
+                   "directory")
     p.add_argument("--probe", help="probe unique id (stlink:..., SERIAL, hilsim:NAME, "
                    "remote:HOST:PORT); see hil probes")
     p.add_argument("--rack", type=Path, default=None, help="rack file (default: HIL_RACK or "
@@ -108,10 +116,22 @@ def _wait(args: argparse.Namespace) -> float | None:
 
 
 def _image_for(args: argparse.Namespace, board) -> Path:
-    if args.image and args.app:
-        raise UsageError("give either APP or --image, not both")
-    if args.image:
-        return args.image
+    if (args.image or args.build_dir) and args.app:
+        given = "--build-dir" if args.build_dir else "--image"
+        raise UsageError(f"give either APP or {given}, not both")
+    foreign = foreign_image(board, args.image, args.build_dir, boot=False)
+    if foreign is not None:
+        import os
+        import time
+
+        from hil.paths import state_dir
+
+        # the audit record and provenance go with a copy, never into the user's directory
+        copy_dir = state_dir() / "runs" / \
+            f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-flash" / "image"
+        image = to_image(board, foreign, copy_dir)
+        record_foreign(board, foreign, image, app_name(foreign, image))
+        return foreign.path
     if not args.app:
         raise UsageError("nothing to flash: give an APP to build or --image PATH",
                          hint=f"e.g. hil flash --board {board.name} shell")

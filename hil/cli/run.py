@@ -14,6 +14,7 @@ from hil.boards import load_board
 from hil.crash import CrashError
 from hil.errors import UsageError
 from hil.executors import ON_CHOICES, select_executor
+from hil.foreign import app_name, foreign_image, record_foreign, to_image
 from hil.image import Image
 from hil.paths import state_dir
 
@@ -28,6 +29,7 @@ function and file:line. The transcript is kept in HIL_STATE_DIR/runs/.
 examples:
   hil run --board nucleo-f4
   hil run --board hifive1-revb --image build/hifive1-revb/shell/firmware.hex
+  hil run --board nucleo-f4 --build-dir ../zephyr-app/build
 """
 EXIT_KEY = b"\x1d"  # Ctrl-]
 
@@ -36,25 +38,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("app", nargs="?", default=None, metavar="APP",
                    help="app directory or example name (default: shell)")
     p.add_argument("--board", "-b", required=True, help="board name or alias")
-    p.add_argument("--image", type=Path, default=None, help="run this .hex or .elf")
+    p.add_argument("--image", type=Path, default=None, help="run this .hex, .elf or .bin")
+    p.add_argument("--build-dir", type=Path, default=None, metavar="DIR",
+                   help="run the firmware of this Zephyr, PlatformIO, CMake or Make build "
+                   "directory")
     p.add_argument("--on", choices=ON_CHOICES, default="auto")
     p.add_argument("--require-hardware", action="store_true")
     p.add_argument("--toolchain", "-t", default="gcc")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.image is not None and args.app is not None:
-        raise UsageError("give either APP or --image, not both")
+    if (args.image is not None or args.build_dir is not None) and args.app is not None:
+        given = "--build-dir" if args.build_dir is not None else "--image"
+        raise UsageError(f"give either APP or {given}, not both")
     board = load_board(args.board)
     work_dir = state_dir() / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-run"
-    if args.image is not None:
-        from hil.image import check_image_file
-
-        check_image_file(board, args.image)  # ELF machine, size, empty: before anything
-        image = Image.from_path(args.image, work_dir=work_dir / "image")
-        from hil.flash import load_image
-
-        load_image(board, image.hex)  # built for this board? (ImageError, exit 5)
+    # architecture, segments, vector table: checked before anything starts
+    foreign = foreign_image(board, args.image, args.build_dir)
+    if foreign is not None:
+        image = to_image(board, foreign, work_dir / "image")
+        record_foreign(board, foreign, image, app_name(foreign, image))
     else:
         from hil.build import build
 

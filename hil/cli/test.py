@@ -15,6 +15,7 @@ from hil.cli import _args
 from hil.cli._exit import exit_code_for
 from hil.errors import Cancelled, UsageError
 from hil.executors import ON_CHOICES, choose_executor
+from hil.foreign import ForeignImage, app_name, foreign_image, record_foreign, to_image
 from hil.image import Image
 from hil.outcome import OutcomeKind
 from hil.paths import state_dir
@@ -56,6 +57,12 @@ examples:
   hil test --board nucleo-f4 --image zephyr.elf --harness ztest --on qemu
   hil test --board nucleo-f4 myapp --expect '^boot' --expect 'ready [0-9]+' --ordered
   hil test --board nucleo-f4 --image build/app.hex --suite tests/ --require-hardware
+  hil test --board nucleo-f4 --build-dir ../zephyr-app/build --harness unity
+
+An image from outside (--image, --build-dir) is checked against the board before anything
+starts: its architecture, every loadable segment in the board's flash, and on Cortex-M the
+initial stack pointer in RAM and the reset vector in flash. A provenance statement marked
+as an external build is written next to the run's copy of it and into the audit store.
 """
 EPILOG = """\
 exit codes:
@@ -78,7 +85,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--board", "-b", action="append", default=[], required=True,
                    help="board name or alias (repeatable: boards run in parallel)")
     p.add_argument("--image", type=Path, default=None,
-                   help="run this .hex or .elf instead of building APP")
+                   help="run this .hex, .elf or .bin instead of building APP")
+    p.add_argument("--build-dir", type=Path, default=None, metavar="DIR",
+                   help="run the firmware of this build directory instead of building APP: "
+                   "Zephyr (zephyr/zephyr.elf), PlatformIO (.pio/build/<env>/firmware.elf) "
+                   "or the one executable ELF of a CMake/Make build")
     from hil import harnesses
 
     p.add_argument("--harness", choices=harnesses.names(), default=None,
@@ -120,15 +131,19 @@ def run(args: argparse.Namespace) -> int:
     on = args.on or settings.test_on
     timeout = args.timeout if args.timeout is not None else settings.test_timeout
     toolchain = args.toolchain or settings.toolchains[0]
-    if args.image is not None and len(args.board) > 1:
-        raise UsageError("--image runs one image: give one --board with it")
-    if args.image is not None and args.app is not None:
-        raise UsageError("give either APP or --image, not both")
+    given = "--build-dir" if args.build_dir is not None else "--image"
+    foreign_given = args.image is not None or args.build_dir is not None
+    if foreign_given and len(args.board) > 1:
+        raise UsageError(f"{given} runs one image: give one --board with it")
+    if foreign_given and args.app is not None:
+        raise UsageError(f"give either APP or {given}, not both")
     if args.junit is not None:
         junit.check_target(args.junit)  # before the run, not after it with the verdict lost
     catalog = BoardCatalog()
     boards = [catalog.get(name) for name in dict.fromkeys(args.board)]
     run_root = state_dir() / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    # An image from outside is checked before any probe is looked for or QEMU started.
+    foreign = foreign_image(boards[0], args.image, args.build_dir) if foreign_given else None
 
     # Decide and say where each board runs before building anything.
     choices = {}
@@ -138,16 +153,16 @@ def run(args: argparse.Namespace) -> int:
         choices[board.name] = choice
 
     apps: list[App | None] = [None]
-    if args.image is None:
+    if foreign is None:
         apps = list(_apps_to_test(args.app, args, harness, args.suite))
 
     plans: list[Plan] = []
     try:
         _prepare(args, boards, apps, choices, run_root, plans, harness=harness, on=on,
-                 timeout=timeout, toolchain=toolchain)
+                 timeout=timeout, toolchain=toolchain, foreign=foreign)
     except Cancelled as exc:  # during a build: nothing ran, but the verdict says so
         if args.junit:
-            names = [a.name if a else args.image.stem for a in apps]
+            names = [a.name if a else app_name(foreign) if foreign else "image" for a in apps]
             junit.write(args.junit, [_cancelled_suite(b, name, choices[b.name], exc)
                                      for name in names for b in boards])
             print(f"hil: JUnit verdict written to {args.junit}", file=sys.stderr)
@@ -190,7 +205,7 @@ def _cancelled_suite(board, app_name: str, choice, cancel: Cancelled):
 
 def _prepare(args: argparse.Namespace, boards, apps: list[App | None], choices,
              run_root: Path, plans: list[Plan], *, harness: str, on: str, timeout: float,
-             toolchain: str) -> None:
+             toolchain: str, foreign: ForeignImage | None = None) -> None:
     """Build (or take) each app's image for each board and append its Plan to ``plans``."""
     for app in apps:
         app_harness = _harness_of(app, args, harness)
@@ -207,26 +222,22 @@ def _prepare(args: argparse.Namespace, boards, apps: list[App | None], choices,
             work_dir = run_root / board.name if len(apps) == 1 else \
                 run_root / board.name / (app.name if app else "image")
             if app is None:
-                from hil.image import check_image_file
-
-                check_image_file(board, args.image)  # ELF machine, size, empty: first
-                image = Image.from_path(args.image, work_dir=work_dir / "image")
-                from hil.flash import load_image
-
-                load_image(board, image.hex)  # built for this board? (ImageError, exit 5)
-                app_name = image.app or args.image.stem
+                assert foreign is not None  # checked against the board in run()
+                image = to_image(board, foreign, work_dir / "image")
+                name = app_name(foreign, image)
+                record_foreign(board, foreign, image, name)
             else:
                 from hil.build import build
 
                 if app.boards and board.name not in app.boards:
                     continue
-                app_name = app.name
-                print(f"hil: building {app_name} for {board.name} ({toolchain})",
+                name = app.name
+                print(f"hil: building {name} for {board.name} ({toolchain})",
                       file=sys.stderr, flush=True)
                 image = Image.from_build(build(board, app, toolchain=toolchain))
-            image = image.copy_to(work_dir / "image")
+                image = image.copy_to(work_dir / "image")
             plans.append(Plan(board=board, image=image, choice=choices[board.name],
-                              harness=app_harness, app=app_name, suite=suite,
+                              harness=app_harness, app=name, suite=suite,
                               work_dir=work_dir, expect=expect, ordered=ordered,
                               expect_source=source,
                               on=on, require_hardware=args.require_hardware,

@@ -141,7 +141,8 @@ def test_failure_before_the_chip_leaves_what_runs(attempt, builds, rack, capsys,
     now = data["running_now"]
     assert now["image_sha256"] == blinky["sha"]
     assert (now["state"], now["verified"]) == ("runs", True)
-    if attempt != "directory":  # nothing can be written from a directory: no record
+    if attempt == "wrong-chip":  # a directory, or an image refused before the lease and
+        # the probe (hil.foreign checks it first): nothing was attempted, no record
         assert data["flashes"][0]["state"] == "untouched"  # newest first
     assert blinky["sha"] in runs_line(board_text(capsys, "f4-b"))
     assert running_on(capsys, blinky["hex"]) == ["f4-b"]
@@ -234,7 +235,8 @@ def test_bin_with_a_stale_hex_beside_it_audits_the_bin(builds, rack, capsys, tmp
 
 
 def test_image_of_no_build_is_recorded_by_its_own_hash(builds, rack, capsys, tmp_path):
-    """A file whose hash is no build's artifact is never tied to a build by its name."""
+    """A file whose hash is no build's artifact is never tied to a build by its name: it is
+    recorded as an external build of its own, by its own hash."""
     blinky = builds["blinky"]
     other = tmp_path / "firmware.bin"  # same name as the build's, different bytes
     data = bytearray(blinky["bin"].read_bytes())
@@ -242,9 +244,11 @@ def test_image_of_no_build_is_recorded_by_its_own_hash(builds, rack, capsys, tmp
     other.write_bytes(bytes(data))
     assert flash(capsys, other)[0] == 0
     now = board_json(capsys, "f4-b")
-    assert now["running_now"]["image_sha256"] == sha256(other)
-    assert now["running_now"]["build"] is None
-    assert now["flashes"][0]["image"]["build_seq"] is None
+    build = now["running_now"]["build"]
+    assert build["external"] and build["app"] != "blinky"
+    assert build["artifacts"]["bin"]["sha256"] == sha256(other)
+    assert now["flashes"][0]["image"]["sha256"] == sha256(other)
+    assert now["flashes"][0]["image"]["build_seq"] == build["seq"]
 
 
 def test_virtual_board_flash_failure_is_recorded(builds, rack, capsys, tmp_path,

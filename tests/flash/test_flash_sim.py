@@ -107,7 +107,8 @@ def test_plain_progress_lines_with_both_phases_on_a_pipe(images, rack, capsys):
 
 
 def test_no_reset_leaves_core_halted_and_bin_goes_to_app_start(rack, capsys, tmp_path):
-    blob = bytes(range(256)) * 8
+    vectors = (0x20020000).to_bytes(4, "little") + (0x08000101).to_bytes(4, "little")
+    blob = vectors + (bytes(range(256)) * 8)[8:]  # a stack pointer and reset vector first
     image = tmp_path / "fw.bin"
     image.write_bytes(blob)
     report = flash_json(capsys, "--probe", "hilsim:f4-a", "--image", str(image), "--no-reset")
