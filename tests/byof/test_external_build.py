@@ -54,6 +54,11 @@ def test_exported_toolchain_file_alone_builds_a_bootable_cube_project(
         junit = (project / "junit.xml").read_text()
         assert 'name="test_data_copied"' in junit and 'name="test_bss_zeroed"' in junit
         assert "<failure" not in junit
+    # the CMake build directory itself: hil finds its one executable ELF
+    assert main(["test", "--board", "nucleo-f4", "--build-dir", str(tree), "--harness",
+                 "unity", "--junit", str(project / "junit.xml")]) == 0
+    junit = (project / "junit.xml").read_text()
+    assert 'name="test_data_copied"' in junit and "<failure" not in junit
 
 
 def test_build_cmake_app_passes_unity_and_audit_names_the_compiler(
