@@ -3,6 +3,17 @@
 Properties of every suite: ``hil.board``, ``hil.executor`` (``qemu`` or ``hardware``),
 ``hil.image.sha256`` (of the HEX), ``hil.toolchain``, and any extra the caller adds (the rack
 adds ``hil.rack_id`` and ``hil.probe``). A failure's text carries the console transcript tail.
+
+The file follows the junit-10.xsd rules Jenkins' xunit plugin validates against (GitLab reads
+the same file): ``<testsuites>`` carries only name, time, tests, failures, errors; properties
+exist only on ``<testsuite>``, never on ``<testcase>``. So a case names the rack entry that ran
+it through its suite: ``split`` gives one suite per rack entry (``Case.properties`` say which).
+
+Retries: ``Case.reruns`` holds a case's earlier attempts (``Attempt``, oldest first; the case's
+own status, message and text are its last attempt). They are written as Surefire's elements,
+which Jenkins and GitLab show: ``flakyFailure``/``flakyError`` when the case passed in the end
+(a flaky case: counted as passed), ``rerunFailure``/``rerunError`` when it still failed. Each
+attempt's board, rack entry and executor are in its message prefix and its ``system-out``.
 """
 
 from __future__ import annotations
@@ -17,10 +28,38 @@ from pathlib import Path
 
 from hil.fsutil import atomic_write
 
+# per-case properties: where a case ran (the suite it is split into says it)
+PLACEMENT = ("hil.rack_id", "hil.probe", "hil.executor")
+
+
+@dataclass
+class Attempt:
+    """One earlier attempt of a case that was run again: failed or error, and where."""
+
+    status: str  # "failed" or "error"
+    message: str = ""
+    text: str = ""
+    seconds: float = 0.0
+    board: str = ""
+    rack_id: str | None = None
+    executor: str = ""  # "qemu", "hardware", or a description
+    output: str = ""
+
+    @property
+    def where(self) -> str:
+        """The board of the attempt in words: "nucleo-f4 (f4-a, qemu)"."""
+        detail = ", ".join(x for x in (self.rack_id, self.executor) if x)
+        return f"{self.board} ({detail})" if detail else self.board or "?"
+
 
 @dataclass
 class Case:
-    """One test case; status is passed, failed, error or skipped."""
+    """One test case; status is passed, failed, error or skipped (of its last attempt).
+
+    ``reruns``: the earlier attempts, oldest first (see the module doc). ``properties``:
+    where the case ran (``hil.rack_id``, ``hil.probe``, ``hil.executor``), when it is known
+    per case; ``split`` moves them to the suite (the schema has no testcase properties).
+    """
 
     name: str
     classname: str
@@ -29,6 +68,13 @@ class Case:
     message: str = ""
     text: str = ""  # failure details (assertion, transcript tail)
     output: str = ""
+    reruns: list[Attempt] = field(default_factory=list)
+    properties: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def flaky(self) -> bool:
+        """Failed at least once, then passed."""
+        return self.status == "passed" and bool(self.reruns)
 
 
 @dataclass
@@ -45,6 +91,35 @@ class Suite:
         return sum(1 for c in self.cases if c.status == status)
 
 
+def split(suite: Suite) -> list[Suite]:
+    """One suite per rack entry that ran the suite's cases (``Case.properties``), so no
+    suite names two rack entries. Cases that name none stay in a suite with the run's
+    properties, less a rack entry or probe that is not one (a run over several entries).
+    A suite whose cases all ran in one place comes back as it is."""
+    groups: dict[tuple[tuple[str, str], ...], list[Case]] = {}
+    for case in suite.cases:
+        key = tuple(sorted((k, v) for k, v in case.properties.items() if k in PLACEMENT and v))
+        if all(suite.properties.get(k) == v for k, v in key):
+            key = ()  # ran where the suite says
+        groups.setdefault(key, []).append(case)
+    if len(groups) <= 1 and not any("," in suite.properties.get(k, "") for k in PLACEMENT):
+        if groups:  # (all in one place, which the suite's properties may not say yet)
+            suite.properties.update(next(iter(groups)))
+        return [suite]
+    out = []
+    for key, cases in (groups or {(): []}).items():
+        props = dict(suite.properties)
+        props.update(key)
+        for k in PLACEMENT:
+            if "," in props.get(k, ""):
+                del props[k]  # the run's list of entries: no single one ran these cases
+        rack_id = dict(key).get("hil.rack_id")
+        name = f"{suite.name}@{rack_id}" if rack_id and len(groups) > 1 else suite.name
+        seconds = sum(c.seconds for c in cases) if len(groups) > 1 else suite.seconds
+        out.append(Suite(name, cases, props, seconds, suite.timestamp))
+    return out
+
+
 def suite_properties(*, board: str, executor: str, image_sha256: str | None,
                      toolchain: str | None, **extra: str | None) -> dict[str, str]:
     props = {"hil.board": board, "hil.executor": executor,
@@ -55,11 +130,11 @@ def suite_properties(*, board: str, executor: str, image_sha256: str | None,
 
 
 def to_xml(suites: list[Suite]) -> ET.ElementTree:
+    # junit-10.xsd: no ``skipped`` here (each testsuite carries its own)
     root = ET.Element("testsuites", {
         "tests": str(sum(len(s.cases) for s in suites)),
         "failures": str(sum(s.count("failed") for s in suites)),
         "errors": str(sum(s.count("error") for s in suites)),
-        "skipped": str(sum(s.count("skipped") for s in suites)),
         "time": f"{sum(s.seconds for s in suites):.3f}",
     })
     host = socket.gethostname()
@@ -68,7 +143,9 @@ def to_xml(suites: list[Suite]) -> ET.ElementTree:
             "name": suite.name, "tests": str(len(suite.cases)),
             "failures": str(suite.count("failed")), "errors": str(suite.count("error")),
             "skipped": str(suite.count("skipped")), "time": f"{suite.seconds:.3f}",
-            "timestamp": suite.timestamp.isoformat(timespec="seconds"), "hostname": host,
+            # UTC without a zone suffix: the Ant/Jenkins schema's timestamp pattern
+            "timestamp": suite.timestamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+            "hostname": host,
         })
         props = ET.SubElement(el, "properties")
         for key, value in suite.properties.items():
@@ -82,10 +159,32 @@ def to_xml(suites: list[Suite]) -> ET.ElementTree:
                 f.text = case.text or case.message
             elif case.status == "skipped":
                 ET.SubElement(c, "skipped", {"message": case.message})
+            _write_reruns(c, case)
             if case.output:
                 ET.SubElement(c, "system-out").text = case.output
     ET.indent(root)
     return ET.ElementTree(root)
+
+
+_RERUN_TAGS = {(True, "failed"): "flakyFailure", (True, "error"): "flakyError",
+               (False, "failed"): "rerunFailure", (False, "error"): "rerunError"}
+
+
+def _write_reruns(el: ET.Element, case: Case) -> None:
+    """Surefire's elements for the earlier attempts, each naming its board."""
+    if case.status == "skipped":
+        return  # (the schema allows no rerun elements beside <skipped>)
+    for n, attempt in enumerate(case.reruns, 1):
+        status = attempt.status if attempt.status in ("failed", "error") else "failed"
+        tag = _RERUN_TAGS[(case.status == "passed", status)]
+        message = f"attempt {n} on {attempt.where}: {attempt.message}".rstrip(": ")
+        a = ET.SubElement(el, tag, {"message": message[:500], "type": status})
+        if attempt.text:
+            ET.SubElement(a, "stackTrace").text = attempt.text
+        lines = [f"hil.board={attempt.board}", f"hil.rack_id={attempt.rack_id or ''}",
+                 f"hil.executor={attempt.executor}", f"hil.time={attempt.seconds:.3f}"]
+        ET.SubElement(a, "system-out").text = "\n".join(lines) + (
+            "\n" + attempt.output if attempt.output else "")
 
 
 def check_target(path: Path, option: str = "--junit") -> None:
@@ -127,9 +226,11 @@ def read_pytest(path: Path) -> list[Case]:
                 message = child.get("message", "")
                 text = child.text or ""
                 break
-        out = "".join((o.text or "") for o in tc.iter("system-out"))
+        out = "".join((o.text or "") for o in tc.findall("system-out"))
+        props = {p.get("name", ""): p.get("value", "") for p in tc.iter("property")}
         cases.append(Case(tc.get("name", "?"), tc.get("classname", ""), status,
-                          float(tc.get("time", "0") or 0), message, text, out))
+                          float(tc.get("time", "0") or 0), message, text, out,
+                          properties={k: v for k, v in props.items() if k in PLACEMENT}))
     return cases
 
 
@@ -142,12 +243,22 @@ def read(path: Path) -> list[Suite]:
         for tc in el.iter("testcase"):
             status = "passed"
             message = ""
+            reruns = []
             for child in tc:
                 if child.tag in ("failure", "error", "skipped"):
                     status = {"failure": "failed", "error": "error",
                               "skipped": "skipped"}[child.tag]
                     message = child.get("message", "")
+                elif child.tag in ("flakyFailure", "flakyError", "rerunFailure", "rerunError"):
+                    out = dict(line.split("=", 1) for line in
+                               (child.findtext("system-out") or "").splitlines()[:4]
+                               if "=" in line)
+                    reruns.append(Attempt(
+                        "failed" if child.tag.endswith("Failure") else "error",
+                        child.get("message", ""), child.findtext("stackTrace") or "",
+                        float(out.get("hil.time", 0) or 0), out.get("hil.board", ""),
+                        out.get("hil.rack_id") or None, out.get("hil.executor", "")))
             suite.cases.append(Case(tc.get("name", ""), tc.get("classname", ""), status,
-                                    message=message))
+                                    message=message, reruns=reruns))
         suites.append(suite)
     return suites

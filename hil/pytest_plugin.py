@@ -253,8 +253,27 @@ def _hil_recover(request: pytest.FixtureRequest) -> None:
         _wait_ready(request.config, executor.console)
 
 
+def _record_placement(item: pytest.Item) -> None:
+    """Say in the test's report which rack entry, probe and executor ran it (hil test
+    splits the JUnit file by them: with -n 2 each worker may lease another entry)."""
+    if any(name == "hil.executor" for name, _ in item.user_properties):
+        return
+    executor = getattr(item, "funcargs", {}).get("hil_executor")
+    if executor is None and "hil_executor" in getattr(item, "fixturenames", ()):
+        executors = item.config.stash[_EXECUTORS]  # its start failed: the last one made
+        executor = executors[-1] if executors else None
+    if executor is None:
+        return
+    entry = executor.entry
+    item.user_properties += [("hil.rack_id", entry.id if entry is not None else ""),
+                             ("hil.probe", str(entry.probe) if entry is not None else ""),
+                             ("hil.executor", executor.kind)]
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    if item.config.getoption("--hil-board") and call.when != "teardown":
+        _record_placement(item)
     outcome = yield
     report = outcome.get_result()
     exc = call.excinfo.value if call.excinfo is not None else None

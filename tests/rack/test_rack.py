@@ -7,6 +7,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import junit_rules
 import pytest
 
 from hil.cli import main
@@ -98,10 +99,18 @@ def test_hil_test_runs_on_two_virtual_boards_at_once(tmp_path, capsys):
     out = capsys.readouterr()
     assert code == 0, out.out[-5000:] + out.err[-3000:]
     assert "virtual board" in out.err and "not a hardware pass" in out.out
-    props = {p.get("name"): p.get("value") for p in ET.parse(junit).iter("property")}
-    assert props["hil.executor"] == "qemu"
-    assert set(props["hil.rack_id"].split(",")) == {"f4-a", "f4-b"}
-    assert set(props["hil.probe"].split(",")) == {"hilsim:f4-a", "hilsim:f4-b"}
+    junit_rules.assert_valid(junit)
+    # one testsuite per rack entry: each case is in the suite of the one entry that ran it
+    placed = {}
+    for ts in ET.parse(junit).iter("testsuite"):
+        props = {p.get("name"): p.get("value") for p in ts.iter("property")}
+        assert props["hil.executor"] == "qemu"
+        assert props["hil.probe"] == f"hilsim:{props['hil.rack_id']}"
+        assert ts.get("name") == f"nucleo-f4/shell@{props['hil.rack_id']}"
+        for case in ts.iter("testcase"):
+            placed[(case.get("classname"), case.get("name"))] = props["hil.rack_id"]
+    assert set(placed.values()) == {"f4-a", "f4-b"}
+    assert len(placed) == int(ET.parse(junit).getroot().get("tests"))
     with lease_store(load_rack()) as store:
         assert store.leases() == {}  # every lease given back
         acquired = [row for row in store.lease_log() if row[3] == "acquire"]
