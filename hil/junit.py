@@ -188,12 +188,13 @@ def _write_reruns(el: ET.Element, case: Case) -> None:
 
 
 def check_target(path: Path, option: str = "--junit") -> None:
-    """Refuse, before a run, a JUnit path that cannot be written: a directory, or a path
-    below a file. Raises UsageError naming the option."""
+    """Refuse, before a run, an output path (JUnit, report) that cannot be written: a
+    directory, or a path below a file. Raises UsageError naming the option."""
     from hil.errors import UsageError
 
     if path.is_dir():
-        raise UsageError(f"{option} {path}: is a directory; the JUnit verdict is a file",
+        what = "the JUnit verdict" if option == "--junit" else "the output"
+        raise UsageError(f"{option} {path}: is a directory; {what} is a file",
                          hint=f"give a file name, e.g. {option} {path / 'report.xml'}")
     blocker = next((p for p in path.parents if p.exists() or p.is_symlink()), None)
     if blocker is not None and not blocker.is_dir():

@@ -64,6 +64,7 @@ class BoardResult:
     kind: str = ""
     log: Path | None = None
     seconds: float = 0.0
+    started: float = 0.0  # wall clock (seconds since the epoch) when the run began
     extra: dict[str, str | None] = field(default_factory=dict)  # rack_id, probe
     cancelled: Cancelled | None = None  # the signal that cancelled the run
 
@@ -93,7 +94,7 @@ def _properties(plan: Plan, kind: str, extra: dict[str, str | None]) -> dict[str
 def run_board(plan: Plan) -> BoardResult:
     """Run one board; never raises HilError nor Cancelled (they become the result's error and
     outcome; a cancelled run gets a ``cancelled`` error case after what finished)."""
-    t0 = time.monotonic()
+    t0, started = time.monotonic(), time.time()
     plan.work_dir.mkdir(parents=True, exist_ok=True)
     try:
         if plan.harness == "pytest":
@@ -112,6 +113,7 @@ def run_board(plan: Plan) -> BoardResult:
     if result.cancelled is not None:
         mark_cancelled(result, result.cancelled)
     result.seconds = time.monotonic() - t0
+    result.started = started
     result.suite.seconds = result.seconds
     result.outcome = result.outcome.with_counts(
         {status: result.count(status) for status in ("passed", "failed", "error", "skipped")})

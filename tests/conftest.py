@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from browser import browser  # noqa: F401  (headless Chromium, for the HTML page tests)
 
 
 @pytest.fixture(autouse=True)

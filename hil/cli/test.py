@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -111,6 +112,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--toolchain", "-t", default=None,
                    help="toolchain for building APP (default: the project's first)")
     p.add_argument("--junit", type=Path, default=None, help="write a JUnit XML verdict here")
+    p.add_argument("--report", type=Path, default=None, metavar="FILE.html",
+                   help="write a self-contained HTML run report here: the app x board "
+                   "matrix, transcript links, footprint per region, a per-board timeline")
     p.add_argument("-n", "--workers", type=_args.workers, default=None,
                    help="pytest-xdist workers per board (each gets its own board instance)")
     p.add_argument("--timeout", type=_args.timeout, default=None,
@@ -139,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"give either APP or {given}, not both")
     if args.junit is not None:
         junit.check_target(args.junit)  # before the run, not after it with the verdict lost
+    if args.report is not None:
+        junit.check_target(args.report, "--report")
     catalog = BoardCatalog()
     boards = [catalog.get(name) for name in dict.fromkeys(args.board)]
     run_root = state_dir() / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
@@ -186,6 +192,12 @@ def run(args: argparse.Namespace) -> int:
     if args.junit:  # one suite per rack entry that ran cases (never two in one suite)
         junit.write(args.junit, [s for r in results for s in junit.split(r.suite)])
         print(f"hil: JUnit verdict written to {args.junit}", file=sys.stderr)
+    if args.report:
+        from hil import runreport
+
+        runreport.write(args.report, runreport.cells_from_results(results),
+                        title=f"hil test {', '.join(dict.fromkeys(r.plan.app for r in results))}")
+        print(f"hil: run report written to {args.report}", file=sys.stderr)
     print(f"hil: transcripts and logs in {run_root}", file=sys.stderr)
     cancelled = next((r.cancelled for r in results if r.cancelled is not None), None)
     if cancelled is not None:
@@ -234,8 +246,10 @@ def _prepare(args: argparse.Namespace, boards, apps: list[App | None], choices,
                 name = app.name
                 print(f"hil: building {name} for {board.name} ({toolchain})",
                       file=sys.stderr, flush=True)
-                image = Image.from_build(build(board, app, toolchain=toolchain))
-                image = image.copy_to(work_dir / "image")
+                result = build(board, app, toolchain=toolchain)
+                image = Image.from_build(result).copy_to(work_dir / "image")
+                # the region use beside the image (for the --report footprint)
+                shutil.copyfile(result.out_dir / "build.json", work_dir / "image" / "build.json")
             plans.append(Plan(board=board, image=image, choice=choices[board.name],
                               harness=app_harness, app=name, suite=suite,
                               work_dir=work_dir, expect=expect, ordered=ordered,

@@ -21,6 +21,7 @@ import xml.etree.ElementTree as ET
 from contextlib import closing
 from pathlib import Path
 
+import junit_rules
 import pytest
 
 from hil.audit.store import open_store
@@ -217,6 +218,7 @@ def test_signal_to_hil_test_stops_everything_and_records_the_cancel(
     assert run.held_leases() == []
     if virtual:  # given back by its holder at once, not reaped after its TTL
         assert run.lease_events() == ["acquire", "release"]
+    junit_rules.assert_valid(junit)
     cases = {tc.get("name"): tc for tc in ET.parse(junit).iter("testcase")}
     assert set(cases) == {"test_a_finished", "cancelled"}, ET.tostring(ET.parse(junit).getroot())
     assert list(cases["test_a_finished"]) == [] or \
@@ -396,6 +398,7 @@ def test_sigterm_to_hil_test_on_two_boards_stops_both_runs(make_run):
 
     assert code == 143, run.output()[-4000:]
     assert run.no_leftovers() == [], run.output()[-4000:]
+    junit_rules.assert_valid(junit)
     suites = {ts.get("name"): [tc.get("name") for tc in ts.iter("testcase")]
               for ts in ET.parse(junit).iter("testsuite")}
     assert suites == {"nucleo-f4/shell": ["cancelled"], "hifive1-revb/shell": ["cancelled"]}
@@ -429,5 +432,6 @@ def test_sigterm_to_hil_test_with_the_unity_harness_keeps_what_finished(make_run
 
     assert code == 143, run.output()[-4000:]
     assert run.no_leftovers() == []
+    junit_rules.assert_valid(junit)
     cases = [(tc.get("name"), [c.tag for c in tc]) for tc in ET.parse(junit).iter("testcase")]
     assert ("cancelled", ["error"]) in cases, cases

@@ -20,7 +20,10 @@ def firmware_app(kind: str, directory: Path, app_yaml: str = "") -> Path:
 
 
 def junit_cases(path: Path) -> dict[tuple[str, str], ET.Element]:
-    """(classname, name) -> <testcase> of a JUnit file."""
+    """(classname, name) -> <testcase> of a JUnit file (checked against junit-10.xsd's rules)."""
+    import junit_rules
+
+    junit_rules.assert_valid(path)
     return {(c.get("classname", ""), c.get("name", "")): c
             for c in ET.parse(path).getroot().iter("testcase")}
 

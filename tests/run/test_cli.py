@@ -10,6 +10,7 @@ import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import junit_rules
 import pytest
 from runsupport import BOARDS, qemu_pids_for, write_app
 
@@ -21,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _props(junit: Path) -> list[dict[str, str]]:
+    junit_rules.assert_valid(junit)
     return [{p.get("name"): p.get("value") for p in ts.iter("property")}
             for ts in ET.parse(junit).getroot().iter("testsuite")]
 
@@ -51,6 +53,7 @@ def test_selftest_with_unity_harness_reports_each_test(tmp_path: Path, capsys):
     rc = main(["test", "--board", "nucleo-f4", "selftest", "--harness", "unity",
                "--junit", str(junit)])
     assert rc == ExitCode.OK
+    junit_rules.assert_valid(junit)
     cases = list(ET.parse(junit).getroot().iter("testcase"))
     assert len(cases) > 3
     skipped = [c for c in cases if c.find("skipped") is not None]
@@ -81,6 +84,7 @@ def test_unity_harness_works_for_any_unity_image(tmp_path: Path):
     rc = main(["test", "--board", "hifive1-revb", str(app), "--harness", "unity",
                "--junit", str(junit)])
     assert rc == ExitCode.TEST_FAILED
+    junit_rules.assert_valid(junit)
     cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
     assert set(cases) == {"test_one", "test_two", "test_three"}
     assert cases["test_two"].find("failure").get("message") == "Expected 1 Was 2"
@@ -110,6 +114,7 @@ def test_failing_test_exits_1_with_transcript_tail_in_junit(tmp_path: Path):
     rc = main(["test", "--board", "nucleo-f4", "shell", "--suite", str(suite),
                "--junit", str(junit)])
     assert rc == ExitCode.TEST_FAILED
+    junit_rules.assert_valid(junit)
     failure = next(c for c in ET.parse(junit).getroot().iter("testcase")
                    if c.get("name") == "test_fails").find("failure")
     assert "hil console of nucleo-f4" in failure.text
@@ -128,6 +133,7 @@ def test_unexpected_crash_fails_with_decoded_function(tmp_path: Path):
     rc = main(["test", "--board", "lm3s6965evb", "shell", "--suite", str(suite),
                "--junit", str(junit)])
     assert rc == ExitCode.TEST_FAILED
+    junit_rules.assert_valid(junit)
     cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
     assert "shell_fault" in cases["test_crashes"].find("failure").text
     assert cases["test_next_test_gets_a_fresh_board"].find("failure") is None
@@ -149,6 +155,7 @@ def test_timeout_fails_the_test_and_the_next_one_gets_a_fresh_board(tmp_path: Pa
     rc = main(["test", "--board", "nucleo-f4", "shell", "--suite", str(suite),
                "--junit", str(junit)])
     assert rc == ExitCode.TEST_FAILED
+    junit_rules.assert_valid(junit)
     cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
     text = cases["test_times_out"].find("failure").text
     assert "no match for /never-printed/" in text and "| partial" in text
