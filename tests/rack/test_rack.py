@@ -95,7 +95,9 @@ def test_rack_cli_lease_status_release_reset(capsys):
 
 def test_hil_test_runs_on_two_virtual_boards_at_once(tmp_path, capsys):
     junit = tmp_path / "verdict.xml"
-    code = main(["test", "--board", "nucleo-f4", "-n", "2", "--junit", str(junit)])
+    report = tmp_path / "report.html"
+    code = main(["test", "--board", "nucleo-f4", "-n", "2", "--junit", str(junit),
+                 "--report", str(report)])
     out = capsys.readouterr()
     assert code == 0, out.out[-5000:] + out.err[-3000:]
     assert "virtual board" in out.err and "not a hardware pass" in out.out
@@ -111,6 +113,9 @@ def test_hil_test_runs_on_two_virtual_boards_at_once(tmp_path, capsys):
             placed[(case.get("classname"), case.get("name"))] = props["hil.rack_id"]
     assert set(placed.values()) == {"f4-a", "f4-b"}
     assert len(placed) == int(ET.parse(junit).getroot().get("tests"))
+    html = report.read_text()  # the run report says where it passed: virtual boards
+    assert 'data-board="nucleo-f4" data-verdict="passed-virtual"' in html
+    assert "passed on a virtual board" in html
     with lease_store(load_rack()) as store:
         assert store.leases() == {}  # every lease given back
         acquired = [row for row in store.lease_log() if row[3] == "acquire"]
