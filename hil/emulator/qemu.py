@@ -258,12 +258,13 @@ class QemuProcess:
             pass
 
     def stop(self) -> None:
-        """End QEMU: SIGTERM, up to STOP_GRACE seconds, then SIGKILL; idempotent."""
+        """End QEMU: SIGTERM, up to STOP_GRACE seconds, then SIGKILL (at once when the run
+        is cancelled: QEMU holds nothing to save, and a cancel must end fast); idempotent."""
         proc = self.proc
         if proc is None:
             return
         self.resume()  # a stopped process would only see SIGTERM once continued
-        procs.stop(proc, grace=STOP_GRACE)
+        procs.stop(proc, grace=0.0 if procs.cancel_signal() is not None else STOP_GRACE)
         self._forget()
 
     def _forget(self) -> None:
