@@ -148,7 +148,8 @@ def _audit(result: BoardResult) -> None:
             passed=result.count("passed"), failed=result.count("failed"),
             skipped=result.count("skipped"), errors=result.count("error"),
             junit=None, toolchain=plan.image.toolchain,
-            cancelled=result.cancelled.signal_name if result.cancelled else None)
+            cancelled=result.cancelled.signal_name if result.cancelled else None,
+            app=plan.app, seconds=result.seconds)
     except HilError as exc:  # the verdict stands; say that it was not recorded
         result.error = (result.error + "; " if result.error else "") + \
             f"verdict not recorded in the audit trail: {exc}"
