@@ -57,7 +57,7 @@ class App:
     harness: str | None = None  # app.yaml harness (None: --harness, else the project's)
     expect: tuple[str, ...] = ()  # console harness patterns
     ordered: bool = False  # the patterns must appear in order
-    needs: TestNeeds = field(default_factory=lambda: TestNeeds())  # the test plan's keys
+    needs: TestNeeds = field(default_factory=TestNeeds)  # the test plan's keys
 
 
 def project_apps_dirs() -> list[Path]:

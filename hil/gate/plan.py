@@ -96,8 +96,9 @@ def allowed_boards(app: App, catalog: Sequence[Board]) -> list[Board]:
     for key, names in (("boards", app.boards), ("exclude_boards", app.needs.exclude_boards)):
         for i, name in enumerate(names):
             if name not in by_name:
+                known = ", ".join(sorted(b.name for b in catalog))
                 raise ConfigError(f"unknown board '{name}'", path=manifest, key=f"{key}[{i}]",
-                                  hint=f"known boards: {', '.join(sorted(b.name for b in catalog))}")
+                                  hint=f"known boards: {known}")
     allow = {by_name[n].name for n in app.boards}
     deny = {by_name[n].name for n in app.needs.exclude_boards}
     return [b for b in catalog if (not allow or b.name in allow) and b.name not in deny]
