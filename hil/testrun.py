@@ -52,6 +52,7 @@ class Plan:
     expect: tuple[str, ...] = ()  # console harness patterns
     ordered: bool = False
     expect_source: str = "--expect"  # where the patterns came from (file: key, or option)
+    rack_entries: tuple[str, ...] = ()  # the rack entries to lease one of (the test plan's)
 
 
 @dataclass
@@ -171,6 +172,8 @@ def pytest_command(plan: Plan, junit_path: Path, info_path: Path) -> list[str]:
         args += ["--hil-elf", str(plan.image.elf)]
     if plan.require_hardware:
         args.append("--hil-require-hardware")
+    if plan.rack_entries:
+        args += ["--hil-rack-entries", ",".join(plan.rack_entries)]
     if plan.workers:
         args += ["-n", str(plan.workers)]
     return args + list(plan.extra_pytest_args)
