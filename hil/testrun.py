@@ -313,7 +313,15 @@ def _run_lines(plan: Plan) -> BoardResult:
                          extra={"rack_id": entry.id if entry else None,
                                 "probe": str(entry.probe) if entry else None})
     with executor:
-        console = executor.start(plan.image)
+        try:
+            console = executor.start(plan.image)
+        except HilError as exc:
+            if executor.entry is None:
+                raise
+            # a leased rack entry failed to start: the verdict names it (retries skip it)
+            result.extra = {"rack_id": executor.entry.id, "probe": str(executor.entry.probe)}
+            result.outcome, result.error = Outcome.of_error(exc), str(exc)
+            return result
         if executor.entry is not None:  # a leased rack entry: the verdict names it
             result.extra = {"rack_id": executor.entry.id, "probe": str(executor.entry.probe)}
             result.executor = executor.description

@@ -23,9 +23,11 @@ class Policy:
 
 
 def matrix_rows(results: Sequence[CellResult]) -> tuple[list[str], list[list[str]]]:
-    """Header (``app``, then each board) and one row per app; a filtered cell is ``-``."""
-    boards = list(dict.fromkeys(r.cell.board.name for r in results))
-    apps = list(dict.fromkeys(r.cell.app.name for r in results))
+    """Header (``app``, then each board) and one row per app; a filtered cell is ``-``, a
+    board or app with only filtered cells is left out."""
+    shown = [r for r in results if not r.cell.reason.startswith(FILTERED)]
+    boards = sorted({r.cell.board.name for r in shown})
+    apps = list(dict.fromkeys(r.cell.app.name for r in shown))
     text = {(r.cell.app.name, r.cell.board.name): _text(r) for r in results}
     rows = [[app, *(text.get((app, b), "") for b in boards)] for app in apps]
     return ["app", *boards], rows
