@@ -260,7 +260,7 @@ def record_test(
     if executor not in EXECUTORS:
         raise AuditError(f"test record executor {executor!r} is not one of "
                          f"{', '.join(EXECUTORS)}")
-    payload = {
+    payload: dict[str, int | str | float | None] = {
         "board": board,
         "rack_id": rack_id,
         "executor": executor,

@@ -43,6 +43,14 @@ the verdict say which. Its serial console then drives a test suite:
                     app.yaml expect: [...]; --ordered or ordered: true for in order), each one
                     a test case, within --timeout from boot
 
+Without APP (or without --board) hil test runs the project's test plan: every app with a
+test x every board it allows (app.yaml boards, exclude_boards, tags, requires, timeout,
+hardware_only), filtered by --app, --tag, --board, in parallel (-j), retrying infrastructure
+failures on another board (--infra-retries) and, with --retry-failed, re-running failed
+cells (fail then pass: flaky); it ends with an app x board matrix, and the project file's
+[gate] (require_hardware, allow_flaky) decides the exit code. --dry-run [--json] prints the
+plan; --shard I/N runs one part of it.
+
 A harness named in the app's app.yaml (harness: ...) is used without --harness; other
 harnesses are added through the 'hil.harness' entry-point group (README: Harnesses).
 
@@ -51,6 +59,8 @@ Repeat --board to test several boards in parallel. A pass in QEMU is reported as
 HIL_STATE_DIR/runs/.
 
 examples:
+  hil test                                  # the test plan: every app x board
+  hil test --dry-run --json --shard 1/3
   hil test --board nucleo-f4
   hil test --board nucleo-f4 --board hifive1-revb --junit report.xml
   hil test --board nucleo-f4 selftest --harness unity
@@ -72,6 +82,10 @@ exit codes:
    3  infrastructure failure (emulator died, console lost, probe error)
    4  hardware required (--require-hardware / --on hardware) but not present
    5  build failed   6  toolchain missing   10-14  flashing errors
+   7  the test plan: a flaky cell (failed, then passed on a re-run) and [gate] allow_flaky
+      = false in the project file
+   8  the test plan: a cell could not run (no board with a fixture it requires, no QEMU
+      model and no hardware); never a pass
  129, 130, 143  cancelled by SIGHUP, SIGINT (Ctrl-C), SIGTERM: every child is stopped, the
                 lease released, the JUnit file has what finished and a "cancelled" error
                 case, and the audit trail records the cancelled run
