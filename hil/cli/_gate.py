@@ -12,7 +12,7 @@ from hil.cli._exit import exit_code_for
 from hil.errors import HilError, UsageError
 from hil.executors import Choice
 from hil.gate import plan as gp
-from hil.gate.scheduler import CellResult, Limits, run_cells, work_dir
+from hil.gate.scheduler import CellResult, Limits, first_choice, run_cells, work_dir
 from hil.gate.verdict import Policy, gate_outcomes, print_matrix
 from hil.image import Image
 from hil.settings import current
@@ -50,9 +50,12 @@ def run_plan(args: argparse.Namespace, *, harness: str, on: str, run_root: Path,
         from hil import junit
 
         junit.check_target(args.junit)
-    for cell in cells:
+    for cell in cells:  # where each cell runs and why, before anything is built
         if cell.runnable:
-            print(f"hil: {cell.id}: {cell.runs_on}", file=sys.stderr, flush=True)
+            print(f"hil: {cell.app.name} on {first_choice(cell).describe(cell.board)}",
+                  file=sys.stderr, flush=True)
+        elif not cell.reason.startswith(gp.FILTERED):
+            print(f"hil: {cell.id}: not run: {cell.reason}", file=sys.stderr, flush=True)
     single = sum(1 for c in cells if c.runnable) == 1
 
     def build(cell: gp.Cell) -> Image:

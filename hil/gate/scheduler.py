@@ -114,8 +114,10 @@ def retry_choice(cell: Cell, choice: Choice, failed: set[str]) -> Choice:
 
 
 def first_choice(cell: Cell) -> Choice:
+    """Where the plan put the cell, as the executor choice of its first attempt."""
     if cell.kind == HARDWARE:
-        return Choice("hardware", "rack entries present", cell.entries[0], entries=cell.entries)
+        return Choice("hardware", f"rack entries {', '.join(e.id for e in cell.entries)} "
+                      "present (one is leased per run)", cell.entries[0], entries=cell.entries)
     if cell.kind == VIRTUAL:
         return Choice("qemu", "no matching hardware present", entries=cell.entries)
     assert cell.kind == QEMU
