@@ -71,7 +71,7 @@ def run_plan(args: argparse.Namespace, *, harness: str, on: str, run_root: Path,
         timeout = args.timeout if args.timeout is not None else \
             cell.app.needs.timeout or settings.test_timeout
         return Plan(board=cell.board, image=image, choice=choice, harness=cell.harness,
-                    app=cell.app.name, suite=_suite(cell.app, cell.harness, None),
+                    app=cell.app.name, suite=_suite(cell.app, cell.harness, args.suite),
                     work_dir=work_dir(run_root, cell, attempt), on="qemu" if
                     cell.kind == gp.QEMU else "auto", timeout=timeout, workers=args.workers,
                     stream=single, expect=expect, ordered=ordered, expect_source=source,

@@ -154,7 +154,8 @@ def _place(app: App, board: Board, harness: str, rack: Sequence[RackEntry],
     emulated = set(board.qemu.fixtures) if board.qemu else set()
     hardware = tuple(e for e in present if needs <= set(e.fixtures))
     virtual = tuple(e for e in rack if e.board == board.name and e.is_virtual
-                    and board.qemu is not None and needs <= set(e.fixtures) | emulated)
+                    and board.qemu is not None and needs <= set(e.fixtures) | emulated
+                    and filters.on != "qemu")  # --on qemu skips the rack
     qemu_ok = board.qemu is not None and needs <= emulated
     only_hardware = app.needs.hardware_only or filters.require_hardware or gate_hardware \
         or filters.on == "hardware"
@@ -168,7 +169,8 @@ def _place(app: App, board: Board, harness: str, rack: Sequence[RackEntry],
     # not run: say the first reason a user can act on
     offered = [set(e.fixtures) for e in present] if filters.on != "qemu" else []
     if not only_hardware and board.qemu is not None:
-        offered += [set(e.fixtures) | emulated for e in virtual_all(rack, board)] + [emulated]
+        offered += [set(e.fixtures) | emulated for e in virtual_all(rack, board)
+                    if filters.on != "qemu"] + [emulated]
     if needs and offered:
         missing = [f for f in app.needs.requires if not any(f in o for o in offered)]
         what = missing or list(app.needs.requires)

@@ -44,7 +44,7 @@ def print_matrix(results: Sequence[CellResult], out: TextIO | None = None) -> No
     headers, rows = matrix_rows(results)
     print("\nhil: the test plan's verdict (app x board):", file=out)
     table(headers, rows, out)
-    if any(r.cell.reason.startswith(FILTERED) for r in results):
+    if any("-" in row[1:] for row in rows):
         print("(-: filtered out by --app, --tag or --board)", file=out)
 
 

@@ -82,9 +82,20 @@ def _two_virtual_boards(root: Path, faulty: bool = True) -> None:
         "    emulator: qemu\n")
 
 
+PASSING_TEST = """
+def test_booted(dut):
+    assert dut is not None
+"""
+
+
+@pytest.mark.parametrize("harness", ["console", "pytest"])
 def test_an_infrastructure_failure_is_retried_on_the_other_virtual_board(
-        gate_project, capsys):
-    console_app(gate_project, "alpha")
+        gate_project, capsys, harness):
+    d = console_app(gate_project, "alpha")
+    if harness == "pytest":
+        (d / "app.yaml").write_text("name: alpha\n")
+        (d / "tests").mkdir()
+        (d / "tests" / "test_alpha.py").write_text(PASSING_TEST)
     _two_virtual_boards(gate_project)
     junit = gate_project / "verdict.xml"
     rc = main(["test", "-b", "nucleo-f4", "-j", "1", "--junit", str(junit)])

@@ -82,6 +82,8 @@ def test_fixtures_come_from_the_rack_entry_or_the_qemu_machine(tmp_path, catalog
     assert cell.kind == "qemu"
     cell, = make_plan([(a, "pytest")], emulating, [bare], {})
     assert cell.kind == "virtual" and [e.id for e in cell.entries] == ["f4-w"]
+    cell, = make_plan([(a, "pytest")], emulating, [bare], {}, Filters(on="qemu"))
+    assert cell.kind == "qemu"  # --on qemu skips the rack
 
 
 def test_hardware_wins_and_must_have_the_fixture(tmp_path, catalog):
