@@ -188,3 +188,25 @@ def test_last_durations_take_the_newest_record():
     records = [{"app": "a", "board": "b", "seconds": 2.0},
                {"app": "a", "board": "b", "seconds": 9.0}, {"board": "b", "seconds": 1.0}]
     assert last_durations(records) == {"a@b": 2.0}
+
+
+def test_board_and_rack_files_declare_fixtures(tmp_path, catalog):
+    import yaml
+
+    from hil.boards import parse_board
+    from hil.catalog import BOARDS_DIR
+    from hil.rack.inventory import parse_rack
+
+    path = BOARDS_DIR / "nucleo-f4.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["qemu"]["fixtures"] = ["uart-loopback"]
+    assert parse_board(data, path).qemu.fixtures == ("uart-loopback",)
+    rack = parse_rack({"schema": 1, "boards": [
+        {"id": "f4-a", "board": "nucleo-f4", "probe": "stlink:AAA", "fixtures": ["can"]}]},
+        tmp_path / "rack.yaml")
+    assert rack.entries[0].fixtures == ("can",)
+    with pytest.raises(ConfigError) as err:
+        parse_rack({"schema": 1, "boards": [
+            {"id": "f4-a", "board": "nucleo-f4", "probe": "stlink:AAA", "fixtures": "can"}]},
+            tmp_path / "rack.yaml")
+    assert "rack.yaml" in str(err.value) and "fixtures" in str(err.value)
