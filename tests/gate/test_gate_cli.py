@@ -53,6 +53,19 @@ def test_dry_run_in_hils_repository_lists_every_example_on_every_board(
                       for i in (1, 2, 3)]
 
 
+@pytest.mark.slow
+def test_hil_test_in_hils_repository_runs_every_example_on_every_board(
+        capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(REPO)
+    monkeypatch.delenv("HIL_PROJECT_ROOT", raising=False)
+    monkeypatch.setenv("HIL_BUILD_DIR", str(tmp_path / "build"))
+    rc = main(["test", "--on", "qemu", "-j", "2"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert matrix(out) == {app: dict.fromkeys(BOARDS, "passed in QEMU only")
+                           for app in EXAMPLES}
+
+
 def test_the_plan_runs_two_apps_on_two_boards_and_prints_the_matrix(gate_project, capsys):
     console_app(gate_project, "alpha")
     console_app(gate_project, "beta", "tags: [smoke]\n")
