@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import glob
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hil.catalog import EXAMPLES_DIR
@@ -28,6 +28,17 @@ class ExternalBuild:
 
 
 @dataclass(frozen=True)
+class TestNeeds:
+    """What an app's test needs (app.yaml keys read by the test plan, hil.gate.plan)."""
+
+    exclude_boards: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    timeout: float | None = None  # None: --timeout, else the project's test.timeout
+    requires: tuple[str, ...] = ()  # fixtures wired to the board: gpio-loopback, can, ...
+    hardware_only: bool = False  # never run in QEMU (a virtual board is QEMU too)
+
+
+@dataclass(frozen=True)
 class App:
     """One firmware application: what to compile and with which stack and heap."""
 
@@ -46,6 +57,7 @@ class App:
     harness: str | None = None  # app.yaml harness (None: --harness, else the project's)
     expect: tuple[str, ...] = ()  # console harness patterns
     ordered: bool = False  # the patterns must appear in order
+    needs: TestNeeds = field(default_factory=TestNeeds)  # the test plan's keys
 
 
 def project_apps_dirs() -> list[Path]:
@@ -132,10 +144,11 @@ def load_app(app: str | Path) -> App:
         r.raw("linker_script", None)
     external = _external(r, build, directory)
     harness, expect, ordered = _harness_keys(r)
+    needs = _needs(r, boards)
     r.done()
     if external is not None:
         return App(name, version, directory, (), (), stack, heap, defines, boards, runtime,
-                   linker_script, external, harness, expect, ordered)
+                   linker_script, external, harness, expect, ordered, needs)
 
     sources: list[Path] = []
     for i, pattern in enumerate(patterns):
@@ -156,7 +169,7 @@ def load_app(app: str | Path) -> App:
         include_dirs.append(path)
     return App(name, version, directory, tuple(sources), tuple(include_dirs), stack, heap,
                defines, boards, runtime, linker_script, None, harness, expect,
-               ordered)
+               ordered, needs)
 
 
 def _external(r: Reader, build: str, directory: Path) -> ExternalBuild | None:
@@ -191,6 +204,39 @@ def _external(r: Reader, build: str, directory: Path) -> ExternalBuild | None:
     options = sub.str_list("options", ())
     sub.done()
     return ExternalBuild(build, source, target, elf, options)
+
+
+FIXTURE_RE = r"[a-z0-9][a-z0-9_.-]*"
+
+
+def _needs(r: Reader, boards: tuple[str, ...]) -> TestNeeds:
+    """app.yaml ``exclude_boards``, ``tags``, ``timeout``, ``requires``, ``hardware_only``."""
+    import re
+
+    from hil.limits import TIMEOUT
+
+    exclude = r.str_list("exclude_boards", ())
+    for i, name in enumerate(exclude):
+        if name in boards:
+            raise r.error(f"exclude_boards[{i}]", f"'{name}' is also in 'boards'",
+                          hint="list a board in one of them")
+    tags = r.str_list("tags", ())
+    requires = r.str_list("requires", ())
+    for key, values in (("tags", tags), ("requires", requires)):
+        for i, value in enumerate(values):
+            if not re.fullmatch(FIXTURE_RE, value):
+                raise r.error(f"{key}[{i}]", f"'{value}' is not a valid name",
+                              hint="lower-case letters, digits, '-', '_' and '.', e.g. "
+                              "gpio-loopback")
+    timeout = r.raw("timeout", None)
+    if timeout is not None:
+        why = TIMEOUT.problem(timeout) if isinstance(timeout, (int, float)) and \
+            not isinstance(timeout, bool) else "expected a number of seconds"
+        if why:
+            raise r.error("timeout", f"{why}: {TIMEOUT.what} must be {TIMEOUT.describe()}")
+        timeout = float(timeout)
+    hardware_only = r.bool("hardware_only", False)
+    return TestNeeds(exclude, tags, timeout, requires, hardware_only)
 
 
 def _harness_keys(r: Reader) -> tuple[str | None, tuple[str, ...], bool]:

@@ -124,6 +124,7 @@ class QemuSpec:
     binary: str
     machine: str
     args: tuple[str, ...] = ()
+    fixtures: tuple[str, ...] = ()  # test fixtures the machine emulates (e.g. uart-loopback)
 
 
 @dataclass(frozen=True)
@@ -265,6 +266,7 @@ def parse_board(data: object, path: Path, digest: str = "") -> Board:
             binary=qemu_reader.str("binary"),
             machine=qemu_reader.str("machine"),
             args=qemu_reader.str_list("args", ()),
+            fixtures=qemu_reader.str_list("fixtures", ()),
         )
         qemu_reader.done()
     stack = top.size("stack", 4096, minimum=256)

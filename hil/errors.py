@@ -33,6 +33,8 @@ class ExitCode(IntEnum):
     NO_HARDWARE = 4  # --require-hardware and no matching board present
     BUILD_FAILED = 5  # compile, link, or the image does not fit
     TOOLCHAIN_MISSING = 6
+    FLAKY = 7  # a test failed, then passed on a re-run, and the gate does not allow flaky
+    NOT_RUN = 8  # a cell of the test plan could not run (no board with its fixture, ...)
     NO_PROBE = 10
     PROBE_LOST = 11  # probe busy, disconnected or failing mid-operation
     WRONG_CHIP = 12

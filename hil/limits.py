@@ -119,6 +119,7 @@ TIMEOUT = Limit("a timeout", 0.0, DAY, "seconds", low_open=True)
 # SWD/JTAG clock: below 1 kHz no probe runs, above 100 MHz no target follows
 FREQUENCY = Limit("the SWD clock", 1_000, 100_000_000, "Hz", integer=True)
 JOBS = Limit("the number of parallel jobs", 1, 1024, integer=True)
+RETRIES = Limit("the number of retries", 0, 100, integer=True)
 WORKERS = Limit("the number of workers", 1, 256, integer=True)
 RECORDS = Limit("the number of records", 1, 1_000_000_000, integer=True)
 # fault injection (hil/flash/sim/faults.py)

@@ -2,7 +2,8 @@
 
 A run is ``passed``, ``failed`` (the firmware answered wrongly), ``infrastructure`` (the rig
 failed: console, emulator, probe, lease), ``error`` (the request could not be done: no tests,
-bad suite, no hardware, build) or ``cancelled`` (by a signal). The error that decided it is
+bad suite, no hardware, build) or ``cancelled`` (by a signal); a cell of ``hil test``'s plan
+may also be ``flaky`` (failed, then passed on a re-run) or ``not-run``. The error that decided it is
 kept as an ``ErrorRecord`` (its class, the class's bases and its message), which survives the
 JSON run-info file the pytest plugin writes in its own process.
 """
@@ -23,6 +24,8 @@ class OutcomeKind(StrEnum):
     ERROR = "error"
     INFRASTRUCTURE = "infrastructure"
     CANCELLED = "cancelled"
+    FLAKY = "flaky"  # the test plan: failed, then passed on a re-run
+    NOT_RUN = "not-run"  # the test plan: no board could run it
 
 
 @dataclass(frozen=True)

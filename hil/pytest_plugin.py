@@ -34,7 +34,7 @@ from typing import Any, Literal, cast
 
 import pytest
 
-from hil.errors import HilError, is_test_failure
+from hil.errors import HilError, UsageError, is_test_failure
 from hil.outcome import ErrorRecord
 from hil.settings import xdist_worker
 
@@ -69,6 +69,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--hil-work-dir", default=None, type=Path,
                 help="where transcripts and emulator logs go (default: pytest's tmp dir)")
     g.addoption("--hil-run-info", default=None, type=Path, help=argparse.SUPPRESS)
+    g.addoption("--hil-rack-entries", default=None, help=argparse.SUPPRESS)  # hil test's plan
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -118,15 +119,31 @@ def _choice(config: pytest.Config):
         from hil.executors import choose_executor
 
         try:
-            config.stash[_CHOICE] = choose_executor(
-                _board(config), config.getoption("--hil-on"),
-                config.getoption("--hil-require-hardware"))
+            ids = config.getoption("--hil-rack-entries")
+            config.stash[_CHOICE] = _planned_choice(_board(config), ids.split(",")) if ids \
+                else choose_executor(_board(config), config.getoption("--hil-on"),
+                                     config.getoption("--hil-require-hardware"))
         except HilError as exc:
             config.stash[_CHOICE] = exc
     choice = config.stash[_CHOICE]
     if isinstance(choice, HilError):
         raise choice
     return choice
+
+
+def _planned_choice(board, ids: list[str]):
+    """The rack entries ``hil test``'s plan chose for this run (one of them is leased)."""
+    from hil.executors import Choice
+    from hil.rack.inventory import load_rack
+
+    rack = load_rack()
+    entries = tuple(e for e in rack.entries if e.id in ids and e.board == board.name)
+    if not entries:
+        raise UsageError(f"--hil-rack-entries {','.join(ids)}: no such {board.name} entries "
+                         f"in {rack.path}")
+    if all(e.is_virtual for e in entries):
+        return Choice("qemu", "a virtual board chosen by the test plan", entries=entries)
+    return Choice("hardware", "chosen by the test plan", entries[0], entries=entries)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

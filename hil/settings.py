@@ -69,6 +69,8 @@ class Settings:
     test_harness: str = "pytest"
     test_timeout: float = 10.0
     test_on: str = "auto"
+    gate_require_hardware: tuple[str, ...] = ()  # [gate] require_hardware: boards
+    gate_allow_flaky: bool = True  # [gate] allow_flaky
     audit_db: str | None = None  # None: audit.sqlite in the state directory
     audit_key: str | None = None  # None: the default key if it exists; "": signing off
     lease_db: str | None = None  # None: the rack file's, else leases.sqlite in the state dir
@@ -171,8 +173,10 @@ def _has_tool_hil(path: Path) -> bool:
     return isinstance(data.get("tool"), dict) and "hil" in data["tool"]
 
 
-_TOP_KEYS = ("boards", "apps", "rack", "build_dir", "state_dir", "toolchains", "test")
+_TOP_KEYS = ("boards", "apps", "rack", "build_dir", "state_dir", "toolchains", "test",
+             "gate")
 _TEST_KEYS = ("harness", "timeout", "on")
+_GATE_KEYS = ("require_hardware", "allow_flaky")
 
 
 def read_project_file(path: Path, root: Path) -> dict[str, Any]:
@@ -264,6 +268,31 @@ def _parse_table(data: dict[str, Any], path: Path, root: Path, prefix: str) -> d
             out["test_on"] = _choice(test["on"], ON_CHOICES, path, prefix + "test.on")
         if "timeout" in test:
             out["test_timeout"] = _seconds(test["timeout"], f"{path}: {prefix}test.timeout")
+    if "gate" in data:
+        out.update(_gate_table(data["gate"], path, prefix))
+    return out
+
+
+def _gate_table(gate: object, path: Path, prefix: str) -> dict[str, Any]:
+    """The ``[gate]`` policy of ``hil test`` (board names are checked when the plan is made:
+    the project's board directories may not be known yet)."""
+    if not isinstance(gate, dict):
+        raise ConfigError("expected a table", path=path, key=prefix + "gate",
+                          hint='e.g. [gate] with require_hardware = ["nucleo-f4"]')
+    _unknown(gate, _GATE_KEYS, path, prefix + "gate.")
+    out: dict[str, Any] = {}
+    if "require_hardware" in gate:
+        value = gate["require_hardware"]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError("expected a list of board names", path=path,
+                              key=prefix + "gate.require_hardware",
+                              hint='e.g. require_hardware = ["nucleo-f4"]')
+        out["gate_require_hardware"] = tuple(value)
+    if "allow_flaky" in gate:
+        if not isinstance(gate["allow_flaky"], bool):
+            raise ConfigError("expected true or false", path=path,
+                              key=prefix + "gate.allow_flaky")
+        out["gate_allow_flaky"] = gate["allow_flaky"]
     return out
 
 

@@ -52,6 +52,7 @@ class Plan:
     expect: tuple[str, ...] = ()  # console harness patterns
     ordered: bool = False
     expect_source: str = "--expect"  # where the patterns came from (file: key, or option)
+    rack_entries: tuple[str, ...] = ()  # the rack entries to lease one of (the test plan's)
 
 
 @dataclass
@@ -150,7 +151,8 @@ def _audit(result: BoardResult) -> None:
             passed=result.count("passed"), failed=result.count("failed"),
             skipped=result.count("skipped"), errors=result.count("error"),
             junit=None, toolchain=plan.image.toolchain,
-            cancelled=result.cancelled.signal_name if result.cancelled else None)
+            cancelled=result.cancelled.signal_name if result.cancelled else None,
+            app=plan.app, seconds=result.seconds)
     except HilError as exc:  # the verdict stands; say that it was not recorded
         result.error = (result.error + "; " if result.error else "") + \
             f"verdict not recorded in the audit trail: {exc}"
@@ -172,6 +174,8 @@ def pytest_command(plan: Plan, junit_path: Path, info_path: Path) -> list[str]:
         args += ["--hil-elf", str(plan.image.elf)]
     if plan.require_hardware:
         args.append("--hil-require-hardware")
+    if plan.rack_entries:
+        args += ["--hil-rack-entries", ",".join(plan.rack_entries)]
     if plan.workers:
         args += ["-n", str(plan.workers)]
     return args + list(plan.extra_pytest_args)
@@ -311,7 +315,15 @@ def _run_lines(plan: Plan) -> BoardResult:
                          extra={"rack_id": entry.id if entry else None,
                                 "probe": str(entry.probe) if entry else None})
     with executor:
-        console = executor.start(plan.image)
+        try:
+            console = executor.start(plan.image)
+        except HilError as exc:
+            if executor.entry is None:
+                raise
+            # a leased rack entry failed to start: the verdict names it (retries skip it)
+            result.extra = {"rack_id": executor.entry.id, "probe": str(executor.entry.probe)}
+            result.outcome, result.error = Outcome.of_error(exc), str(exc)
+            return result
         if executor.entry is not None:  # a leased rack entry: the verdict names it
             result.extra = {"rack_id": executor.entry.id, "probe": str(executor.entry.probe)}
             result.executor = executor.description

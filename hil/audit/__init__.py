@@ -242,6 +242,8 @@ def record_test(
     user: str | None = None,
     store: str | None = None,
     cancelled: str | None = None,
+    app: str | None = None,
+    seconds: float | None = None,
 ) -> Record:
     """Append a ``test`` record: a test run's verdict against an image.
 
@@ -251,13 +253,14 @@ def record_test(
     toolchain: toolchain name or fingerprint id that built the image (for the report);
     user: who ran it (default: the login name); cancelled: the signal that cancelled the
     run (``"SIGTERM"``; stored as ``cancelled`` only for a cancelled run, whose counts are
-    what finished). Returns the stored record; raises AuditError for an unknown executor or
+    what finished); app and seconds: the app and how long the run took (the gate's shard
+    balance reads them). Returns the stored record; raises AuditError for an unknown executor or
     an unwritable store.
     """
     if executor not in EXECUTORS:
         raise AuditError(f"test record executor {executor!r} is not one of "
                          f"{', '.join(EXECUTORS)}")
-    payload = {
+    payload: dict[str, int | str | float | None] = {
         "board": board,
         "rack_id": rack_id,
         "executor": executor,
@@ -271,6 +274,10 @@ def record_test(
     }
     if cancelled:
         payload["cancelled"] = cancelled
+    if app is not None:
+        payload["app"] = app
+    if seconds is not None:
+        payload["seconds"] = round(float(seconds), 3)
     with open_store(store) as s:
         return s.append("test", image_sha256, payload)
 

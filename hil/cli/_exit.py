@@ -15,11 +15,16 @@ _PRIORITY = (ExitCode.USAGE, ExitCode.NO_HARDWARE, ExitCode.INFRASTRUCTURE,
 
 def outcome_code(outcome: Outcome) -> int:
     """One board's code: 0 passed, the deciding error class's own code (1 for a test
-    failure, 3 infrastructure, 10-14 flashing, ...), 128 + the signal when cancelled."""
+    failure, 3 infrastructure, 10-14 flashing, ...), 7 flaky, 8 not run, 128 + the signal
+    when cancelled."""
     if outcome.kind == OutcomeKind.PASSED:
         return int(ExitCode.OK)
     if outcome.kind == OutcomeKind.CANCELLED:
         return Cancelled(outcome.signum or 2).exit_code
+    if outcome.kind == OutcomeKind.FLAKY:
+        return int(ExitCode.FLAKY)
+    if outcome.kind == OutcomeKind.NOT_RUN:
+        return int(ExitCode.NOT_RUN)
     if outcome.error is not None:
         return int(outcome.error.error_class.exit_code)
     if outcome.kind == OutcomeKind.FAILED:

@@ -44,6 +44,14 @@ the verdict say which. Its serial console then drives a test suite:
                     app.yaml expect: [...]; --ordered or ordered: true for in order), each one
                     a test case, within --timeout from boot
 
+Without APP (or without --board) hil test runs the project's test plan: every app with a
+test x every board it allows (app.yaml boards, exclude_boards, tags, requires, timeout,
+hardware_only), filtered by --app, --tag, --board, in parallel (-j), retrying infrastructure
+failures on another board (--infra-retries) and, with --retry-failed, re-running failed
+cells (fail then pass: flaky); it ends with an app x board matrix, and the project file's
+[gate] (require_hardware, allow_flaky) decides the exit code. --dry-run [--json] prints the
+plan; --shard I/N runs one part of it.
+
 A harness named in the app's app.yaml (harness: ...) is used without --harness; other
 harnesses are added through the 'hil.harness' entry-point group (README: Harnesses).
 
@@ -52,6 +60,8 @@ Repeat --board to test several boards in parallel. A pass in QEMU is reported as
 HIL_STATE_DIR/runs/.
 
 examples:
+  hil test                                  # the test plan: every app x board
+  hil test --dry-run --json --shard 1/3
   hil test --board nucleo-f4
   hil test --board nucleo-f4 --board hifive1-revb --junit report.xml
   hil test --board nucleo-f4 selftest --harness unity
@@ -73,6 +83,10 @@ exit codes:
    3  infrastructure failure (emulator died, console lost, probe error)
    4  hardware required (--require-hardware / --on hardware) but not present
    5  build failed   6  toolchain missing   10-14  flashing errors
+   7  the test plan: a flaky cell (failed, then passed on a re-run) and [gate] allow_flaky
+      = false in the project file
+   8  the test plan: a cell could not run (no board with a fixture it requires, no QEMU
+      model and no hardware); never a pass
  129, 130, 143  cancelled by SIGHUP, SIGINT (Ctrl-C), SIGTERM: every child is stopped, the
                 lease released, the JUnit file has what finished and a "cancelled" error
                 case, and the audit trail records the cancelled run
@@ -83,8 +97,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("app", nargs="?", default=None, metavar="APP",
                    help="app directory, project app or example name (default: every app of "
                    "the project with a test suite)")
-    p.add_argument("--board", "-b", action="append", default=[], required=True,
-                   help="board name or alias (repeatable: boards run in parallel)")
+    p.add_argument("--board", "-b", action="append", default=[],
+                   help="board name or alias (repeatable: boards run in parallel); without "
+                   "APP or without --board: the test plan, filtered to these boards")
     p.add_argument("--image", type=Path, default=None,
                    help="run this .hex, .elf or .bin instead of building APP")
     p.add_argument("--build-dir", type=Path, default=None, metavar="DIR",
@@ -117,6 +132,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "matrix, transcript links, footprint per region, a per-board timeline")
     p.add_argument("-n", "--workers", type=_args.workers, default=None,
                    help="pytest-xdist workers per board (each gets its own board instance)")
+    g = p.add_argument_group("the test plan (no APP, or no --board)")
+    g.add_argument("--app", dest="apps", action="append", default=[], metavar="NAME",
+                   help="only this app (repeatable)")
+    g.add_argument("--tag", dest="tags", action="append", default=[], metavar="TAG",
+                   help="only apps with this app.yaml tag (repeatable: any of them)")
+    g.add_argument("--dry-run", action="store_true",
+                   help="print every cell of the plan, where it would run or why not; run "
+                   "nothing")
+    g.add_argument("--json", action="store_true", help="--dry-run: as JSON")
+    g.add_argument("--shard", default=None, metavar="I/N",
+                   help="run shard I of N (every cell in exactly one shard, balanced by the "
+                   "last known durations in the audit store)")
+    g.add_argument("-j", "--jobs", type=_args.jobs, default=2,
+                   help="cells run in parallel (default: 2)")
+    g.add_argument("--infra-retries", type=_args.retries, default=2, metavar="N",
+                   help="retry a cell that ended in an infrastructure failure on another "
+                   "matching board, up to N times (default: 2); test failures are not")
+    g.add_argument("--retry-failed", type=_args.retries, default=0, metavar="N",
+                   help="re-run a failed cell (the whole suite) up to N times; one that "
+                   "fails, then passes is flaky (default: 0)")
     p.add_argument("--timeout", type=_args.timeout, default=None,
                    help="seconds to wait for each expected console output (default: the "
                    "project's test.timeout, else 10)")
@@ -141,13 +176,23 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{given} runs one image: give one --board with it")
     if foreign_given and args.app is not None:
         raise UsageError(f"give either APP or {given}, not both")
+    run_root = state_dir() / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    gate_options = args.apps or args.tags or args.dry_run or args.shard or args.json
+    if not foreign_given and (args.app is None or not args.board):
+        from hil.cli._gate import run_plan
+
+        return run_plan(args, harness=harness, on=on, run_root=run_root, toolchain=toolchain)
+    if gate_options:
+        raise UsageError("--app, --tag, --dry-run, --json and --shard go with the test plan",
+                         hint="leave out APP, --image and --build-dir")
+    if not args.board:
+        raise UsageError(f"{given} needs --board")
     if args.junit is not None:
         junit.check_target(args.junit)  # before the run, not after it with the verdict lost
     if args.report is not None:
         junit.check_target(args.report, "--report")
     catalog = BoardCatalog()
     boards = [catalog.get(name) for name in dict.fromkeys(args.board)]
-    run_root = state_dir() / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     # An image from outside is checked before any probe is looked for or QEMU started.
     foreign = foreign_image(boards[0], args.image, args.build_dir) if foreign_given else None
 
@@ -314,9 +359,12 @@ def _suite(app: App | None, harness: str, suite: Path | None) -> Path | None:
 _MARK = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "IGNORE"}
 
 
-def print_summary(results: list[BoardResult]) -> None:
+def print_summary(results: list[BoardResult], all_cases: bool = True) -> None:
+    """Each line harness run's cases (``all_cases``, else only of runs that did not pass),
+    then a table of the runs."""
     for r in results:
-        if r.plan.harness == "pytest" or not r.suite.cases:
+        if r.plan.harness == "pytest" or not r.suite.cases or \
+                (not all_cases and r.outcome.ok):
             continue
         print(f"\n{r.plan.board.name} {r.plan.app} ({r.plan.harness}, {r.executor}):")
         for case in r.suite.cases:

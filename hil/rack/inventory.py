@@ -14,6 +14,7 @@ name the file and key.
         tags: [virtual]
         emulator: qemu           # optional: a virtual board
         sim_faults: ""           # optional: faults a hilsim probe injects (HIL_SIM_FAULTS syntax)
+        fixtures: [can]          # optional: test fixtures wired to it (app.yaml requires:)
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class RackEntry:
     tags: tuple[str, ...] = ()
     emulator: str | None = None
     sim_faults: str | None = None
+    fixtures: tuple[str, ...] = ()  # test fixtures wired to the board (app.yaml requires:)
 
     def __post_init__(self) -> None:
         if isinstance(self.probe, str):  # built in code from text: parsed here, once
@@ -130,6 +132,7 @@ def parse_rack(data: object, path: Path) -> Rack:
             tags=r.str_list("tags", ()),
             emulator=r.str("emulator", None, choices=EMULATORS),
             sim_faults=r.str("sim_faults", None),
+            fixtures=r.str_list("fixtures", ()),
         )
         if not _ID_RE.fullmatch(entry.id):
             raise r.error("id", f"'{entry.id}' is not a valid rack entry id",

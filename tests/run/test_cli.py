@@ -37,7 +37,7 @@ def _suite(tmp_path: Path, body: str, name: str = "suite") -> Path:
 @pytest.mark.parametrize("board", BOARDS)
 def test_shell_passes_in_qemu_and_says_so(board, tmp_path: Path, capsys):
     junit = tmp_path / "verdict.xml"
-    assert main(["test", "--board", board, "--junit", str(junit)]) == ExitCode.OK
+    assert main(["test", "--board", board, "shell", "--junit", str(junit)]) == ExitCode.OK
     out, err = capsys.readouterr()
     assert "not a hardware pass" in out and "PASSED in QEMU" in out
     assert f"{board}: running in QEMU" in err
@@ -201,7 +201,7 @@ def test_image_built_elsewhere_as_elf(built, tmp_path: Path):
 
 def test_two_boards_in_parallel_with_two_workers_each(tmp_path: Path, capsys):
     junit = tmp_path / "j.xml"
-    rc = main(["test", "--board", "nucleo-f4", "--board", "hifive1-revb", "-n", "2",
+    rc = main(["test", "--board", "nucleo-f4", "--board", "hifive1-revb", "shell", "-n", "2",
                "--junit", str(junit)])
     assert rc == ExitCode.OK
     assert sorted(p["hil.board"] for p in _props(junit)) == ["hifive1-revb", "nucleo-f4"]

@@ -1,0 +1,1 @@
+"""The merge gate: the test plan (apps x boards), the scheduler with retries, the verdict."""

@@ -1,0 +1,198 @@
+"""Runs the plan's cells: each image built once, cells in parallel (``jobs``), longest first,
+an infrastructure failure retried on another matching board, a failed cell re-run.
+
+Every attempt is kept (``CellResult.attempts``, one ``BoardResult`` each: its board, rack
+entry, outcome and JUnit suite) for the verdict, the JUnit file and the report. A re-run
+(``retry_failed``) repeats the whole cell, not single test cases: a cell that failed and
+then passed is ``flaky``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from hil.errors import Cancelled, HilError
+from hil.executors import Choice
+from hil.gate.plan import HARDWARE, QEMU, VIRTUAL, Cell
+from hil.image import Image
+from hil.outcome import Outcome, OutcomeKind
+from hil.testrun import BoardResult, Plan, run_board
+
+# A cell's status in the verdict matrix
+PASSED_HARDWARE = "passed on hardware"
+PASSED_VIRTUAL = "passed on a virtual board"
+PASSED_QEMU = "passed in QEMU only"
+FAILED = "failed"
+FLAKY = "flaky"
+INFRASTRUCTURE = "infrastructure error"
+ERROR = "error"
+CANCELLED = "cancelled"
+NOT_RUN = "not run"
+
+
+@dataclass
+class CellResult:
+    """One cell of the plan after the run: every attempt, in order."""
+
+    cell: Cell
+    attempts: list[BoardResult] = field(default_factory=list)
+    infra_retries: int = 0
+    reruns: int = 0
+    error: HilError | None = None  # the cell could not start (its build failed)
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.error is not None:
+            return Outcome.of_error(self.error)
+        if not self.attempts:
+            return Outcome.passed()  # not run: the verdict's status says so
+        return self.attempts[-1].outcome
+
+    @property
+    def flaky(self) -> bool:
+        """Failed, then passed on a re-run."""
+        return self.outcome.ok and any(a.outcome.kind == OutcomeKind.FAILED
+                                       for a in self.attempts)
+
+    @property
+    def status(self) -> str:
+        if not self.cell.runnable:
+            return NOT_RUN
+        kind = self.outcome.kind
+        if kind == OutcomeKind.PASSED:
+            if self.flaky:
+                return FLAKY
+            last = self.attempts[-1]
+            if last.kind == "hardware":
+                return PASSED_HARDWARE
+            return PASSED_VIRTUAL if last.extra.get("rack_id") else PASSED_QEMU
+        return {OutcomeKind.FAILED: FAILED, OutcomeKind.INFRASTRUCTURE: INFRASTRUCTURE,
+                OutcomeKind.CANCELLED: CANCELLED}.get(kind, ERROR)
+
+    @property
+    def boards(self) -> list[str]:
+        """Where each attempt ran: its rack entry, else ``qemu``."""
+        return [a.extra.get("rack_id") or "qemu" for a in self.attempts]
+
+    def describe(self) -> str:
+        """The matrix cell in words: ``passed after 1 infrastructure retry (f4-a -> f4-b)``."""
+        status = self.status
+        if status == NOT_RUN:
+            return f"not run: {self.cell.reason}"
+        if status == ERROR and self.error is not None:
+            return f"error: {str(self.error).splitlines()[0]}"
+        if status == FLAKY:
+            fails = sum(1 for a in self.attempts if a.outcome.kind == OutcomeKind.FAILED)
+            text = f"flaky: failed {fails} of {len(self.attempts)} runs"
+        elif status.startswith("passed") and self.infra_retries:
+            text = "passed"
+        else:
+            text = status
+        if self.infra_retries:
+            word = "retry" if self.infra_retries == 1 else "retries"
+            text += f" after {self.infra_retries} infrastructure {word}"
+        if self.reruns and status != FLAKY:
+            text += f" after {self.reruns} re-run{'s' if self.reruns > 1 else ''}"
+        if len(self.attempts) > 1:
+            text += f" ({' -> '.join(self.boards)})"
+        if status.startswith("passed") and self.infra_retries:
+            text += ", " + status.removeprefix("passed ")
+        return text
+
+
+def retry_choice(cell: Cell, choice: Choice, failed: set[str]) -> Choice:
+    """The choice for the next attempt: the cell's rack entries without those that failed
+    (all of them again when every one failed)."""
+    if not cell.entries:
+        return choice
+    left = tuple(e for e in cell.entries if e.id not in failed) or cell.entries
+    return replace(choice, entries=left, entry=left[0] if choice.kind == HARDWARE else None)
+
+
+def first_choice(cell: Cell) -> Choice:
+    """Where the plan put the cell, as the executor choice of its first attempt."""
+    if cell.kind == HARDWARE:
+        return Choice("hardware", f"rack entries {', '.join(e.id for e in cell.entries)} "
+                      "present (one is leased per run)", cell.entries[0], entries=cell.entries)
+    if cell.kind == VIRTUAL:
+        return Choice("qemu", "no matching hardware present", entries=cell.entries)
+    assert cell.kind == QEMU
+    return Choice("qemu", "no matching hardware or virtual board")
+
+
+@dataclass(frozen=True)
+class Limits:
+    jobs: int = 2
+    infra_retries: int = 2
+    retry_failed: int = 0
+
+
+def run_cells(cells: Sequence[Cell], build: Callable[[Cell], Image],
+              plan_for: Callable[[Cell, Image, Choice, int], Plan], limits: Limits,
+              weights: Mapping[str, float] | None = None) -> list[CellResult]:
+    """Build every runnable cell's image (once each), run the cells longest first over
+    ``limits.jobs`` workers, and return a result per cell in the plan's order."""
+    results = {c.id: CellResult(c) for c in cells}
+    images: dict[str, Image] = {}
+    for cell in cells:
+        if not cell.runnable:
+            continue
+        try:
+            images[cell.id] = build(cell)
+        except HilError as exc:
+            results[cell.id].error = exc
+    weights = weights or {}
+    todo = sorted((c for c in cells if c.id in images),
+                  key=lambda c: (-weights.get(c.id, 0.0), c.id))
+    if len(todo) == 1 or limits.jobs == 1:
+        for cell in todo:
+            _run_cell(results[cell.id], images[cell.id], plan_for, limits)
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, limits.jobs)) as pool:
+            futures = [pool.submit(_run_cell, results[c.id], images[c.id], plan_for, limits)
+                       for c in todo]
+            try:
+                wait(futures)
+            except Cancelled:
+                pass  # every child was told to stop: each run comes back cancelled
+            for f in futures:
+                f.result()
+    return [results[c.id] for c in cells]
+
+
+def _run_cell(result: CellResult, image: Image,
+              plan_for: Callable[[Cell, Image, Choice, int], Plan], limits: Limits) -> None:
+    cell = result.cell
+    choice = first_choice(cell)
+    failed: set[str] = set()
+    while True:
+        attempt = run_board(plan_for(cell, image, choice, len(result.attempts) + 1))
+        attempt.suite.properties["hil.attempt"] = str(len(result.attempts) + 1)
+        result.attempts.append(attempt)
+        kind = attempt.outcome.kind
+        if kind == OutcomeKind.INFRASTRUCTURE and result.infra_retries < limits.infra_retries:
+            failed.add(attempt.extra.get("rack_id") or "")
+            choice = retry_choice(cell, choice, failed)
+            result.infra_retries += 1
+            where = ", ".join(e.id for e in choice.entries) or "QEMU"
+            print(f"hil: {cell.id}: infrastructure failure ({attempt.error.splitlines()[0]}"
+                  f"); retrying on {where}" if attempt.error else
+                  f"hil: {cell.id}: infrastructure failure; retrying on {where}",
+                  file=sys.stderr, flush=True)
+            continue
+        if kind == OutcomeKind.FAILED and result.reruns < limits.retry_failed:
+            result.reruns += 1
+            print(f"hil: {cell.id}: failed; re-running ({result.reruns} of "
+                  f"{limits.retry_failed})", file=sys.stderr, flush=True)
+            continue
+        return
+
+
+def work_dir(root: Path, cell: Cell, attempt: int) -> Path:
+    """``<run>/<board>/<app>`` for the first attempt, ``.../attempt-N`` after it."""
+    base = root / cell.board.name / cell.app.name
+    return base if attempt == 1 else base / f"attempt-{attempt}"

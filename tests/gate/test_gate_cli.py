@@ -1,0 +1,208 @@
+"""hil test without APP: the plan, the matrix, retries and the gate's exit code, in QEMU."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from gatesupport import console_app, unity_failing_app
+
+from hil.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = ["blinky", "selftest", "shell"]
+BOARDS = ["hifive1-revb", "lm3s6965evb", "nucleo-f4", "nucleo-f446re"]
+
+
+def dry_run(capsys, *argv: str) -> list[dict]:
+    assert main(["test", "--dry-run", "--json", *argv]) == 0
+    return json.loads(capsys.readouterr().out)["cells"]
+
+
+def matrix(out: str) -> dict[str, dict[str, str]]:
+    """The verdict matrix printed after 'app x board': app -> board -> cell text."""
+    lines = out.split("(app x board):\n", 1)[1].splitlines()
+    header, rule = lines[0], lines[1]
+    starts = [i for i, ch in enumerate(rule) if ch == "-" and (i == 0 or rule[i - 1] == " ")]
+    cols = [header[s:].split()[0] for s in starts]
+    rows = {}
+    for line in lines[2:]:
+        if not line or line.startswith(("(", "hil:")):
+            break
+        cells = [line[s:e].strip() for s, e in zip(starts, [*starts[1:], None], strict=True)]
+        rows[cells[0]] = dict(zip(cols[1:], cells[1:], strict=True))
+    return rows
+
+
+def test_dry_run_in_hils_repository_lists_every_example_on_every_board(
+        capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    monkeypatch.delenv("HIL_PROJECT_ROOT", raising=False)
+    cells = dry_run(capsys)
+    assert sorted(c["id"] for c in cells) == \
+        sorted(f"{a}@{b}" for a in EXAMPLES for b in BOARDS)
+    assert all(c["run"] and c["runs_on"] for c in cells)
+    assert {c["harness"] for c in cells} == {"console", "unity", "pytest"}
+    shards = [[c["id"] for c in dry_run(capsys, "--shard", f"{i}/3")] for i in (1, 2, 3)]
+    flat = [cid for part in shards for cid in part]
+    assert sorted(flat) == sorted(c["id"] for c in cells) and len(flat) == len(set(flat))
+    assert all(shards)  # 12 cells over 3 shards: none is empty
+    assert shards == [[c["id"] for c in dry_run(capsys, "--shard", f"{i}/3")]
+                      for i in (1, 2, 3)]
+
+
+@pytest.mark.slow
+def test_hil_test_in_hils_repository_runs_every_example_on_every_board(
+        capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(REPO)
+    monkeypatch.delenv("HIL_PROJECT_ROOT", raising=False)
+    monkeypatch.setenv("HIL_BUILD_DIR", str(tmp_path / "build"))
+    rc = main(["test", "--on", "qemu", "-j", "2"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert matrix(out) == {app: dict.fromkeys(BOARDS, "passed in QEMU only")
+                           for app in EXAMPLES}
+
+
+def test_the_plan_runs_two_apps_on_two_boards_and_prints_the_matrix(gate_project, capsys):
+    console_app(gate_project, "alpha")
+    console_app(gate_project, "beta", "tags: [smoke]\n")
+    junit = gate_project / "verdict.xml"
+    rc = main(["test", "--on", "qemu", "-b", "nucleo-f4", "-b", "lm3s6965evb",
+               "--junit", str(junit)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert matrix(out) == {
+        "alpha": {"lm3s6965evb": "passed in QEMU only", "nucleo-f4": "passed in QEMU only"},
+        "beta": {"lm3s6965evb": "passed in QEMU only", "nucleo-f4": "passed in QEMU only"}}
+    suites = ET.parse(junit).getroot().findall("testsuite")
+    assert sorted(s.get("name") for s in suites) == [
+        "lm3s6965evb/alpha", "lm3s6965evb/beta", "nucleo-f4/alpha", "nucleo-f4/beta"]
+    # the tag filter leaves one app; the matrix shows only it
+    assert main(["test", "--on", "qemu", "-b", "nucleo-f4", "--tag", "smoke"]) == 0
+    assert matrix(capsys.readouterr().out) == {"beta": {"nucleo-f4": "passed in QEMU only"}}
+
+
+def _two_virtual_boards(root: Path, faulty: bool = True) -> None:
+    faults = "    sim_faults: disconnect_after=20\n" if faulty else ""
+    (root / "rack.yaml").write_text(
+        "schema: 1\nboards:\n"
+        "  - id: f4-a\n    board: nucleo-f4\n    probe: hilsim:gate-f4-a\n"
+        f"    emulator: qemu\n{faults}"
+        "  - id: f4-b\n    board: nucleo-f4\n    probe: hilsim:gate-f4-b\n"
+        "    emulator: qemu\n")
+
+
+PASSING_TEST = """
+def test_booted(dut):
+    assert dut is not None
+"""
+
+
+@pytest.mark.parametrize("harness", ["console", "pytest"])
+def test_an_infrastructure_failure_is_retried_on_the_other_virtual_board(
+        gate_project, capsys, harness):
+    d = console_app(gate_project, "alpha")
+    if harness == "pytest":
+        (d / "app.yaml").write_text("name: alpha\n")
+        (d / "tests").mkdir()
+        (d / "tests" / "test_alpha.py").write_text(PASSING_TEST)
+    _two_virtual_boards(gate_project)
+    junit = gate_project / "verdict.xml"
+    rc = main(["test", "-b", "nucleo-f4", "-j", "1", "--junit", str(junit)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.out + captured.err
+    cell = matrix(captured.out)["alpha"]["nucleo-f4"]
+    assert cell == "passed after 1 infrastructure retry (f4-a -> f4-b), on a virtual board"
+    assert "infrastructure failure" in captured.err
+    suites = ET.parse(junit).getroot().findall("testsuite")
+    props = [{p.get("name"): p.get("value") for p in s.iter("property")} for s in suites]
+    assert [(p.get("hil.rack_id"), p.get("hil.attempt")) for p in props] == \
+        [("f4-a", "1"), ("f4-b", "2")]
+
+
+def test_with_no_infrastructure_retries_the_failure_decides(gate_project, capsys):
+    console_app(gate_project, "alpha")
+    _two_virtual_boards(gate_project)
+    rc = main(["test", "-b", "nucleo-f4", "--infra-retries", "0"])
+    out = capsys.readouterr().out
+    assert rc == 11  # the probe was lost while flashing
+    assert matrix(out)["alpha"]["nucleo-f4"] == "infrastructure error"
+
+
+def test_an_assertion_failure_is_not_retried(gate_project, capsys):
+    unity_failing_app(gate_project, "sums")
+    _two_virtual_boards(gate_project, faulty=False)
+    junit = gate_project / "verdict.xml"
+    rc = main(["test", "-b", "nucleo-f4", "--junit", str(junit)])
+    out = capsys.readouterr().out
+    assert rc == 1, out
+    assert matrix(out)["sums"]["nucleo-f4"] == "failed"
+    assert len(ET.parse(junit).getroot().findall("testsuite")) == 1  # one attempt
+
+
+def test_a_fixture_no_board_has_is_not_run_and_never_a_pass(gate_project, capsys):
+    console_app(gate_project, "alpha")
+    console_app(gate_project, "bus", "requires: [can]\n")
+    rc = main(["test", "--on", "qemu", "-b", "nucleo-f4"])
+    out = capsys.readouterr().out
+    assert rc == 8, out
+    assert matrix(out) == {"alpha": {"nucleo-f4": "passed in QEMU only"},
+                           "bus": {"nucleo-f4": "not run: no board with fixture can"}}
+    cells = {c["id"]: c for c in dry_run(capsys, "--on", "qemu", "-b", "nucleo-f4")}
+    assert cells["bus@nucleo-f4"]["reason"] == "no board with fixture can"
+    assert not cells["bus@nucleo-f4"]["run"]
+
+
+FLAKY_TEST = """
+from pathlib import Path
+
+MARK = Path({mark!r})
+
+
+def test_reply_once_lost(dut):  # the board booted to READY; the first run fails anyway
+    if not MARK.exists():
+        MARK.write_text("failed once")
+        raise AssertionError("the reply was lost")
+"""
+
+
+@pytest.mark.parametrize(("allow", "code"), [
+    pytest.param("true", 0, id="allowed"), pytest.param("false", 7, id="not-allowed")])
+def test_fail_then_pass_is_flaky_and_the_policy_decides(gate_project, capsys, tmp_path,
+                                                        allow, code):
+    d = console_app(gate_project, "flaky")
+    (d / "app.yaml").write_text("name: flaky\n")  # the pytest suite is its test
+    (d / "tests").mkdir()
+    (d / "tests" / "test_flaky.py").write_text(FLAKY_TEST.format(mark=str(tmp_path / "mark")))
+    with open(gate_project / "hil.toml", "a") as fh:
+        fh.write(f"\n[gate]\nallow_flaky = {allow}\n")
+    rc = main(["test", "--on", "qemu", "-b", "nucleo-f4", "--retry-failed", "2"])
+    out = capsys.readouterr().out
+    assert rc == code, out
+    assert matrix(out)["flaky"]["nucleo-f4"] == "flaky: failed 1 of 2 runs (qemu -> qemu)"
+
+
+@pytest.mark.parametrize(("toml", "key"), [
+    pytest.param("[gate]\nallow_flaky = 1\n", "gate.allow_flaky", id="flaky-not-bool"),
+    pytest.param("[gate]\nrequire_hardware = 'nucleo-f4'\n", "gate.require_hardware",
+                 id="boards-not-a-list"),
+    pytest.param("[gate]\nrequire_hw = []\n", "gate.require_hw", id="unknown-key"),
+])
+def test_bad_gate_policy_names_file_and_key(gate_project, capsys, toml, key):
+    (gate_project / "hil.toml").write_text(toml)
+    assert main(["test", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "hil.toml" in err and key in err
+
+
+def test_gate_require_hardware_is_not_run_without_hardware(gate_project, capsys):
+    console_app(gate_project, "alpha")
+    with open(gate_project / "hil.toml", "a") as fh:
+        fh.write('\n[gate]\nrequire_hardware = ["nucleo-f4"]\n')
+    assert main(["test", "-b", "nucleo-f4", "-b", "lm3s6965evb"]) == 4
+    assert matrix(capsys.readouterr().out)["alpha"] == {
+        "lm3s6965evb": "passed in QEMU only",
+        "nucleo-f4": "not run: hardware required ([gate] require_hardware) and no hardware"}
