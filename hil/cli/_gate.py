@@ -16,7 +16,7 @@ from hil.gate.scheduler import CellResult, Limits, first_choice, run_cells, work
 from hil.gate.verdict import Policy, gate_outcomes, print_matrix
 from hil.image import Image
 from hil.settings import current
-from hil.testrun import Plan
+from hil.testrun import BoardResult, Plan
 
 
 def run_plan(args: argparse.Namespace, *, harness: str, on: str, run_root: Path,
@@ -46,10 +46,13 @@ def run_plan(args: argparse.Namespace, *, harness: str, on: str, run_root: Path,
         raise UsageError("nothing to test: every cell of the plan is filtered out",
                          hint="check --app, --tag and --board ('hil test --dry-run' lists "
                          "the plan)")
-    if args.junit is not None:
+    if args.junit is not None or args.report is not None:
         from hil import junit
 
-        junit.check_target(args.junit)
+        if args.junit is not None:
+            junit.check_target(args.junit)
+        if args.report is not None:
+            junit.check_target(args.report, "--report")
     for cell in cells:  # where each cell runs and why, before anything is built
         if cell.runnable:
             print(f"hil: {cell.app.name} on {first_choice(cell).describe(cell.board)}",
@@ -91,11 +94,20 @@ def _verdict(args, results: list[CellResult], run_root: Path, print_summary) -> 
         if r.error is not None:
             print(f"hil: {r.cell.id}: {r.error}", file=sys.stderr)
     print_matrix(results)
+    finals = [_with_reruns(r) for r in results if r.attempts]
     if args.junit:
         from hil import junit
 
-        junit.write(args.junit, [a.suite for a in attempts])
+        # one suite per cell (its last attempt, earlier attempts as Surefire rerun elements)
+        # and per rack entry that ran cases
+        junit.write(args.junit, [s for f in finals for s in junit.split(f.suite)])
         print(f"hil: JUnit verdict written to {args.junit}", file=sys.stderr)
+    if args.report:
+        from hil import runreport
+
+        runreport.write(args.report, runreport.cells_from_results(finals),
+                        title="hil test: the project's test plan")
+        print(f"hil: run report written to {args.report}", file=sys.stderr)
     print(f"hil: transcripts and logs in {run_root}", file=sys.stderr)
     cancelled = next((a.cancelled for a in attempts if a.cancelled is not None), None)
     if cancelled is not None:
@@ -143,3 +155,22 @@ def _print_plan(cells: list[gp.Cell], shard: tuple[int, int], as_json: bool) -> 
     from hil.ui import table
 
     table(["cell", "harness", "runs on"], [[c.id, c.harness, c.runs_on] for c in cells])
+
+
+def _with_reruns(result: CellResult) -> BoardResult:
+    """The cell's last attempt, each of its cases carrying the earlier attempts' failures of
+    the same case (on which board) as reruns: a case that failed and then passed is flaky."""
+    from hil import junit
+
+    last = result.attempts[-1]
+    for case in last.suite.cases:
+        case.reruns = [
+            junit.Attempt(status=old.status, message=old.message, text=old.text,
+                          seconds=old.seconds, board=attempt.plan.board.name,
+                          rack_id=attempt.extra.get("rack_id"),
+                          executor=attempt.kind or attempt.plan.choice.kind,
+                          output=old.output)
+            for attempt in result.attempts[:-1] for old in attempt.suite.cases
+            if (old.name, old.classname) == (case.name, case.classname)
+            and old.status in ("failed", "error")]
+    return last

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from gatesupport import console_app, unity_failing_app
+from junit_rules import assert_valid
 
 from hil.cli import main
 
@@ -179,10 +180,20 @@ def test_fail_then_pass_is_flaky_and_the_policy_decides(gate_project, capsys, tm
     (d / "tests" / "test_flaky.py").write_text(FLAKY_TEST.format(mark=str(tmp_path / "mark")))
     with open(gate_project / "hil.toml", "a") as fh:
         fh.write(f"\n[gate]\nallow_flaky = {allow}\n")
-    rc = main(["test", "--on", "qemu", "-b", "nucleo-f4", "--retry-failed", "2"])
+    junit_file, report = tmp_path / "verdict.xml", tmp_path / "run.html"
+    rc = main(["test", "--on", "qemu", "-b", "nucleo-f4", "--retry-failed", "2",
+               "--junit", str(junit_file), "--report", str(report)])
     out = capsys.readouterr().out
     assert rc == code, out
     assert matrix(out)["flaky"]["nucleo-f4"] == "flaky: failed 1 of 2 runs (qemu -> qemu)"
+    # the JUnit file keeps the failed attempt as Surefire's flakyFailure, naming its board
+    case = next(c for c in ET.parse(junit_file).getroot().iter("testcase")
+                if c.get("name") == "test_reply_once_lost")
+    assert case.find("failure") is None
+    flaky = case.find("flakyFailure")
+    assert flaky is not None and "attempt 1 on nucleo-f4" in flaky.get("message", "")
+    assert_valid(junit_file)
+    assert "flaky" in report.read_text()
 
 
 @pytest.mark.parametrize(("toml", "key"), [
