@@ -98,9 +98,12 @@ def _verdict(args, results: list[CellResult], run_root: Path, print_summary) -> 
     if args.junit:
         from hil import junit
 
-        # one suite per cell (its last attempt, earlier attempts as Surefire rerun elements)
-        # and per rack entry that ran cases
-        junit.write(args.junit, [s for f in finals for s in junit.split(f.suite)])
+        # per cell: the attempts that ended in an infrastructure failure (each its own
+        # suite, its errors marked as retried), then the last attempt, its cases carrying
+        # earlier test failures as Surefire rerun elements; one suite per rack entry
+        suites = [s for r in results for a in _retried_infra(r) for s in junit.split(a.suite)]
+        suites += [s for f in finals for s in junit.split(f.suite)]
+        junit.write(args.junit, suites)
         print(f"hil: JUnit verdict written to {args.junit}", file=sys.stderr)
     if args.report:
         from hil import runreport
@@ -158,11 +161,14 @@ def _print_plan(cells: list[gp.Cell], shard: tuple[int, int], as_json: bool) -> 
 
 
 def _with_reruns(result: CellResult) -> BoardResult:
-    """The cell's last attempt, each of its cases carrying the earlier attempts' failures of
-    the same case (on which board) as reruns: a case that failed and then passed is flaky."""
+    """The cell's last attempt, each of its cases carrying the failures of the same case in
+    earlier test-failure attempts (on which board) as reruns: failed, then passed is flaky."""
     from hil import junit
+    from hil.outcome import OutcomeKind
 
     last = result.attempts[-1]
+    earlier = [a for a in result.attempts[:-1]
+               if a.outcome.kind != OutcomeKind.INFRASTRUCTURE]
     for case in last.suite.cases:
         case.reruns = [
             junit.Attempt(status=old.status, message=old.message, text=old.text,
@@ -170,7 +176,26 @@ def _with_reruns(result: CellResult) -> BoardResult:
                           rack_id=attempt.extra.get("rack_id"),
                           executor=attempt.kind or attempt.plan.choice.kind,
                           output=old.output)
-            for attempt in result.attempts[:-1] for old in attempt.suite.cases
+            for attempt in earlier for old in attempt.suite.cases
             if (old.name, old.classname) == (case.name, case.classname)
             and old.status in ("failed", "error")]
     return last
+
+
+def _retried_infra(result: CellResult) -> list[BoardResult]:
+    """Earlier attempts that ended in an infrastructure failure: kept in the JUnit file
+    (where and why), their failed cases marked skipped, since the cell was retried."""
+    from hil.outcome import OutcomeKind
+
+    kept = []
+    last = result.attempts[-1] if result.attempts else None
+    for attempt in result.attempts[:-1]:
+        if attempt.outcome.kind != OutcomeKind.INFRASTRUCTURE or last is None:
+            continue
+        where = last.extra.get("rack_id") or last.plan.board.name
+        for case in attempt.suite.cases:
+            if case.status in ("failed", "error"):
+                case.message = f"infrastructure failure, retried on {where}: {case.message}"
+                case.status = "skipped"
+        kept.append(attempt)
+    return kept

@@ -96,7 +96,7 @@ def test_rack_cli_lease_status_release_reset(capsys):
 def test_hil_test_runs_on_two_virtual_boards_at_once(tmp_path, capsys):
     junit = tmp_path / "verdict.xml"
     report = tmp_path / "report.html"
-    code = main(["test", "--board", "nucleo-f4", "-n", "2", "--junit", str(junit),
+    code = main(["test", "--board", "nucleo-f4", "shell", "-n", "2", "--junit", str(junit),
                  "--report", str(report)])
     out = capsys.readouterr()
     assert code == 0, out.out[-5000:] + out.err[-3000:]
