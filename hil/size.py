@@ -52,11 +52,12 @@ def symbol_sizes(elf_path: Path) -> dict[str, int]:
     """Bytes of each defined function and object in the ELF's symbol table (symbols of the
     same name, e.g. two file-local statics, are added up)."""
     from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
 
     sizes: dict[str, int] = {}
     with open(elf_path, "rb") as f:
         table = ELFFile(f).get_section_by_name(".symtab")
-        if table is None:
+        if not isinstance(table, SymbolTableSection):
             return sizes
         for sym in table.iter_symbols():
             if sym["st_info"]["type"] not in ("STT_FUNC", "STT_OBJECT"):

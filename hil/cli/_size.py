@@ -6,12 +6,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hil.errors import UsageError
 from hil.settings import current
 
+if TYPE_CHECKING:
+    from hil.size import FootprintError, Threshold
 
-def threshold_arg(text: str):  # noqa: ANN201 - an argparse type
+
+def threshold_arg(text: str) -> Threshold:
     """An argparse ``type`` for --size-threshold (a usage error naming the option)."""
     from hil.size import parse_threshold
 
@@ -36,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "without one, deltas are only printed)")
 
 
-def guard(args: argparse.Namespace, results: Sequence[object]):  # noqa: ANN201
+def guard(args: argparse.Namespace, results: Sequence[object]) -> FootprintError | None:
     """Compare ``results`` (BuildResults) with the baseline, if one is set: print the report
     on stderr; return the FootprintError to raise (None when within the threshold)."""
     from hil import size
