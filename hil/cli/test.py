@@ -71,7 +71,8 @@ exit codes:
    2  usage or configuration error (bad board or app, no suite, no tests collected)
    3  infrastructure failure (emulator died, console lost, probe error)
    4  hardware required (--require-hardware / --on hardware) but not present
-   5  build failed   6  toolchain missing   10-14  flashing errors
+   5  build failed, or (every test passed and) an image grew past --size-threshold
+   6  toolchain missing   10-14  flashing errors
  129, 130, 143  cancelled by SIGHUP, SIGINT (Ctrl-C), SIGTERM: every child is stopped, the
                 lease released, the JUnit file has what finished and a "cancelled" error
                 case, and the audit trail records the cancelled run
