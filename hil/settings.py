@@ -77,7 +77,7 @@ class Settings:
     sim_faults: str | None = None
     sim_boards: str | None = None
     ci_job: str | None = None
-    size_baseline: Path | None = None  # [size] baseline: the footprint baseline file
+    size_baseline: str | None = None  # [size] baseline: a baseline file's path, or git:REF
     size_threshold: str | None = None  # [size] threshold: growth allowed per region
     tool_path: str = ""  # where external tools are searched: PATH, then beside python
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -273,7 +273,7 @@ def _parse_table(data: dict[str, Any], path: Path, root: Path, prefix: str) -> d
 
 
 def _size_table(size: object, path: Path, root: Path, key: str) -> dict[str, Any]:
-    """[size] baseline (a path) and threshold (bytes, K, %, or REGION=SIZE,...)."""
+    """[size] baseline (a path, or git:REF) and threshold (bytes, K, %, or REGION=SIZE,...)."""
     if not isinstance(size, dict):
         raise ConfigError("expected a table", path=path, key=key,
                           hint='e.g. [size] with baseline = "sizes.json", threshold = "1K"')
@@ -284,7 +284,8 @@ def _size_table(size: object, path: Path, root: Path, key: str) -> dict[str, Any
         if not isinstance(value, str) or not value:
             raise ConfigError("expected a path (a non-empty string)", path=path,
                               key=key + ".baseline", hint='e.g. baseline = "sizes.json"')
-        out["size_baseline"] = _absolute(Path(value), root)
+        out["size_baseline"] = value if value.startswith("git:") else \
+            str(_absolute(Path(value), root))
     if "threshold" in size:
         from hil.size import parse_threshold
 

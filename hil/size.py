@@ -118,6 +118,48 @@ def load(path: Path) -> list[Footprint]:
     return out
 
 
+def from_audit(ref: str, root: Path) -> list[Footprint]:
+    """The footprints of the newest clean build of git ``ref`` of each image that the audit
+    store holds (regions only: build records carry no symbol sizes)."""
+    import subprocess
+
+    from hil import procs
+    from hil.audit.store import open_store
+    from hil.errors import UsageError
+
+    try:
+        out = procs.run(["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+                        cwd=root, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UsageError(f"--size-baseline git:{ref}: cannot run git: {exc}") from exc
+    commit = out.stdout.strip()
+    if out.returncode != 0 or not commit:
+        raise UsageError(f"--size-baseline git:{ref}: not a commit of the repository at {root}",
+                         hint="name a branch, tag or commit ('git log' lists them)")
+    found: dict[tuple[str, str, str], Footprint] = {}
+    with open_store() as store:
+        for record in store.since(None, kinds=("build",)):  # newest first
+            build = record.payload.get("build") or {}
+            git = build.get("git") or {}
+            if git.get("commit") != commit or git.get("dirty"):
+                continue
+            try:
+                key = (str(build["board"]), str(build["app"]),
+                       str(build["toolchain"]["name"]))
+                regions = {str(r["name"]): (int(r["used"]), int(r["length"]))
+                           for r in build["regions"]}
+            except (KeyError, TypeError, ValueError):
+                continue  # a record of an older schema: not a baseline
+            found.setdefault(key, Footprint(*key, regions))
+    if not found:
+        raise UsageError(f"--size-baseline git:{ref}: the audit store has no clean build of "
+                         f"commit {commit[:12]}",
+                         hint=f"build that commit once (git checkout {ref}; hil build "
+                         "--board B) so its build records are stored, or pass a baseline "
+                         "file from 'hil size --save'")
+    return list(found.values())
+
+
 # --------------------------------------------------------------------------- threshold
 
 _AMOUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%|[kKmM](?:i?B)?|B)?\s*$")
@@ -230,7 +272,7 @@ def compare(baseline: Iterable[Footprint], current: Iterable[Footprint],
             limit = threshold.for_region(name) if threshold else None
             regions.append(RegionDelta(name, before, used, length, limit))
         grown = [(name, old.symbols.get(name, 0), size) for name, size in cur.symbols.items()
-                 if size > old.symbols.get(name, 0)]
+                 if size > old.symbols.get(name, 0)] if old.symbols else []
         grown.sort(key=lambda g: (g[1] - g[2], g[0]))
         out.append(ImageDelta(cur, old, regions, grown[:top]))
     return out

@@ -29,10 +29,11 @@ threshold_arg.__name__ = "size threshold"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--size-baseline", type=Path, default=None, metavar="FILE",
+    p.add_argument("--size-baseline", type=str, default=None, metavar="FILE",
                    help="compare each image's per-region use with this baseline ('hil size "
-                   "--save FILE'); print the deltas and the symbols that grew most "
-                   "(default: the project's [size] baseline)")
+                   "--save FILE'), or with the builds of git:REF the audit store holds; "
+                   "print the deltas and the symbols that grew most (default: the "
+                   "project's [size] baseline)")
     p.add_argument("--size-threshold", type=threshold_arg, default=None, metavar="SIZE",
                    help="fail (exit 5) when a region grew by more than SIZE against the "
                    "baseline: bytes (1024, 1K), a percent of the baseline use (2%%), or per "
@@ -56,9 +57,14 @@ def guard(args: argparse.Namespace, results: Sequence[object]) -> FootprintError
                              hint="pass --size-baseline FILE, or set [size] baseline in "
                              "the project file")
         return None
-    deltas = size.compare(size.load(baseline), [size.footprint_of(r) for r in results],
-                          threshold)
-    print(f"hil: footprint against {baseline}:", file=sys.stderr)
+    text = str(baseline)
+    if text.startswith("git:"):
+        base = size.from_audit(text[4:], settings.root)
+    else:
+        base = size.load(Path(baseline))
+    deltas = size.compare(base, [size.footprint_of(r) for r in results], threshold)
+    where = " (its stored build records: regions only)" if text.startswith("git:") else ""
+    print(f"hil: footprint against {baseline}{where}:", file=sys.stderr)
     for line in size.report_lines(deltas):
         print(f"  {line}", file=sys.stderr)
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -205,3 +207,37 @@ def test_threshold_forms(text, expected):
 def test_threshold_errors(text):
     with pytest.raises(ValueError):
         parse_threshold(text)
+
+
+def git(project: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=hil", "-c", "user.email=hil@example.invalid",
+                    *args], cwd=project, check=True, capture_output=True)
+
+
+def test_a_git_ref_baseline_is_the_stored_build_of_that_commit(project, capsys):
+    (project / ".gitignore").write_text("build/\n")
+    git(project, "init", "-q")
+    git(project, "add", ".")
+    git(project, "commit", "-q", "-m", "base")
+    grow(project)  # uncommitted: its builds are recorded dirty, never a baseline
+    capsys.readouterr()
+    rc = main(["build", "--board", "nucleo-f4", "--size-baseline", "git:HEAD"])
+    assert rc == ExitCode.USAGE  # no clean build of HEAD is stored yet
+    assert "the audit store has no clean build of commit" in capsys.readouterr().err
+    git(project, "checkout", "-q", "--", ".")
+    # a separate process, as a CI job that checks out the commit runs it: the clean build
+    subprocess.run([sys.executable, "-m", "hil", "build", "--board", "nucleo-f4"],
+                   cwd=project, check=True, capture_output=True)
+    grow(project)
+    capsys.readouterr()
+    rc = main(["build", "--board", "nucleo-f4", "--size-baseline", "git:HEAD",
+               "--size-threshold", "1K"])
+    err = capsys.readouterr().err
+    assert rc == ExitCode.BUILD_FAILED, err
+    assert "against git:HEAD (its stored build records: regions only)" in err
+    assert "blinky on nucleo-f4: FLASH grew +41" in err
+    assert main(["build", "--board", "nucleo-f4", "--size-baseline", "git:HEAD",
+                 "--size-threshold", "8K"]) == ExitCode.OK
+    assert main(["build", "--board", "nucleo-f4", "--size-baseline", "git:no-such-ref"]) == \
+        ExitCode.USAGE
+    assert "git:no-such-ref: not a commit" in capsys.readouterr().err
