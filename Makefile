@@ -88,6 +88,7 @@ bench: deps
 	$(PY) bench/flash.py
 	$(PY) bench/rack.py
 	$(PY) bench/audit.py
+	$(PY) bench/gate.py
 
 lint: venv
 	$(PY) -m ruff check hil tests bench

@@ -79,6 +79,8 @@ class Settings:
     sim_faults: str | None = None
     sim_boards: str | None = None
     ci_job: str | None = None
+    size_baseline: str | None = None  # [size] baseline: a baseline file's path, or git:REF
+    size_threshold: str | None = None  # [size] threshold: growth allowed per region
     tool_path: str = ""  # where external tools are searched: PATH, then beside python
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -174,9 +176,10 @@ def _has_tool_hil(path: Path) -> bool:
 
 
 _TOP_KEYS = ("boards", "apps", "rack", "build_dir", "state_dir", "toolchains", "test",
-             "gate")
+             "gate", "size")
 _TEST_KEYS = ("harness", "timeout", "on")
 _GATE_KEYS = ("require_hardware", "allow_flaky")
+_SIZE_KEYS = ("baseline", "threshold")
 
 
 def read_project_file(path: Path, root: Path) -> dict[str, Any]:
@@ -270,6 +273,8 @@ def _parse_table(data: dict[str, Any], path: Path, root: Path, prefix: str) -> d
             out["test_timeout"] = _seconds(test["timeout"], f"{path}: {prefix}test.timeout")
     if "gate" in data:
         out.update(_gate_table(data["gate"], path, prefix))
+    if "size" in data:
+        out.update(_size_table(data["size"], path, root, prefix + "size"))
     return out
 
 
@@ -293,6 +298,37 @@ def _gate_table(gate: object, path: Path, prefix: str) -> dict[str, Any]:
             raise ConfigError("expected true or false", path=path,
                               key=prefix + "gate.allow_flaky")
         out["gate_allow_flaky"] = gate["allow_flaky"]
+    return out
+
+
+def _size_table(size: object, path: Path, root: Path, key: str) -> dict[str, Any]:
+    """[size] baseline (a path, or git:REF) and threshold (bytes, K, %, or REGION=SIZE,...)."""
+    if not isinstance(size, dict):
+        raise ConfigError("expected a table", path=path, key=key,
+                          hint='e.g. [size] with baseline = "sizes.json", threshold = "1K"')
+    _unknown(size, _SIZE_KEYS, path, key + ".")
+    out: dict[str, Any] = {}
+    if "baseline" in size:
+        value = size["baseline"]
+        if not isinstance(value, str) or not value:
+            raise ConfigError("expected a path (a non-empty string)", path=path,
+                              key=key + ".baseline", hint='e.g. baseline = "sizes.json"')
+        out["size_baseline"] = value if value.startswith("git:") else \
+            str(_absolute(Path(value), root))
+    if "threshold" in size:
+        from hil.size import parse_threshold
+
+        value = size["threshold"]
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise ConfigError("expected bytes or a percent as a string", path=path,
+                              key=key + ".threshold", hint='e.g. threshold = "1K" or "2%"')
+        try:
+            parse_threshold(value)
+        except ValueError as exc:
+            raise ConfigError(str(exc), path=path, key=key + ".threshold") from None
+        out["size_threshold"] = value
     return out
 
 

@@ -7,12 +7,15 @@ objcopy) and every archive it links, with resolved path, version string and SHA-
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 from hil import procs
 from hil.boards import Board
@@ -197,9 +200,77 @@ def _first_line_version(path: str) -> str:
 
 @lru_cache(maxsize=32)
 def resolve(board_triple: str, arch: str, name: str, flags: tuple[str, ...]) -> Toolchain:
-    """Resolve and fingerprint toolchain ``name`` for a target (cached per process)."""
+    """Resolve and fingerprint toolchain ``name`` for a target: cached per process, and
+    across runs in the cache directory while every file it names keeps its path, size,
+    mtime and inode (so a hil run does not start ten compiler processes to learn what the
+    last one learnt)."""
     if name not in TOOLCHAINS:
         raise ToolchainError(f"unknown toolchain '{name}'", hint="use gcc or clang")
+    memo = _memo_path(board_triple, arch, name, flags)
+    found = _load_memo(memo)
+    if found is not None:
+        return found
+    toolchain = _resolve_fresh(board_triple, arch, name, flags)
+    _save_memo(memo, toolchain)
+    return toolchain
+
+
+_MEMO_SCHEMA = 1
+_LOOKED_UP = {"gcc": ("gcc", "as", "ld", "objcopy"), "clang": ("clang", "ld.lld", "llvm-objcopy")}
+
+
+def _memo_path(board_triple: str, arch: str, name: str, flags: tuple[str, ...]) -> Path:
+    """Where the resolution is remembered: keyed by target, flags and the programs the
+    search path finds now (another PATH, another memo)."""
+    from hil.paths import cache_dir
+
+    prefix = GCC_PREFIX[arch]
+    names = [prefix + "gcc"] + [n if name == "clang" else prefix + n for n in _LOOKED_UP[name]]
+    found = [shutil.which(n) or "" for n in names]
+    key = json.dumps([_MEMO_SCHEMA, board_triple, arch, name, list(flags), found])
+    return cache_dir() / "toolchains" / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
+
+
+def _stat(path: str) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def _load_memo(memo: Path) -> Toolchain | None:
+    try:
+        data = json.loads(memo.read_text())
+        files = data["files"]
+        if any(_stat(path) != signature for path, signature in files.items()):
+            return None
+        tc = data["toolchain"]
+        return Toolchain(tc["name"], tc["triple"], tc["version"], tc["cc"], tc["objcopy"],
+                         tuple(tc["cpu_flags"]), tuple(Tool(**t) for t in tc["tools"]),
+                         tuple(Tool(**t) for t in tc["libraries"]), tuple(tc["link_libs"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # absent or from another version: resolve again
+
+
+def _save_memo(memo: Path, tc: Toolchain) -> None:
+    paths = [tc.cc, tc.objcopy, *(t.path for t in tc.tools + tc.libraries)]
+    files = {p: _stat(p) for p in paths}
+    data = {"files": files, "toolchain": {
+        "name": tc.name, "triple": tc.triple, "version": tc.version, "cc": tc.cc,
+        "objcopy": tc.objcopy, "cpu_flags": list(tc.cpu_flags),
+        "tools": [dataclasses.asdict(t) for t in tc.tools],
+        "libraries": [dataclasses.asdict(t) for t in tc.libraries],
+        "link_libs": list(tc.link_libs)}}
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(memo, json.dumps(data))
+    except OSError:
+        pass  # a read-only cache only costs time
+
+
+def _resolve_fresh(board_triple: str, arch: str, name: str,
+                   flags: tuple[str, ...]) -> Toolchain:
     prefix = GCC_PREFIX[arch]
     gcc = _which(prefix + "gcc", GCC_PACKAGE[arch], "GCC cross compiler")
     gcc_flags = list(flags) if name == "gcc" else _gcc_flags(flags)

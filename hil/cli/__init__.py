@@ -51,11 +51,16 @@ environment (overrides the project file):
 """
 
 
-def _subcommand_modules() -> list[ModuleType]:
+def _subcommand_modules(only: str | None = None) -> list[ModuleType]:
+    """Every subcommand module, or only the one named ``only`` when there is one: a run of
+    one command does not pay for importing the others (their libraries: pyOCD, the audit
+    store, the rack)."""
+    infos = [m for m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name)
+             if not m.name.startswith("_")]
+    if only is not None and any(m.name == only for m in infos):
+        infos = [m for m in infos if m.name == only]
     modules = []
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
+    for info in infos:
         try:
             module = importlib.import_module(f"{__name__}.{info.name}")
         # one broken subcommand must not take the others down
@@ -86,7 +91,20 @@ def _unavailable(name: str, exc: Exception) -> ModuleType:
     return module
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_in(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv``: its first word that is neither an option nor the
+    value of a global option."""
+    values = iter(argv)
+    for arg in values:
+        if arg in _GLOBAL_VALUE_OPTIONS:
+            next(values, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand; given ``argv`` naming one, of that one only."""
     parser = argparse.ArgumentParser(
         prog="hil",
         description="Hardware-in-the-loop firmware pipeline: build bare-metal images, flash "
@@ -111,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", dest="global_cache_dir", metavar="DIR", type=Path,
                         default=None, help="build cache (overrides HIL_CACHE_DIR)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in _subcommand_modules():
+    command = _command_in(argv) if argv is not None else None
+    for module in _subcommand_modules(command):
         p = sub.add_parser(
             module.NAME,
             help=module.HELP,
@@ -126,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hil`` console script; returns the exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args, extra = parser.parse_known_args(argv)
     if extra:
         misplaced = [a for a in extra if a.split("=", 1)[0] in GLOBAL_OPTIONS]
@@ -201,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
 
 QUIET_WITHOUT_PROJECT = ("init", "config", "doctor")
 GLOBAL_OPTIONS = ("-C", "--state-dir", "--build-root", "--cache-dir", "-v", "--verbose")
+_GLOBAL_VALUE_OPTIONS = ("-C", "--state-dir", "--build-root", "--cache-dir")
 
 
 def load_settings(args: argparse.Namespace) -> Settings:

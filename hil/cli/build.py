@@ -10,7 +10,7 @@ from pathlib import Path
 from hil.app import App, load_app, project_apps
 from hil.boards import BoardCatalog
 from hil.build import BuildRequest, BuildResult, build_many
-from hil.cli import _args
+from hil.cli import _args, _size
 from hil.errors import UsageError
 from hil.settings import current
 from hil.toolchain import TOOLCHAINS
@@ -61,6 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "and compare the HEX and BIN byte for byte")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per image on stdout (no table)")
+    _size.add_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(result.summary()))
     else:
         print_size_table(results)
+    too_big = _size.guard(args, results)
+    if too_big is not None:
+        raise too_big
     return 0
 
 

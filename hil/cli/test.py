@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hil.app import App, load_app, project_apps
 from hil.boards import BoardCatalog
-from hil.cli import _args
+from hil.cli import _args, _size
 from hil.cli._exit import exit_code_for
 from hil.errors import Cancelled, UsageError
 from hil.executors import ON_CHOICES, choose_executor
@@ -82,7 +82,8 @@ exit codes:
    2  usage or configuration error (bad board or app, no suite, no tests collected)
    3  infrastructure failure (emulator died, console lost, probe error)
    4  hardware required (--require-hardware / --on hardware) but not present
-   5  build failed   6  toolchain missing   10-14  flashing errors
+   5  build failed, or (every test passed and) an image grew past --size-threshold
+   6  toolchain missing   10-14  flashing errors
    7  the test plan: a flaky cell (failed, then passed on a re-run) and [gate] allow_flaky
       = false in the project file
    8  the test plan: a cell could not run (no board with a fixture it requires, no QEMU
@@ -155,6 +156,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=_args.timeout, default=None,
                    help="seconds to wait for each expected console output (default: the "
                    "project's test.timeout, else 10)")
+    _size.add_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -176,6 +178,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{given} runs one image: give one --board with it")
     if foreign_given and args.app is not None:
         raise UsageError(f"give either APP or {given}, not both")
+    if foreign_given and args.size_baseline is not None:
+        raise UsageError(f"--size-baseline compares images hil builds, not {given}")
     run_root = state_dir() / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     gate_options = args.apps or args.tags or args.dry_run or args.shard or args.json
     if not foreign_given and (args.app is None or not args.board):
@@ -208,9 +212,10 @@ def run(args: argparse.Namespace) -> int:
         apps = list(_apps_to_test(args.app, args, harness, args.suite))
 
     plans: list[Plan] = []
+    built: list = []
     try:
         _prepare(args, boards, apps, choices, run_root, plans, harness=harness, on=on,
-                 timeout=timeout, toolchain=toolchain, foreign=foreign)
+                 timeout=timeout, toolchain=toolchain, foreign=foreign, built=built)
     except Cancelled as exc:  # during a build: nothing ran, but the verdict says so
         if args.junit:
             names = [a.name if a else app_name(foreign) if foreign else "image" for a in apps]
@@ -221,6 +226,9 @@ def run(args: argparse.Namespace) -> int:
     if not plans:
         raise UsageError("nothing to test: no app supports the given boards",
                          hint="check 'boards:' in the apps' app.yaml")
+    # the footprint is reported before the tests run; past the threshold it is the verdict
+    # (exit 5) when every test passed, a failing test's code wins otherwise
+    too_big = _size.guard(args, built) if foreign is None else None
 
     if len(plans) == 1:
         results = [run_board(plans[0])]
@@ -247,7 +255,11 @@ def run(args: argparse.Namespace) -> int:
     cancelled = next((r.cancelled for r in results if r.cancelled is not None), None)
     if cancelled is not None:
         print(f"hil: {cancelled}", file=sys.stderr)
-    return exit_code_for(r.outcome for r in results)
+    code = exit_code_for(r.outcome for r in results)
+    if too_big is not None and code == 0:
+        print(f"hil: error: {too_big}", file=sys.stderr)
+        return int(too_big.exit_code)
+    return code
 
 
 def _cancelled_suite(board, app_name: str, choice, cancel: Cancelled):
@@ -262,7 +274,8 @@ def _cancelled_suite(board, app_name: str, choice, cancel: Cancelled):
 
 def _prepare(args: argparse.Namespace, boards, apps: list[App | None], choices,
              run_root: Path, plans: list[Plan], *, harness: str, on: str, timeout: float,
-             toolchain: str, foreign: ForeignImage | None = None) -> None:
+             toolchain: str, foreign: ForeignImage | None = None,
+             built: list | None = None) -> None:
     """Build (or take) each app's image for each board and append its Plan to ``plans``."""
     for app in apps:
         app_harness = _harness_of(app, args, harness)
@@ -292,6 +305,8 @@ def _prepare(args: argparse.Namespace, boards, apps: list[App | None], choices,
                 print(f"hil: building {name} for {board.name} ({toolchain})",
                       file=sys.stderr, flush=True)
                 result = build(board, app, toolchain=toolchain)
+                if built is not None:
+                    built.append(result)
                 image = Image.from_build(result).copy_to(work_dir / "image")
                 # the region use beside the image (for the --report footprint)
                 shutil.copyfile(result.out_dir / "build.json", work_dir / "image" / "build.json")
