@@ -35,7 +35,7 @@ def _library_confused_by_the_signal(args: argparse.Namespace) -> int:
 
 def test_a_library_error_after_a_cancel_exits_as_the_cancel(monkeypatch, capsys):
     monkeypatch.setattr(cli, "_subcommand_modules",
-                        lambda: [_command(_library_confused_by_the_signal)])
+                        lambda only=None: [_command(_library_confused_by_the_signal)])
     assert cli.main(["victim"]) == 128 + signal.SIGTERM
     err = capsys.readouterr().err
     assert "cancelled by SIGTERM" in err and "Traceback" not in err
@@ -45,6 +45,6 @@ def test_a_library_error_without_a_cancel_is_still_a_bug_with_a_traceback(monkey
     def broken(args: argparse.Namespace) -> int:
         raise RuntimeError("a real bug")
 
-    monkeypatch.setattr(cli, "_subcommand_modules", lambda: [_command(broken)])
+    monkeypatch.setattr(cli, "_subcommand_modules", lambda only=None: [_command(broken)])
     with pytest.raises(RuntimeError, match="a real bug"):
         cli.main(["victim"])
