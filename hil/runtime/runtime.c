@@ -6,6 +6,7 @@ void hil_runtime_init(void)
     hil_console_init();
     hil_led_init();
     hil_tick_init();
+    hil_irq_init();
 }
 
 void hil_halt(void)
