@@ -103,6 +103,7 @@ void hil_console_init(void);
 void hil_console_putc(char c); /* raw byte, blocks while the TX FIFO is full */
 int hil_console_getc(void);    /* next received byte 0..255, or -1 if none (never blocks) */
 void hil_console_isr(void);    /* the receive interrupt: moves received bytes to the buffer */
+void hil_console_irq_line(int on); /* unmask/mask it in the NVIC or PLIC (irq.c) */
 
 /* Returns once a received byte is waiting for hil_getc() (at once if one is). The core
  * sleeps meanwhile where the board has console.irq; elsewhere, and while the caller keeps

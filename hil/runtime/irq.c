@@ -8,11 +8,26 @@
 
 #define NVIC_ISER(n) (*(volatile uint32_t *)(0xE000E100u + 4u * (n)))
 
+#define NVIC_ICER(n) (*(volatile uint32_t *)(0xE000E180u + 4u * (n)))
+
+void hil_console_irq_line(int on)
+{
+#if defined(HIL_CONSOLE_IRQ)
+    if (on) {
+        NVIC_ISER(HIL_CONSOLE_IRQ / 32u) = 1u << (HIL_CONSOLE_IRQ % 32u);
+    } else {
+        NVIC_ICER(HIL_CONSOLE_IRQ / 32u) = 1u << (HIL_CONSOLE_IRQ % 32u);
+    }
+#else
+    (void)on;
+#endif
+}
+
 void hil_irq_init(void)
 {
 #if defined(HIL_CONSOLE_IRQ)
     hil_console_rx_irq_enable();
-    NVIC_ISER(HIL_CONSOLE_IRQ / 32u) = 1u << (HIL_CONSOLE_IRQ % 32u);
+    hil_console_irq_line(1);
 #endif
     __asm__ volatile("cpsie i" : : : "memory");
 }
@@ -35,13 +50,26 @@ void hil_irq_init(void)
 #define PLIC_CLAIM HIL_REG32(PLIC_CONTEXT0 + 4u)
 #endif
 
+void hil_console_irq_line(int on)
+{
+#if defined(HIL_CONSOLE_IRQ)
+    if (on) {
+        PLIC_ENABLE(HIL_CONSOLE_IRQ) |= 1u << (HIL_CONSOLE_IRQ % 32u);
+    } else {
+        PLIC_ENABLE(HIL_CONSOLE_IRQ) &= ~(1u << (HIL_CONSOLE_IRQ % 32u));
+    }
+#else
+    (void)on;
+#endif
+}
+
 void hil_irq_init(void)
 {
 #if defined(HIL_CONSOLE_IRQ)
     hil_console_rx_irq_enable();
     PLIC_PRIORITY(HIL_CONSOLE_IRQ) = 1u; /* 0 would never interrupt */
-    PLIC_ENABLE(HIL_CONSOLE_IRQ) |= 1u << (HIL_CONSOLE_IRQ % 32u);
     PLIC_THRESHOLD = 0u;
+    hil_console_irq_line(1);
     __asm__ volatile(HIL_CSR_ASM("csrs mie, %0") : : "r"(MIE_MEIE) : "memory");
 #endif
     __asm__ volatile(HIL_CSR_ASM("csrsi mstatus, 8") : : : "memory");
