@@ -100,9 +100,9 @@ void hil_irq_init(void);
  * while putc waits for room in the TX FIFO, so replies that overlap incoming bytes do not
  * overrun a UART without an RX FIFO (STM32 USART). */
 void hil_console_init(void);
-void hil_console_putc(char c); /* raw byte, blocks while the TX FIFO is full */
-int hil_console_getc(void);    /* next received byte 0..255, or -1 if none (never blocks) */
-void hil_console_isr(void);    /* the receive interrupt: moves received bytes to the buffer */
+void hil_console_putc(char c);     /* raw byte, blocks while the TX FIFO is full */
+int hil_console_getc(void);        /* next received byte 0..255, or -1 if none (never blocks) */
+void hil_console_isr(void);        /* the receive interrupt: moves received bytes to the buffer */
 void hil_console_irq_line(int on); /* unmask/mask it in the NVIC or PLIC (irq.c) */
 
 /* Returns once a received byte is waiting for hil_getc() (at once if one is). The core
@@ -112,9 +112,9 @@ void hil_console_irq_line(int on); /* unmask/mask it in the NVIC or PLIC (irq.c)
 void hil_wait_input(void);
 
 /* The UART driver's raw operations (console_*.c; used by console.c). */
-int hil_console_tx_ready(void);    /* room for one byte in the TX FIFO/register */
-void hil_console_tx(uint8_t byte); /* write one byte; only after hil_console_tx_ready() */
-int hil_console_rx(void);          /* one byte from the RX FIFO/register, or -1 */
+int hil_console_tx_ready(void);       /* room for one byte in the TX FIFO/register */
+void hil_console_tx(uint8_t byte);    /* write one byte; only after hil_console_tx_ready() */
+int hil_console_rx(void);             /* one byte from the RX FIFO/register, or -1 */
 void hil_console_rx_irq_enable(void); /* the UART raises its interrupt while RX data waits */
 void hil_console_rx_irq_ack(void);    /* after the RX FIFO was emptied in the interrupt */
 

@@ -92,8 +92,8 @@ void hil_delay_ms(uint32_t ms)
     uint32_t done;
     while ((done = hil_millis() - start) < ms) {
         uint32_t left = ms - done;
-        uint32_t cycles = left < SYST_MAX_PERIOD / CYCLES_PER_MS ? left * CYCLES_PER_MS
-                                                                 : SYST_MAX_PERIOD;
+        uint32_t cycles =
+            left < SYST_MAX_PERIOD / CYCLES_PER_MS ? left * CYCLES_PER_MS : SYST_MAX_PERIOD;
         set_period(cycles);
         hil_wfi();
         hil_irq_restore(state); /* SysTick (and the console) interrupts run here */
