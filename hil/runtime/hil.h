@@ -92,8 +92,10 @@ static inline void hil_wfi(void)
 }
 
 /* Enables the console's receive interrupt in the interrupt controller (NVIC or PLIC) and
- * unmasks interrupts; called last by hil_runtime_init(). */
+ * unmasks interrupts; called last by hil_runtime_init(). hil_irq_quiesce() masks them and
+ * stops every source the runtime started (SysTick, the console line), for hil_halt(). */
 void hil_irq_init(void);
+void hil_irq_quiesce(void);
 
 /* Console (the board's UART at HIL_CONSOLE_BAUD). Received bytes go into a small buffer
  * that getc reads first: from the UART's receive interrupt (boards with console.irq), and

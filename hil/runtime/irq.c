@@ -9,6 +9,21 @@
 #define NVIC_ISER(n) (*(volatile uint32_t *)(0xE000E100u + 4u * (n)))
 
 #define NVIC_ICER(n) (*(volatile uint32_t *)(0xE000E180u + 4u * (n)))
+#define NVIC_ICPR(n) (*(volatile uint32_t *)(0xE000E280u + 4u * (n)))
+#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
+#define SCB_ICSR (*(volatile uint32_t *)0xE000ED04u)
+#define ICSR_PENDSTCLR (1u << 25)
+
+void hil_irq_quiesce(void)
+{
+    __asm__ volatile("cpsid i" : : : "memory");
+    SYST_CSR = 0u; /* SysTick off: a pending tick would end every WFI at once */
+    SCB_ICSR = ICSR_PENDSTCLR;
+#if defined(HIL_CONSOLE_IRQ)
+    NVIC_ICER(HIL_CONSOLE_IRQ / 32u) = 1u << (HIL_CONSOLE_IRQ % 32u);
+    NVIC_ICPR(HIL_CONSOLE_IRQ / 32u) = 1u << (HIL_CONSOLE_IRQ % 32u);
+#endif
+}
 
 void hil_console_irq_line(int on)
 {
@@ -75,6 +90,11 @@ void hil_irq_init(void)
     __asm__ volatile(HIL_CSR_ASM("csrsi mstatus, 8") : : : "memory");
 }
 
+void hil_irq_quiesce(void)
+{
+    __asm__ volatile(HIL_CSR_ASM("csrci mstatus, 8\n\tcsrw mie, zero") : : : "memory");
+}
+
 int hil_riscv_interrupt(uint32_t cause)
 {
 #if defined(HIL_CONSOLE_IRQ)
@@ -83,6 +103,8 @@ int hil_riscv_interrupt(uint32_t cause)
         while ((source = PLIC_CLAIM) != 0u) {
             if (source == HIL_CONSOLE_IRQ) {
                 hil_console_isr();
+            } else { /* enabled before us (a bootloader): not ours to serve */
+                PLIC_ENABLE(source) &= ~(1u << (source % 32u));
             }
             PLIC_CLAIM = source; /* complete: the gateway may forward it again */
         }

@@ -28,18 +28,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def idle_cpu(con) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of the board's QEMU over IDLE_SECONDS of silence."""
+    pid = con.qemu.pid
+    assert pid is not None
+    cpu0, wall0 = cpu_seconds(pid), time.monotonic()
+    time.sleep(IDLE_SECONDS)
+    return cpu_seconds(pid) - cpu0, time.monotonic() - wall0
+
+
 @pytest.mark.parametrize(("board_name", "toolchain"), matrix())
 def test_idle_shell_sleeps_and_still_answers(firmware, qemu, board_name, toolchain):
     board, result = firmware(board_name, "shell", toolchain)
     con = qemu(board, result.hex)
     con.expect(r"^READY$")
-    pid = con.qemu.pid
-    assert pid is not None
-    cpu0, wall0 = cpu_seconds(pid), time.monotonic()
-    time.sleep(IDLE_SECONDS)
-    cpu1, wall1 = cpu_seconds(pid), time.monotonic()
-    assert cpu1 - cpu0 < BOUND * (wall1 - wall0), \
-        f"idle QEMU used {cpu1 - cpu0:.2f} s of CPU in {wall1 - wall0:.2f} s: busy-waiting?"
+    cpu, wall = idle_cpu(con)
+    assert cpu < BOUND * wall, f"idle QEMU used {cpu:.2f} s of CPU in {wall:.2f} s: busy-waiting?"
     assert con.command("ping") == (["pong"], "OK")
     assert con.command("echo awake after idling") == (["awake after idling"], "OK")
 
@@ -56,3 +60,15 @@ def test_burst_longer_than_the_receive_buffer_loses_nothing(firmware, qemu, boar
     con.write("".join(line + "\n" for line in lines).encode())
     for line in lines:
         assert (con.read_line(), con.read_line()) == (line[5:], "OK")
+
+
+@pytest.mark.parametrize(("board_name", "toolchain"), matrix())
+def test_halted_board_sleeps_even_when_bytes_arrive(firmware, qemu, board_name, toolchain):
+    """After main() returns (selftest) the runtime halts: with the tick and the console's
+    interrupt stopped, neither a pending tick nor received bytes keep the core awake."""
+    board, result = firmware(board_name, "selftest", toolchain)
+    con = qemu(board, result.hex)
+    con.expect(r"^OK$")  # Unity's verdict, the last line before main() returns
+    con.write(b"bytes nobody reads\n")
+    cpu, wall = idle_cpu(con)
+    assert cpu < BOUND * wall, f"halted QEMU used {cpu:.2f} s of CPU in {wall:.2f} s"
