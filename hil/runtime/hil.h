@@ -118,7 +118,7 @@ int hil_console_tx_ready(void);       /* room for one byte in the TX FIFO/regist
 void hil_console_tx(uint8_t byte);    /* write one byte; only after hil_console_tx_ready() */
 int hil_console_rx(void);             /* one byte from the RX FIFO/register, or -1 */
 void hil_console_rx_irq_enable(void); /* the UART raises its interrupt while RX data waits */
-void hil_console_rx_irq_ack(void);    /* after the RX FIFO was emptied in the interrupt */
+void hil_console_rx_irq_ack(void);    /* clears the UART's RX interrupt flags, in its ISR */
 
 /* Print helpers on top of the console. */
 void hil_putc(char c);           /* '\n' is sent as "\r\n" */

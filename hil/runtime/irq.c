@@ -7,7 +7,6 @@
 #if defined(HIL_ARCH_ARM)
 
 #define NVIC_ISER(n) (*(volatile uint32_t *)(0xE000E100u + 4u * (n)))
-
 #define NVIC_ICER(n) (*(volatile uint32_t *)(0xE000E180u + 4u * (n)))
 #define NVIC_ICPR(n) (*(volatile uint32_t *)(0xE000E280u + 4u * (n)))
 #define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
