@@ -85,6 +85,7 @@ test: deps
 bench: deps
 	$(PY) bench/build.py
 	$(PY) bench/console.py
+	$(PY) bench/idle.py
 	$(PY) bench/flash.py
 	$(PY) bench/rack.py
 	$(PY) bench/audit.py

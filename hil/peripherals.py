@@ -20,6 +20,11 @@ MAX_CLOCK_HZ = 10_000_000_000
 MAX_BAUD = 100_000_000
 MAX_QEMU_SERIAL = 15  # QEMU gets one '-serial' option per console index below qemu_serial
 MAX_TIMER_HZ = 100_000_000
+#: The interrupt controller a console driver's receive interrupt goes through, and the range
+#: of its numbers: the Armv7-M NVIC takes external IRQs 0..479 (its address is architectural,
+#: not a board fact); a SiFive PLIC numbers sources from 1 (0 means "no interrupt").
+CONSOLE_IRQ = {"stm32-usart": ("nvic", 0, 479), "pl011": ("nvic", 0, 479),
+               "sifive-uart": ("plic", 1, 1023)}
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,8 @@ class Console:
     qemu_serial: int
     clock_enable: ClockEnable | None = None  # the UART's clock gate
     pins: ConsolePins | None = None
+    irq: int | None = None  # receive interrupt: NVIC IRQ number or PLIC source
+    plic: int | None = None  # the PLIC's base address (sifive-uart with irq)
 
 
 @dataclass(frozen=True)
@@ -149,9 +156,31 @@ def parse_console(r: Reader) -> Console:
         clock_enable=_clock_enable(r, "clock_enable", driver,
                                    driver in _CONSOLE_HAS_CLOCK_GATE),
         pins=_console_pins(r, driver, gpio),
+        **_console_irq(r, driver),
     )
     r.done()
     return console
+
+
+def _console_irq(r: Reader, driver: str) -> dict[str, int | None]:
+    """The optional receive interrupt (``irq``) and, behind a PLIC, its base (``plic``).
+    Without ``irq`` the runtime polls the UART while it waits for input."""
+    kind, low, high = CONSOLE_IRQ[driver]
+    if not r.has("irq"):
+        if r.has("plic"):
+            raise r.error("plic", "is only used with 'irq'", hint="add irq: or remove 'plic'")
+        return {}
+    what = ("the UART's NVIC IRQ number (the position in the reference manual's vector "
+            "table, not counting the 16 core exceptions)" if kind == "nvic"
+            else "the UART's PLIC interrupt source number")
+    irq = r.int("irq", minimum=low, maximum=high, hint=what)
+    if kind == "nvic":
+        if r.has("plic"):
+            raise r.error("plic", f"{driver} interrupts go through the Cortex-M NVIC, which "
+                          "has no board address", hint="remove 'plic'")
+        return {"irq": irq}
+    _require(r, "plic", driver, "plic: 0x0C000000")
+    return {"irq": irq, "plic": _register(r, "plic")}
 
 
 def _console_pins(r: Reader, driver: str, gpio: _Gpio) -> ConsolePins | None:
@@ -246,6 +275,10 @@ def macros(console: Console, led: Led | None, timer: Timer | None) -> list[tuple
         ("HIL_CONSOLE_CLOCK_HZ", f"{c.clock_hz}u"),
         *_gate("HIL_CONSOLE", c.clock_enable),
     ]
+    if c.irq is not None:
+        out.append(("HIL_CONSOLE_IRQ", f"{c.irq}u"))
+    if c.plic is not None:
+        out.append(("HIL_PLIC_BASE", _hex(c.plic)))
     if c.pins is not None:
         out += [("HIL_CONSOLE_PORT", _hex(c.pins.port)),
                 ("HIL_CONSOLE_TX_PIN", f"{c.pins.tx}u"),

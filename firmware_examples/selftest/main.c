@@ -181,6 +181,28 @@ static void test_millis_advances(void)
     TEST_ASSERT_TRUE(hil_millis() - start >= 2u);
 }
 
+/* hil_millis() never goes back, polled past the end of a long timer period (Arm: SysTick
+ * runs 2^24-cycle periods while no delay waits, 1.05 s at 16 MHz, 1.4 s at 12 MHz), and
+ * delays, which shorten the period to their deadline, last at least what they were asked. */
+static void test_millis_monotonic_across_timer_periods(void)
+{
+    uint32_t start = hil_millis();
+    uint32_t prev = start;
+    while (prev - start < 1500u) {
+        uint32_t now = hil_millis();
+        TEST_ASSERT_TRUE(now - prev < 0x80000000u); /* not backwards */
+        prev = now;
+    }
+    start = prev;
+    while (prev - start < 300u) {
+        hil_delay_ms(7u);
+        uint32_t now = hil_millis();
+        TEST_ASSERT_TRUE(now - prev >= 7u);
+        TEST_ASSERT_TRUE(now - prev < 0x80000000u);
+        prev = now;
+    }
+}
+
 int main(void)
 {
     hil_println("hil-selftest " HIL_BOARD_NAME " " HIL_APP_VERSION);
@@ -200,6 +222,7 @@ int main(void)
     RUN_TEST(test_linebuf_overflow_reported_once);
     RUN_TEST(test_float_works);
     RUN_TEST(test_millis_advances);
+    RUN_TEST(test_millis_monotonic_across_timer_periods);
     UNITY_END();
     return 0;
 }

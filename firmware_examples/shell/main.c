@@ -258,6 +258,7 @@ int main(void)
     for (;;) {
         int c = hil_getc();
         if (c < 0) {
+            hil_wait_input(); /* sleeps until the next byte where the board allows */
             continue;
         }
         switch (linebuf_feed(&lb, (char)c)) {

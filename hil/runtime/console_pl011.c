@@ -12,6 +12,10 @@
 #define UART_FBRD UART_REG(0x028u)
 #define UART_LCRH UART_REG(0x02Cu)
 #define UART_CTL UART_REG(0x030u)
+#define UART_IMSC UART_REG(0x038u)
+#define UART_ICR UART_REG(0x044u)
+#define INT_RX (1u << 4) /* RX FIFO at its trigger level */
+#define INT_RT (1u << 6) /* receive timeout: data waits below the trigger level */
 #define FR_RXFE (1u << 4)
 #define FR_TXFF (1u << 5)
 #define LCRH_FEN (1u << 4)
@@ -79,6 +83,16 @@ int hil_console_rx(void)
         UART_RSR = 0u; /* clear framing/parity/break/overrun errors; the byte is still data */
     }
     return (int)(d & 0xFFu);
+}
+
+void hil_console_rx_irq_enable(void)
+{
+    UART_IMSC |= INT_RX | INT_RT;
+}
+
+void hil_console_rx_irq_ack(void)
+{
+    UART_ICR = INT_RX | INT_RT;
 }
 
 #else

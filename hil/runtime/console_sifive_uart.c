@@ -14,6 +14,7 @@
 #define UART_DIV UART_REG(0x18u)
 #define DATA_FLAG (1u << 31) /* txdata: FIFO full; rxdata: FIFO empty */
 #define CTRL_EN (1u << 0)
+#define IE_RXWM (1u << 1) /* interrupt while the RX FIFO holds more than rxctrl.rxcnt bytes */
 
 #if defined(HIL_CONSOLE_PORT)
 #if !defined(HIL_CONSOLE_TX_PIN) || !defined(HIL_CONSOLE_RX_PIN) || !defined(HIL_CONSOLE_AF)
@@ -58,6 +59,15 @@ int hil_console_rx(void)
         return -1;
     }
     return (int)(d & 0xFFu);
+}
+
+void hil_console_rx_irq_enable(void)
+{
+    UART_IE = IE_RXWM; /* rxctrl.rxcnt is 0: any received byte */
+}
+
+void hil_console_rx_irq_ack(void)
+{
 }
 
 #else

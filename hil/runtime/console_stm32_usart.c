@@ -24,6 +24,7 @@
 #define USART_CR2 USART_REG(0x10u)
 #define USART_CR3 USART_REG(0x14u)
 #define SR_RXNE (1u << 5)
+#define CR1_RXNEIE (1u << 5)
 #define SR_TXE (1u << 7)
 #define CR1_RE (1u << 2)
 #define CR1_TE (1u << 3)
@@ -73,6 +74,15 @@ int hil_console_rx(void)
         return -1;
     }
     return (int)(USART_DR & 0xFFu);
+}
+
+void hil_console_rx_irq_enable(void)
+{
+    USART_CR1 |= CR1_RXNEIE; /* also interrupts on an overrun; reading DR clears both */
+}
+
+void hil_console_rx_irq_ack(void)
+{
 }
 
 #else

@@ -4,6 +4,7 @@
  *
  * Every value is key=8 hex digits so a harness can parse it. An access fault at the one
  * load in hil_probe_read32 is not reported: the trap resumes at its error exit instead.
+ * Interrupts the runtime enabled (irq.c) are handled and return; any other is reported.
  */
 #include "hil.h"
 
@@ -48,6 +49,9 @@ void hil_riscv_trap(uint32_t *regs)
     uint32_t mcause = csr_mcause();
     uint32_t mepc = csr_mepc();
 
+    if ((mcause & (1u << 31)) != 0u && hil_riscv_interrupt(mcause)) {
+        return;
+    }
     if (mepc == (uint32_t)(uintptr_t)hil_probe_load &&
         (mcause == MCAUSE_LOAD_ACCESS || mcause == MCAUSE_LOAD_MISALIGNED)) {
         uint32_t resume = (uint32_t)(uintptr_t)hil_probe_fail;

@@ -8,8 +8,13 @@
  * main(). Which driver is compiled in is chosen by the macros of the generated hil_board.h.
  *
  * Console output: hil_putc('\n') sends "\r\n", so lines end in CRLF on the wire.
- * All console calls are polled; none of them waits on anything the hardware (or QEMU)
- * might never set.
+ * No console call waits on anything the hardware (or QEMU) might never set.
+ *
+ * Sleeping: where the board file gives the console's receive interrupt (console.irq), the
+ * UART's interrupt fills the receive buffer and hil_wait_input() sleeps the core (WFI) until
+ * a byte is there; hil_delay_ms() sleeps until its deadline. The Arm SysTick then interrupts
+ * about once per 2^24 core cycles while nothing waits on it (RISC-V: no periodic interrupt at
+ * all), so an app waiting for a command costs next to nothing, in QEMU as on a board.
  */
 #ifndef HIL_H
 #define HIL_H
@@ -51,20 +56,69 @@ extern "C" {
 #define HIL_HAS_LED 0
 #endif
 
-/* Called by the startup code before main(): console, LED, tick. */
+/* Called by the startup code before main(): console, LED, tick, then interrupts on. */
 void hil_runtime_init(void);
 
-/* Console (the board's UART at HIL_CONSOLE_BAUD). While putc waits for room in the TX
- * FIFO it moves received bytes into a small buffer that getc reads first, so replies that
- * overlap incoming bytes do not overrun a UART without an RX FIFO (STM32 USART). */
+/* Interrupt masking for short critical sections (Arm: PRIMASK; RISC-V: mstatus.MIE).
+ * hil_irq_save() masks and returns the previous state for hil_irq_restore(). */
+static inline uint32_t hil_irq_save(void)
+{
+    uint32_t state;
+#if defined(HIL_ARCH_ARM)
+    __asm__ volatile("mrs %0, primask\n\tcpsid i" : "=r"(state) : : "memory");
+#else
+    __asm__ volatile(HIL_CSR_ASM("csrrci %0, mstatus, 8") : "=r"(state) : : "memory");
+#endif
+    return state;
+}
+
+static inline void hil_irq_restore(uint32_t state)
+{
+#if defined(HIL_ARCH_ARM)
+    __asm__ volatile("msr primask, %0\n\tisb" : : "r"(state) : "memory");
+#else
+    if ((state & 8u) != 0u) {
+        __asm__ volatile(HIL_CSR_ASM("csrsi mstatus, 8") : : : "memory");
+    }
+#endif
+}
+
+/* Sleep until an enabled interrupt is pending. Call it with interrupts masked (after
+ * hil_irq_save() and a check of the condition being waited for): the core still wakes for
+ * an interrupt that became pending after the check, and hil_irq_restore() then runs it. */
+static inline void hil_wfi(void)
+{
+    __asm__ volatile("wfi" : : : "memory");
+}
+
+/* Enables the console's receive interrupt in the interrupt controller (NVIC or PLIC) and
+ * unmasks interrupts; called last by hil_runtime_init(). hil_irq_quiesce() masks them and
+ * stops every source the runtime started (SysTick, the console line), for hil_halt(). */
+void hil_irq_init(void);
+void hil_irq_quiesce(void);
+
+/* Console (the board's UART at HIL_CONSOLE_BAUD). Received bytes go into a small buffer
+ * that getc reads first: from the UART's receive interrupt (boards with console.irq), and
+ * while putc waits for room in the TX FIFO, so replies that overlap incoming bytes do not
+ * overrun a UART without an RX FIFO (STM32 USART). */
 void hil_console_init(void);
-void hil_console_putc(char c); /* raw byte, blocks while the TX FIFO is full */
-int hil_console_getc(void);    /* next received byte 0..255, or -1 if none (never blocks) */
+void hil_console_putc(char c);     /* raw byte, blocks while the TX FIFO is full */
+int hil_console_getc(void);        /* next received byte 0..255, or -1 if none (never blocks) */
+void hil_console_isr(void);        /* the receive interrupt: moves received bytes to the buffer */
+void hil_console_irq_line(int on); /* unmask/mask it in the NVIC or PLIC (irq.c) */
+
+/* Returns once a received byte is waiting for hil_getc() (at once if one is). The core
+ * sleeps meanwhile where the board has console.irq; elsewhere, and while the caller keeps
+ * interrupts masked, it polls the UART. A read loop that would spin on hil_getc() == -1
+ * calls this instead: `hil_wait_input(); c = hil_getc();`. */
+void hil_wait_input(void);
 
 /* The UART driver's raw operations (console_*.c; used by console.c). */
-int hil_console_tx_ready(void);    /* room for one byte in the TX FIFO/register */
-void hil_console_tx(uint8_t byte); /* write one byte; only after hil_console_tx_ready() */
-int hil_console_rx(void);          /* one byte from the RX FIFO/register, or -1 */
+int hil_console_tx_ready(void);       /* room for one byte in the TX FIFO/register */
+void hil_console_tx(uint8_t byte);    /* write one byte; only after hil_console_tx_ready() */
+int hil_console_rx(void);             /* one byte from the RX FIFO/register, or -1 */
+void hil_console_rx_irq_enable(void); /* the UART raises its interrupt while RX data waits */
+void hil_console_rx_irq_ack(void);    /* clears the UART's RX interrupt flags, in its ISR */
 
 /* Print helpers on top of the console. */
 void hil_putc(char c);           /* '\n' is sent as "\r\n" */
@@ -80,8 +134,9 @@ void hil_led_init(void);
 void hil_led_set(int on);
 void hil_led_toggle(void);
 
-/* Millisecond tick (Arm: SysTick at HIL_CPU_CLOCK_HZ; RISC-V: the board's CLINT mtime at
- * HIL_TIMER_HZ). Emulators may run it faster than wall-clock time. */
+/* Millisecond time (Arm: SysTick at HIL_CPU_CLOCK_HZ; RISC-V: the board's CLINT mtime at
+ * HIL_TIMER_HZ). Emulators may run it faster than wall-clock time. hil_delay_ms() sleeps
+ * (WFI) until the deadline; it needs interrupts unmasked on Arm. */
 void hil_tick_init(void);
 uint32_t hil_millis(void);
 void hil_delay_ms(uint32_t ms);
@@ -98,6 +153,7 @@ HIL_NORETURN void hil_halt(void);
 void hil_cortexm_fault(uint32_t *frame, uint32_t exc_return);
 #else
 void hil_riscv_trap(uint32_t *regs);
+int hil_riscv_interrupt(uint32_t cause); /* 1 if handled (irq.c), 0 if unexpected */
 #endif
 
 /* Minimal freestanding C library (firmware links no libc; compilers emit calls to these). */

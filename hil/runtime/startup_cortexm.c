@@ -32,7 +32,15 @@ void PendSV_Handler(void) __attribute__((weak, alias("hil_default_handler")));
 
 typedef void (*hil_vector_t)(void);
 
-__attribute__((section(".vectors"), used)) const hil_vector_t hil_vectors[16] = {
+/* The 16 core exceptions, then external interrupts up to the console's (board file:
+ * console.irq); every other external interrupt reports itself as unexpected. */
+#if defined(HIL_CONSOLE_IRQ)
+#define HIL_VECTORS (16u + HIL_CONSOLE_IRQ + 1u)
+#else
+#define HIL_VECTORS 16u
+#endif
+
+__attribute__((section(".vectors"), used)) const hil_vector_t hil_vectors[HIL_VECTORS] = {
     (hil_vector_t)(uintptr_t)_estack, /* initial MSP */
     Reset_Handler,
     NMI_Handler,
@@ -49,6 +57,12 @@ __attribute__((section(".vectors"), used)) const hil_vector_t hil_vectors[16] = 
     0,
     PendSV_Handler,
     SysTick_Handler,
+#if defined(HIL_CONSOLE_IRQ)
+#if HIL_CONSOLE_IRQ > 0
+    [16 ... 16 + HIL_CONSOLE_IRQ - 1] = hil_default_handler,
+#endif
+    [16 + HIL_CONSOLE_IRQ] = hil_console_isr,
+#endif
 };
 
 __attribute__((noreturn, used)) void Reset_Handler(void)

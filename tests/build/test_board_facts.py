@@ -66,6 +66,19 @@ def test_header_carries_the_led_and_the_riscv_timer():
     assert "HIL_CONSOLE_CLKEN_REG" not in hifive  # the FE310 UART has no clock gate
 
 
+def test_header_carries_the_console_receive_interrupt():
+    """console.irq becomes HIL_CONSOLE_IRQ (NVIC IRQ or PLIC source); the PLIC's address
+    comes along on the FE310; a board without irq gets neither (the runtime polls)."""
+    f4 = macros(header_of(load_board("nucleo-f4")))
+    assert f4["HIL_CONSOLE_IRQ"] == "38u" and "HIL_PLIC_BASE" not in f4  # USART2
+    assert macros(header_of(load_board("nucleo-f446re")))["HIL_CONSOLE_IRQ"] == "38u"
+    assert macros(header_of(load_board("lm3s6965evb")))["HIL_CONSOLE_IRQ"] == "5u"  # UART0
+    hifive = macros(header_of(load_board("hifive1-revb")))
+    assert (hifive["HIL_CONSOLE_IRQ"], hifive["HIL_PLIC_BASE"]) == ("3u", "0x0C000000u")
+    f405 = macros(header_of(load_board_file(F405)))
+    assert "HIL_CONSOLE_IRQ" not in f405 and "HIL_PLIC_BASE" not in f405
+
+
 @pytest.mark.parametrize("hz", [pytest.param(1_000_000, id="1MHz"),
                                 pytest.param(10_000_000, id="10MHz-qemu"),
                                 pytest.param(100_000_000, id="100MHz-max"),
@@ -124,6 +137,9 @@ int main(void)
 {
     hil_console_init();
     hil_led_init();
+#ifdef HARNESS_RX_IRQ
+    hil_console_rx_irq_enable();
+#endif
     for (unsigned i = 0; i < used; i++) {
         printf("%08x %08x\n", (unsigned)addrs[i], (unsigned)values[i]);
     }
@@ -132,9 +148,10 @@ int main(void)
 """
 
 
-def registers_after_init(board: Board, tmp_path: Path) -> dict[int, int]:
-    """Run the runtime's console and LED init for ``board`` on the host; the registers they
-    leave behind, all starting at 0 (as on reset, and as QEMU reads unmodelled ones)."""
+def registers_after_init(board: Board, tmp_path: Path, *, rx_irq: bool = False) -> dict[int, int]:
+    """Run the runtime's console and LED init for ``board`` on the host (then, with
+    ``rx_irq``, the console's receive-interrupt enable); the registers they leave behind, all
+    starting at 0 (as on reset, and as QEMU reads unmodelled ones)."""
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         pytest.skip("no host C compiler")
@@ -147,6 +164,7 @@ def registers_after_init(board: Board, tmp_path: Path) -> dict[int, int]:
     exe = tmp_path / "harness"
     subprocess.run([cc, "-std=c11", "-Wall", "-Wextra", "-Werror",
                     "-DHIL_REG32(a)=(*hil_test_reg((uint32_t)(a)))", "-include", str(decl),
+                    *(["-DHARNESS_RX_IRQ"] if rx_irq else []),
                     f"-I{tmp_path}", f"-I{RUNTIME}", *map(str, sources), "-o", str(exe)],
                    check=True, capture_output=True, text=True)
     out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout
@@ -197,6 +215,23 @@ def test_sifive_console_pins_go_to_iof0(tmp_path):
     assert regs[0x10012038] == (1 << 16) | (1 << 17)  # IOF_EN: UART0 pins (and not the LED)
     assert regs[0x1001203C] == 0  # IOF_SEL: IOF0
     assert regs[0x10013018] == 138  # DIV: 16 MHz / 115200 - 1
+
+
+@pytest.mark.parametrize(("board_name", "register", "value"), [
+    pytest.param("nucleo-f4", 0x4000440C, (1 << 13) | (1 << 5) | (1 << 3) | (1 << 2),
+                 id="stm32-usart-cr1-rxneie"),  # UE | RXNEIE | TE | RE
+    pytest.param("lm3s6965evb", 0x4000C038, (1 << 4) | (1 << 6),
+                 id="pl011-imsc-rx-and-timeout"),  # RXIM | RTIM: a lone byte interrupts too
+    pytest.param("hifive1-revb", 0x10013010, 1 << 1, id="sifive-ie-rxwm"),
+])
+def test_console_receive_interrupt_enable(board_name, register, value, tmp_path):
+    (tmp_path / "init").mkdir()
+    (tmp_path / "irq").mkdir()
+    before = registers_after_init(load_board(board_name), tmp_path / "init")
+    after = registers_after_init(load_board(board_name), tmp_path / "irq", rx_irq=True)
+    assert after[register] == value
+    assert {a: v for a, v in after.items() if a != register} == \
+        {a: v for a, v in before.items() if a != register}
 
 
 # --------------------------------------------------------------------------- builds
@@ -276,6 +311,23 @@ INVALID = [
                  id="timer-too-slow"),
     pytest.param(HIFIVE, lambda d: d["timer"].update(hz=100_000_001),
                  "timer.hz: must be at most 100000000", id="timer-too-fast"),
+    pytest.param(BASE, lambda d: d["console"].update(irq=480),
+                 "console.irq: must be at most 479, got 480", id="nvic-irq-480"),
+    pytest.param(BASE, lambda d: d["console"].update(irq=-1),
+                 "console.irq: must be at least 0", id="nvic-irq-negative"),
+    pytest.param(BASE, lambda d: d["console"].update(irq="USART3"),
+                 "console.irq: expected an integer, got a string", id="irq-a-name"),
+    pytest.param(BASE, lambda d: d["console"].update(irq=39, plic=0x0C000000),
+                 "console.plic: stm32-usart interrupts go through the Cortex-M NVIC",
+                 id="plic-on-arm"),
+    pytest.param(HIFIVE, lambda d: d["console"].update(irq=0),
+                 "console.irq: must be at least 1, got 0", id="plic-source-0"),
+    pytest.param(HIFIVE, lambda d: d["console"].pop("plic"),
+                 "console.plic: is required for driver sifive-uart", id="plic-missing"),
+    pytest.param(HIFIVE, lambda d: d["console"].pop("irq"),
+                 "console.plic: is only used with 'irq'", id="plic-without-irq"),
+    pytest.param(HIFIVE, lambda d: d["console"].update(plic=0x0C000002),
+                 "console.plic: address 0x0C000002 is not 4-byte aligned", id="plic-unaligned"),
     pytest.param(HIFIVE, lambda d: d["timer"].update(mtime=0x200BFFA),
                  "timer.mtime: address 0x0200BFFA is not 4-byte aligned", id="mtime-unaligned"),
 ]

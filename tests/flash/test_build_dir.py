@@ -135,7 +135,7 @@ def test_audit_image_answers_for_a_foreign_image(foreign, tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"external build: zephyr {build_dir.resolve()}" in out
     assert f"compiler (from the ELF's .comment): {COMPILER}" in out
-    assert "tests on qemu:" in out and "nucleo-f4  14" in out  # 14 passed, 1 ignored
+    assert "tests on qemu:" in out and "nucleo-f4  15" in out  # 15 passed, 1 ignored
 
 
 def test_a_second_run_adds_no_second_build_record(foreign, tmp_path, capsys):

@@ -17,6 +17,7 @@ static int read_line(char *line, size_t size)
     for (;;) {
         int c = hil_getc();
         if (c < 0) {
+            hil_wait_input(); /* the core sleeps until a byte arrives */
             continue;
         }
         if (c == '\r' || c == '\n') {
