@@ -109,6 +109,8 @@ class Settings:
         option as its HIL_* variable (defaults and the project file the child reads itself,
         so they keep their source: a default rack file may be absent, a chosen one not)."""
         env = dict(os.environ if base is None else base)
+        for var in [v for v in env if v.startswith("PYTEST_XDIST_")]:
+            del env[var]  # hil run from an xdist worker: the child is not that worker
         env["HIL_PROJECT_ROOT"] = str(self.root)
         for var, name in ENV_VARS.items():
             value = getattr(self, name)

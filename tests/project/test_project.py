@@ -345,3 +345,17 @@ def test_audit_image_shows_a_rebuild_from_the_cache_once(initialised, capsys):
     out = capsys.readouterr().out
     assert out.count("\nbuilt ") == 1
     assert "built again 1 time(s) from the same sources with the same toolchain" in out
+
+
+def test_the_pytest_child_gets_env_and_option_settings_but_not_xdist_identity(project):
+    from hil.settings import load
+
+    (project / "hil.toml").write_text('state_dir = "from-file"\n')
+    settings = load(project, env={"HIL_BUILD_DIR": "/b"}).override(
+        "option --cache-dir", cache_dir="/c")
+    env = settings.child_env({"PYTEST_XDIST_WORKER": "gw1", "PATH": "/bin"})
+    assert env["HIL_PROJECT_ROOT"] == str(project)
+    assert env["HIL_BUILD_DIR"] == "/b" and env["HIL_CACHE_DIR"] == "/c"
+    assert "HIL_STATE_DIR" not in env  # from the project file: the child reads it itself
+    assert "HIL_RACK" not in env  # a default: an absent default rack stays allowed
+    assert "PYTEST_XDIST_WORKER" not in env and env["PATH"] == "/bin"
