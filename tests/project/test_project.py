@@ -359,3 +359,19 @@ def test_the_pytest_child_gets_env_and_option_settings_but_not_xdist_identity(pr
     assert "HIL_STATE_DIR" not in env  # from the project file: the child reads it itself
     assert "HIL_RACK" not in env  # a default: an absent default rack stays allowed
     assert "PYTEST_XDIST_WORKER" not in env and env["PATH"] == "/bin"
+
+
+@pytest.mark.slow
+def test_the_qemu_gate_command_of_the_ci_examples_passes_in_a_new_project(initialised,
+                                                                         capsys):
+    ci = yaml.safe_load((initialised / ".gitlab-ci.yml").read_text())
+    command = ci["qemu"]["script"][0]
+    assert command.startswith(".venv/bin/hil test ") and "--shard" in command
+    argv = command.removeprefix(".venv/bin/hil ").replace(
+        '"$CI_NODE_INDEX/$CI_NODE_TOTAL"', "1/1").split()
+    assert main(argv) == 0, capsys.readouterr()
+    assert (initialised / "build" / "junit.xml").is_file()
+    assert (initialised / "build" / "report.html").is_file()
+    github = yaml.safe_load((initialised / ".github" / "workflows" / "hil.yml").read_text())
+    steps = [s.get("run", "") for s in github["jobs"]["qemu"]["steps"]]
+    assert any(".venv/bin/hil test --on qemu --shard" in s for s in steps)
