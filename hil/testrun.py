@@ -53,6 +53,11 @@ class Plan:
     ordered: bool = False
     expect_source: str = "--expect"  # where the patterns came from (file: key, or option)
     rack_entries: tuple[str, ...] = ()  # the rack entries to lease one of (the test plan's)
+    # the test plan's attempt of a cell: its number, why it was run again ("rerun" after a
+    # test failure, "infrastructure" after an infrastructure failure) and the cell run's id
+    attempt: int = 1
+    retry: str | None = None
+    cell_run: str | None = None
 
 
 @dataclass
@@ -152,10 +157,28 @@ def _audit(result: BoardResult) -> None:
             skipped=result.count("skipped"), errors=result.count("error"),
             junit=None, toolchain=plan.image.toolchain,
             cancelled=result.cancelled.signal_name if result.cancelled else None,
-            app=plan.app, seconds=result.seconds)
+            app=plan.app, seconds=result.seconds, outcome=str(result.outcome.kind),
+            attempt=plan.attempt, retry=plan.retry, cell_run=plan.cell_run,
+            cases=_case_outcomes(result))
     except HilError as exc:  # the verdict stands; say that it was not recorded
         result.error = (result.error + "; " if result.error else "") + \
             f"verdict not recorded in the audit trail: {exc}"
+
+
+def _case_outcomes(result: BoardResult) -> list[list[str]]:
+    """Each case as ``[name, status]`` (``[name, status, rack_id]`` when the case says where
+    it ran); the marker case of a cancelled run is left out."""
+    out = []
+    for case in result.suite.cases:
+        if result.cancelled is not None and case.name == "cancelled" and \
+                case.message.startswith("run "):
+            continue
+        item = [case.name, case.status]
+        rack_id = case.properties.get("hil.rack_id")
+        if rack_id:
+            item.append(rack_id)
+        out.append(item)
+    return out
 
 
 # ---------------------------------------------------------------- pytest harness

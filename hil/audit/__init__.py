@@ -31,6 +31,8 @@ from hil.settings import current
 
 KEY_ENV_VAR = "HIL_AUDIT_KEY"
 EXECUTORS = ("qemu", "hardware")
+#: Why the test plan ran a cell again: after a test failure, after an infrastructure failure.
+RETRIES = ("rerun", "infrastructure")
 #: Build artifacts a flash can be tied to (by exact file sha256).
 FLASHABLE_ARTIFACTS = ("hex", "elf", "bin")
 
@@ -244,6 +246,11 @@ def record_test(
     cancelled: str | None = None,
     app: str | None = None,
     seconds: float | None = None,
+    outcome: str | None = None,
+    attempt: int | None = None,
+    retry: str | None = None,
+    cell_run: str | None = None,
+    cases: list[list[str]] | None = None,
 ) -> Record:
     """Append a ``test`` record: a test run's verdict against an image.
 
@@ -254,13 +261,19 @@ def record_test(
     user: who ran it (default: the login name); cancelled: the signal that cancelled the
     run (``"SIGTERM"``; stored as ``cancelled`` only for a cancelled run, whose counts are
     what finished); app and seconds: the app and how long the run took (the gate's shard
-    balance reads them). Returns the stored record; raises AuditError for an unknown executor or
-    an unwritable store.
+    balance reads them). outcome: the run's outcome kind (``passed``, ``failed``,
+    ``infrastructure`` ...); attempt, retry and cell_run: the test plan's attempt number of
+    the cell, why it ran again (``rerun`` after a test failure, ``infrastructure`` after an
+    infrastructure failure; None for a first attempt) and the id shared by the attempts of
+    one cell run; cases: ``[name, status]`` (or ``[name, status, rack_id]``) per test case
+    (``hil audit flaky`` reads them). All optional: older records lack them.
+    Returns the stored record; raises AuditError for an unknown executor or retry, or an
+    unwritable store.
     """
     if executor not in EXECUTORS:
         raise AuditError(f"test record executor {executor!r} is not one of "
                          f"{', '.join(EXECUTORS)}")
-    payload: dict[str, int | str | float | None] = {
+    payload: dict[str, Any] = {
         "board": board,
         "rack_id": rack_id,
         "executor": executor,
@@ -278,6 +291,18 @@ def record_test(
         payload["app"] = app
     if seconds is not None:
         payload["seconds"] = round(float(seconds), 3)
+    if outcome is not None:
+        payload["outcome"] = outcome
+    if attempt is not None:
+        payload["attempt"] = int(attempt)
+    if retry is not None:
+        if retry not in RETRIES:
+            raise AuditError(f"test record retry {retry!r} is not one of {', '.join(RETRIES)}")
+        payload["retry"] = retry
+    if cell_run is not None:
+        payload["cell_run"] = cell_run
+    if cases is not None:
+        payload["cases"] = [[str(v) for v in c] for c in cases]
     with open_store(store) as s:
         return s.append("test", image_sha256, payload)
 

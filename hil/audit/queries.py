@@ -381,3 +381,94 @@ def verify_statement_file(path: Path, public_keys: list[Any]) -> dict[str, Any]:
                          actual == s["digest"]["sha256"]})
     return {"envelope": str(path), "valid_structure": not problems, "problems": problems,
             "subjects": subjects}
+
+
+# --- flaky tests -----------------------------------------------------------------------------
+
+_FAILED = ("failed", "error")
+
+
+def _where(payload: dict[str, Any], rack_id: str | None = None) -> str:
+    """Where a case ran, for the flaky table: the rack id, else the board (``(qemu)`` when
+    it ran in a plain QEMU machine)."""
+    rack = rack_id or payload.get("rack_id")
+    if rack and "," not in str(rack):
+        return str(rack)
+    board = str(payload.get("board") or "?")
+    if rack:  # workers leased several entries and the case did not say which
+        return f"{board} ({rack})"
+    return f"{board} (qemu)" if payload.get("executor") == "qemu" else board
+
+
+def flaky(store: Store, *, since: str | None = None, limit: int = 100_000) -> dict[str, Any]:
+    """Per test case (app + case name) and board/rack id: runs, failures and flaky runs (the
+    case failed in one attempt and passed in a later attempt of the same cell run), with a
+    diagnosis per test: flaky on every board it ran on (the test) or only on some (the board).
+
+    Reads the ``cases`` of test records (records without them, older than the field, are
+    counted in ``records_without_cases``); attempts that ended in an infrastructure failure
+    are left out (their failures are the rack's, not the test's)."""
+    records = sorted(store.since(since, ("test",), limit=limit), key=lambda r: r.seq)
+    runs: dict[str, list[Record]] = {}
+    without = 0
+    for rec in records:
+        if not isinstance(rec.payload.get("cases"), list):
+            without += 1
+            continue
+        runs.setdefault(str(rec.payload.get("cell_run") or f"record-{rec.seq}"), []).append(rec)
+    # (app, case) -> where -> counts
+    stats: dict[tuple[str, str], dict[str, dict[str, int]]] = {}
+    for attempts in runs.values():
+        attempts.sort(key=lambda r: (int(r.payload.get("attempt") or 0), r.seq))
+        failed_at: dict[tuple[str, str], list[str]] = {}  # earlier failures in this cell run
+        for rec in attempts:
+            payload = rec.payload
+            if payload.get("outcome") == "infrastructure":
+                continue
+            app = str(payload.get("app") or "?")
+            for item in payload["cases"]:
+                if not isinstance(item, list) or len(item) < 2:
+                    continue
+                name, status = str(item[0]), str(item[1])
+                if status not in ("passed", *_FAILED):
+                    continue
+                key = (app, name)
+                where = _where(payload, item[2] if len(item) > 2 else None)
+                row = stats.setdefault(key, {}).setdefault(
+                    where, {"runs": 0, "failures": 0, "flaky": 0})
+                row["runs"] += 1
+                if status in _FAILED:
+                    row["failures"] += 1
+                    failed_at.setdefault(key, []).append(where)
+                elif failed_at.get(key):  # failed before, passes now: flaky where it failed
+                    for place in failed_at.pop(key):
+                        stats[key][place]["flaky"] += 1
+    tests: list[dict[str, Any]] = []
+    for (app, name), boards in stats.items():
+        rows: list[dict[str, Any]] = [{"board": where, **counts}
+                                      for where, counts in sorted(boards.items())]
+        tests.append({"app": app, "case": name, "boards": rows,
+                      "runs": sum(r["runs"] for r in rows),
+                      "failures": sum(r["failures"] for r in rows),
+                      "flaky": sum(r["flaky"] for r in rows),
+                      "diagnosis": _diagnosis(rows)})
+    tests.sort(key=lambda t: (-t["flaky"], -t["failures"], t["app"], t["case"]))
+    return {"since": since, "cell_runs": len(runs), "records_without_cases": without,
+            "tests": tests}
+
+
+def _diagnosis(rows: list[dict[str, Any]]) -> str:
+    ran = [r["board"] for r in rows if r["runs"]]
+    flaky_on = [r["board"] for r in rows if r["flaky"]]
+    if flaky_on:
+        if len(ran) == 1:
+            return (f"flaky on {ran[0]}, the only board it ran on: run it on another board "
+                    "to tell a flaky test from a flaky board")
+        if len(flaky_on) == len(ran):
+            return "flaky on every board it ran on: a flaky test"
+        word = "board" if len(flaky_on) == 1 else "boards"
+        return f"flaky only on {', '.join(flaky_on)}: look at the {word}"
+    if any(r["failures"] for r in rows):
+        failed_on = [r["board"] for r in rows if r["failures"]]
+        return f"failed on {', '.join(failed_on)}, no later attempt passed: not flaky"
+    return "passed every run"

@@ -24,6 +24,8 @@ Questions answered from the audit store (SQLite at <state dir>/audit.sqlite by d
   hil audit toolchain NAME|SHA256  every image a toolchain (or one of its tools) built, and
                                    where those images run now
   hil audit board RACK_ID          what was flashed there, when, by whom, what runs now
+  hil audit flaky [--since DATE]   per test case and board: runs, failures, flaky runs,
+                                   and whether the test or a board is flaky
   hil audit verify                 check the hash chain and signatures (exit 21 on failure;
                                    an empty or missing store fails unless --allow-empty)
   hil audit report --html FILE     self-contained HTML report
@@ -53,6 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("rack_id", metavar="RACK_ID", help="rack id (or board name)")
     p.add_argument("--limit", type=_args.records, default=200,
                    help="newest N records (default 200)")
+    common(p)
+    p = sub.add_parser("flaky", help="flake rates per test case and board")
+    p.add_argument("--since", metavar="DATE",
+                   help="only test runs from DATE (YYYY-MM-DD[THH:MM], UTC)")
     common(p)
     p = sub.add_parser("verify", help="check the hash chain and signatures")
     p.add_argument("--key", action="append", type=Path, default=[], metavar="PUB",
@@ -106,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
         elif command == "board":
             data = queries.board(store, args.rack_id, limit=args.limit)
             printer = _print_board
+        elif command == "flaky":
+            data = queries.flaky(store, since=_parse_since(args.since))
+            printer = _print_flaky
         else:  # pragma: no cover - argparse rejects others
             raise UsageError(f"unknown audit question {command}")
     if args.json:
@@ -372,6 +381,23 @@ def _print_board(d: dict[str, Any]) -> None:
     print(table(["time", "image sha256", "executor", "passed", "failed", "skipped"],
                 [[t["time"], t["image_sha256"], t.get("executor"), t.get("passed"),
                   t.get("failed"), t.get("skipped")] for t in d["tests"]]))
+
+
+def _print_flaky(d: dict[str, Any]) -> None:
+    since = f" since {d['since']}" if d["since"] else ""
+    shown = [t for t in d["tests"] if t["failures"]]
+    print(f"test cases{since}: {len(d['tests'])} in {d['cell_runs']} cell run(s); "
+          f"{sum(1 for t in d['tests'] if t['flaky'])} flaky, "
+          f"{len(d['tests']) - len(shown)} never failed (not shown)")
+    if d["records_without_cases"]:
+        print(f"  ({d['records_without_cases']} older test record(s) without per-case "
+              "outcomes left out)")
+    for t in shown:
+        print(f"\n{t['app']}: {t['case']}  ({t['diagnosis']})")
+        print(table(["board", "runs", "failures", "flaky", "flake rate"],
+                    [[b["board"], b["runs"], b["failures"], b["flaky"],
+                      f"{100 * b['flaky'] / b['runs']:.0f}%" if b["runs"] else "-"]
+                     for b in t["boards"]]))
 
 
 def _print_verify(d: dict[str, Any], as_json: bool, location: str) -> None:

@@ -10,6 +10,7 @@ then passed is ``flaky``.
 from __future__ import annotations
 
 import sys
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -169,8 +170,13 @@ def _run_cell(result: CellResult, image: Image,
     cell = result.cell
     choice = first_choice(cell)
     failed: set[str] = set()
+    cell_run = uuid.uuid4().hex[:16]  # the audit records of this cell run's attempts share it
+    retry: str | None = None
     while True:
-        attempt = run_board(plan_for(cell, image, choice, len(result.attempts) + 1))
+        number = len(result.attempts) + 1
+        plan = replace(plan_for(cell, image, choice, number), attempt=number, retry=retry,
+                       cell_run=cell_run)
+        attempt = run_board(plan)
         attempt.suite.properties["hil.attempt"] = str(len(result.attempts) + 1)
         result.attempts.append(attempt)
         kind = attempt.outcome.kind
@@ -178,6 +184,7 @@ def _run_cell(result: CellResult, image: Image,
             failed.add(attempt.extra.get("rack_id") or "")
             choice = retry_choice(cell, choice, failed)
             result.infra_retries += 1
+            retry = "infrastructure"
             where = ", ".join(e.id for e in choice.entries) or "QEMU"
             print(f"hil: {cell.id}: infrastructure failure ({attempt.error.splitlines()[0]}"
                   f"); retrying on {where}" if attempt.error else
@@ -186,6 +193,7 @@ def _run_cell(result: CellResult, image: Image,
             continue
         if kind == OutcomeKind.FAILED and result.reruns < limits.retry_failed:
             result.reruns += 1
+            retry = "rerun"
             print(f"hil: {cell.id}: failed; re-running ({result.reruns} of "
                   f"{limits.retry_failed})", file=sys.stderr, flush=True)
             continue

@@ -10,6 +10,7 @@ import pytest
 from gatesupport import console_app, unity_failing_app
 from junit_rules import assert_valid
 
+from hil.audit.store import open_store
 from hil.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -194,6 +195,26 @@ def test_fail_then_pass_is_flaky_and_the_policy_decides(gate_project, capsys, tm
     assert flaky is not None and "attempt 1 on nucleo-f4" in flaky.get("message", "")
     assert_valid(junit_file)
     assert "flaky" in report.read_text()
+
+
+def test_the_audit_store_names_the_flaky_test_and_where(gate_project, capsys, tmp_path):
+    d = console_app(gate_project, "flaky")
+    (d / "app.yaml").write_text("name: flaky\n")
+    (d / "tests").mkdir()
+    (d / "tests" / "test_flaky.py").write_text(FLAKY_TEST.format(mark=str(tmp_path / "mark")))
+    assert main(["test", "--on", "qemu", "-b", "nucleo-f4", "--retry-failed", "2"]) == 0
+    capsys.readouterr()
+    assert main(["audit", "flaky", "--json"]) == 0
+    tests = {(t["app"], t["case"]): t for t in json.loads(capsys.readouterr().out)["tests"]}
+    test = tests["flaky", "test_reply_once_lost"]
+    assert test["boards"] == [{"board": "nucleo-f4 (qemu)", "runs": 2, "failures": 1,
+                               "flaky": 1}]
+    assert test["diagnosis"].startswith("flaky on nucleo-f4 (qemu), the only board it ran on")
+    with open_store() as store:  # each attempt's record: its number, why, one cell run
+        runs = [r.payload for r in store.since(None, ("test",)) if r.payload.get("app") == "flaky"]
+    assert sorted((p["attempt"], p.get("retry"), p["outcome"]) for p in runs) == [
+        (1, None, "failed"), (2, "rerun", "passed")]
+    assert len({p["cell_run"] for p in runs}) == 1
 
 
 @pytest.mark.parametrize(("toml", "key"), [
