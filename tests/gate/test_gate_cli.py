@@ -125,6 +125,53 @@ def test_an_infrastructure_failure_is_retried_on_the_other_virtual_board(
         [("f4-a", "1"), ("f4-b", "2")]
 
 
+KILLS_ITS_CONSOLE_ONCE = """
+import os
+import signal
+from pathlib import Path
+
+MARK = Path({mark!r})
+
+
+def _qemu_children():
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (d / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and b"qemu-system" in cmd:
+            yield int(d.name)
+
+
+def test_console_stays(dut):  # the first run kills its board's emulator mid-test
+    if not MARK.exists():
+        MARK.write_text("killed once")
+        for pid in _qemu_children():
+            os.kill(pid, signal.SIGKILL)
+        dut.expect("never printed", timeout=20)
+"""
+
+
+def test_a_console_killed_mid_run_is_retried_on_the_other_virtual_board(gate_project, capsys,
+                                                                        tmp_path):
+    d = console_app(gate_project, "alpha")
+    (d / "app.yaml").write_text("name: alpha\n")
+    (d / "tests").mkdir()
+    (d / "tests" / "test_alpha.py").write_text(
+        KILLS_ITS_CONSOLE_ONCE.format(mark=str(tmp_path / "mark")))
+    _two_virtual_boards(gate_project, faulty=False)
+    rc = main(["test", "-b", "nucleo-f4", "-j", "1"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.out + captured.err
+    assert (tmp_path / "mark").exists()  # the emulator was killed in the first run
+    cell = matrix(captured.out)["alpha"]["nucleo-f4"]
+    assert cell in ("passed after 1 infrastructure retry (f4-a -> f4-b), on a virtual board",
+                    "passed after 1 infrastructure retry (f4-b -> f4-a), on a virtual board")
+
+
 def test_with_no_infrastructure_retries_the_failure_decides(gate_project, capsys):
     console_app(gate_project, "alpha")
     _two_virtual_boards(gate_project)
