@@ -29,3 +29,15 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(autouse=True)
 def _cache_env(shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HIL_CACHE_DIR", str(shared_cache))
+
+
+@pytest.fixture
+def private_state_and_empty_rack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A state dir of the test's own and an empty rack ("no hardware" is certain); returns
+    the state dir. Test folders that run boards make it autouse through their ``hil_env``."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("HIL_STATE_DIR", str(state))
+    rack = tmp_path / "rack.yaml"
+    rack.write_text("schema: 1\nboards: []\n")
+    monkeypatch.setenv("HIL_RACK", str(rack))
+    return state

@@ -9,10 +9,5 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def hil_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    state = tmp_path / "state"
-    monkeypatch.setenv("HIL_STATE_DIR", str(state))
-    rack = tmp_path / "rack.yaml"
-    rack.write_text("schema: 1\nboards: []\n")
-    monkeypatch.setenv("HIL_RACK", str(rack))
-    return state
+def hil_env(private_state_and_empty_rack: Path) -> Path:
+    return private_state_and_empty_rack
