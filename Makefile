@@ -12,7 +12,8 @@ HIL := $(VENV)/bin/hil
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 # Debian packages hil runs (see `hil doctor`); clang-format checks the firmware C style in
-# `make test` (style in .clang-format).
+# `make test` (style in .clang-format); uhubctl and pdudaemon are the power drivers' real
+# programs; gdb-multiarch attaches to `hil debug`.
 APT_PACKAGES := \
 	gcc-arm-none-eabi binutils-arm-none-eabi \
 	gcc-riscv64-unknown-elf binutils-riscv64-unknown-elf \
@@ -20,6 +21,7 @@ APT_PACKAGES := \
 	qemu-system-arm qemu-system-misc \
 	openocd ser2net postgresql chromium clang-format \
 	cmake ninja-build make \
+	uhubctl pdudaemon gdb-multiarch \
 	python3-venv
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -177,6 +177,12 @@ class ImageError(BuildError):
     """An image is malformed, overflows a region or has data outside every region."""
 
 
+class PowerError(InfrastructureError):
+    """A power switch (hub port, PDU outlet, relay command, virtual board) did not switch."""
+
+    exit_code = ExitCode.INFRASTRUCTURE
+
+
 class EmulatorError(InfrastructureError):
     """The emulator could not start or died (a guest lockup is a CrashError)."""
 

@@ -15,6 +15,10 @@ name the file and key.
         emulator: qemu           # optional: a virtual board
         sim_faults: ""           # optional: faults a hilsim probe injects (HIL_SIM_FAULTS syntax)
         fixtures: [can]          # optional: test fixtures wired to it (app.yaml requires:)
+        power:                   # optional: how its power is switched (hil.power)
+          driver: uhubctl        # uhubctl | pdudaemon | command | virtual | a site's own
+          location: "1-1"        # ... and the driver's own keys
+          port: 2
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 
 from hil.errors import ConfigError
 from hil.flash.probe_id import ProbeId
+from hil.power import PowerSpec
 from hil.schema import Reader, load_yaml
 from hil.settings import current
 from hil.storage import redact_url
@@ -46,6 +51,7 @@ class RackEntry:
     emulator: str | None = None
     sim_faults: str | None = None
     fixtures: tuple[str, ...] = ()  # test fixtures wired to the board (app.yaml requires:)
+    power: PowerSpec | None = None  # how its power is switched (hil.power)
 
     def __post_init__(self) -> None:
         if isinstance(self.probe, str):  # built in code from text: parsed here, once
@@ -100,6 +106,24 @@ def _probe(r: Reader) -> ProbeId:
         raise r.error("probe", exc.message, hint=exc.hint) from None
 
 
+def _power(r: Reader) -> PowerSpec | None:
+    """The entry's ``power:`` mapping: a known driver name and that driver's keys (checked by
+    the driver once the entry is built, see ``parse_rack``)."""
+    if not r.has("power"):
+        return None
+    p = r.sub("power")
+    assert p is not None
+    from hil.power import driver_class
+
+    name = p.str("driver")
+    try:
+        driver_class(name)
+    except ConfigError as exc:
+        raise p.error("driver", exc.message, hint=exc.hint) from None
+    options = {k: v for k, v in p.data.items() if k != "driver"}
+    return PowerSpec(name, options, path=r.path, key=p.key)
+
+
 def parse_rack(data: object, path: Path) -> Rack:
     from hil.boards import BoardCatalog
 
@@ -133,6 +157,7 @@ def parse_rack(data: object, path: Path) -> Rack:
             emulator=r.str("emulator", None, choices=EMULATORS),
             sim_faults=r.str("sim_faults", None),
             fixtures=r.str_list("fixtures", ()),
+            power=_power(r),
         )
         if not _ID_RE.fullmatch(entry.id):
             raise r.error("id", f"'{entry.id}' is not a valid rack entry id",
@@ -164,6 +189,10 @@ def parse_rack(data: object, path: Path) -> Rack:
                 raise r.error("sim_faults", exc.message, hint=exc.hint) from None
         r.done()
         entry = RackEntry(**{**vars(entry), "board": board.name})
+        if entry.power is not None:  # the driver checks its own keys (no I/O)
+            from hil.power import driver_for
+
+            driver_for(entry)
         seen_ids[entry.id] = entry.id
         seen_probes[entry.probe] = entry.id
         entries.append(entry)
