@@ -61,6 +61,13 @@ SCHEMA = [
         rack_id TEXT PRIMARY KEY,
         failures INTEGER NOT NULL DEFAULT 0,
         unhealthy_reason TEXT, updated_at DOUBLE PRECISION NOT NULL)""",
+    # what happened to each board's health: recoveries (which ladder step brought it back),
+    # health checks, and the board turning unhealthy or returning to service
+    """CREATE TABLE IF NOT EXISTS hil_health_log (
+        seq {autoinc},
+        rack_id TEXT NOT NULL, at DOUBLE PRECISION NOT NULL,
+        kind TEXT NOT NULL, step TEXT, ok INTEGER NOT NULL, detail TEXT,
+        host TEXT NOT NULL, pid INTEGER NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS hil_lease_log (
         seq {autoinc},
         rack_id TEXT NOT NULL, token TEXT NOT NULL, event TEXT NOT NULL,
@@ -106,6 +113,28 @@ class Health:
     @property
     def healthy(self) -> bool:
         return self.unhealthy_reason is None
+
+
+HEALTH_EVENTS = ("recovery", "check", "unhealthy", "returned")
+
+
+@dataclass(frozen=True)
+class HealthEvent:
+    """One line of a board's health history (``hil_health_log``).
+
+    ``kind``: ``recovery`` (a recovery-ladder step was tried: ``step`` names it, ``ok`` says
+    whether the board answered after it), ``check`` (a health check ran; ``ok`` its result),
+    ``unhealthy`` (the board was taken out of service; ``detail`` is the reason) or
+    ``returned`` (back in service)."""
+
+    rack_id: str
+    at: float
+    kind: str
+    step: str | None
+    ok: bool
+    detail: str | None
+    host: str
+    pid: int
 
 
 def _finite(value: object) -> float | None:
@@ -369,6 +398,47 @@ class LeaseStore:
                 "failures = excluded.failures, unhealthy_reason = excluded.unhealthy_reason, "
                 "updated_at = excluded.updated_at"), (rack_id, failures, reason_text, now))
             return Health(rack_id, failures, reason_text)
+
+    def record_health_event(self, rack_id: str, kind: str, *, ok: bool,
+                            step: str | None = None, detail: str | None = None) -> None:
+        """Append one line to the board's health history (see ``HealthEvent``)."""
+        if kind not in HEALTH_EVENTS:
+            raise ValueError(f"unknown health event kind {kind!r}")
+        with self._tx() as cur:
+            cur.execute(self._q("INSERT INTO hil_health_log (rack_id, at, kind, step, ok, "
+                                "detail, host, pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+                        (rack_id, self._now(cur), kind, step, int(bool(ok)), detail,
+                         self.host, os.getpid()))
+
+    def health_log(self, rack_id: str | None = None, *, limit: int = 50) -> list[HealthEvent]:
+        """The newest ``limit`` health events (of one board, or all), oldest first."""
+        with self._tx() as cur:
+            where = "WHERE rack_id = ? " if rack_id is not None else ""
+            args: tuple[Any, ...] = (rack_id,) if rack_id is not None else ()
+            cur.execute(self._q("SELECT rack_id, at, kind, step, ok, detail, host, pid FROM "
+                                f"hil_health_log {where}ORDER BY seq DESC LIMIT ?"),
+                        (*args, int(limit)))
+            rows = cur.fetchall()
+        return [HealthEvent(r[0], float(r[1]), r[2], r[3], bool(r[4]), r[5], r[6], int(r[7]))
+                for r in reversed(rows)]
+
+    def mark_unhealthy(self, rack_id: str, reason: str) -> Health:
+        """Take a board out of service at once (e.g. the recovery ladder's top step failed),
+        with ``reason``; recorded in the health history too."""
+        with self._tx() as cur:
+            now = self._now(cur)
+            cur.execute(self._q("SELECT failures FROM hil_health WHERE rack_id = ?"), (rack_id,))
+            row = cur.fetchone()
+            count = row[0] if row and isinstance(row[0], int) and row[0] >= 0 else 0
+            cur.execute(self._q(
+                "INSERT INTO hil_health (rack_id, failures, unhealthy_reason, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (rack_id) DO UPDATE SET "
+                "failures = excluded.failures, unhealthy_reason = excluded.unhealthy_reason, "
+                "updated_at = excluded.updated_at"), (rack_id, count + 1, reason, now))
+            cur.execute(self._q("INSERT INTO hil_health_log (rack_id, at, kind, step, ok, "
+                                "detail, host, pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+                        (rack_id, now, "unhealthy", None, 0, reason, self.host, os.getpid()))
+            return Health(rack_id, count + 1, reason)
 
     def report_ok(self, rack_id: str) -> None:
         """A successful use resets the failure count (an unhealthy board stays unhealthy)."""
