@@ -17,15 +17,18 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hil import junit, procs
 from hil.boards import Board
 from hil.errors import Cancelled, HilError, InfrastructureError, UsageError
 from hil.executors import Choice, make_executor
-from hil.harnesses.base import Harness, HarnessConfig
 from hil.image import Image
 from hil.outcome import ErrorRecord, Outcome, OutcomeKind
 from hil.settings import current
+
+if TYPE_CHECKING:  # the line harnesses (and their console) load only when one runs
+    from hil.harnesses.base import Harness, HarnessConfig
 
 # pytest's own exit codes
 PYTEST_OK, PYTEST_FAILED, PYTEST_INTERRUPTED, PYTEST_INTERNAL, PYTEST_USAGE, PYTEST_NO_TESTS = \
@@ -184,24 +187,40 @@ def _case_outcomes(result: BoardResult) -> list[list[str]]:
 # ---------------------------------------------------------------- pytest harness
 
 def pytest_command(plan: Plan, junit_path: Path, info_path: Path) -> list[str]:
-    args = [sys.executable, "-m", "pytest", str(plan.suite), "-p", "no:cacheprovider",
-            "--hil-board", plan.board.name, "--hil-image", str(plan.image.hex),
-            "--hil-on", plan.on, "--hil-timeout", f"{plan.timeout:g}",
-            "--hil-work-dir", str(plan.work_dir / "transcripts"),
-            "--hil-run-info", str(info_path), "--junitxml", str(junit_path),
+    """The pytest child's command line. Installed plugins are not auto-loaded (the child's
+    environment says so, ``pytest_env``): hil's plugin, pytest-xdist with ``-n`` and the
+    project's ``[test] pytest_plugins`` are named. Option values are given as
+    ``--option=value``, so pytest's rootdir is found from the suite alone, not from paths
+    of the image or the state directory."""
+    args = [sys.executable, "-m", "pytest", str(plan.suite), "-p", "hil.pytest_plugin",
+            "-p", "no:cacheprovider",
+            f"--hil-board={plan.board.name}", f"--hil-image={plan.image.hex}",
+            f"--hil-on={plan.on}", f"--hil-timeout={plan.timeout:g}",
+            f"--hil-work-dir={plan.work_dir / 'transcripts'}",
+            f"--hil-run-info={info_path}", f"--junitxml={junit_path}",
             # its own temp root: no pruning of other runs' /tmp/pytest-of-* dirs at exit,
             # which made a cancelled run linger for seconds
-            "--basetemp", str(plan.work_dir / "pytest-tmp"),
+            f"--basetemp={plan.work_dir / 'pytest-tmp'}",
             "-o", f"junit_suite_name={plan.board.name}", "-q", "-rfEs"]
+    for plugin in current().test_pytest_plugins:
+        args += ["-p", plugin]
     if plan.image.elf is not None:
-        args += ["--hil-elf", str(plan.image.elf)]
+        args.append(f"--hil-elf={plan.image.elf}")
     if plan.require_hardware:
         args.append("--hil-require-hardware")
     if plan.rack_entries:
-        args += ["--hil-rack-entries", ",".join(plan.rack_entries)]
+        args.append(f"--hil-rack-entries={','.join(plan.rack_entries)}")
     if plan.workers:
-        args += ["-n", str(plan.workers)]
+        args += ["-p", "xdist.plugin", "-n", str(plan.workers)]
     return args + list(plan.extra_pytest_args)
+
+
+def pytest_env() -> dict[str, str]:
+    """The pytest child's environment: the settings' (``Settings.child_env``), without
+    auto-loading every installed pytest plugin."""
+    env = current().child_env()
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    return env
 
 
 def _run_pytest(plan: Plan) -> BoardResult:
@@ -212,7 +231,7 @@ def _run_pytest(plan: Plan) -> BoardResult:
     for p in (junit_path, info_path):
         p.unlink(missing_ok=True)
     cmd = pytest_command(plan, junit_path, info_path)
-    env = current().child_env()
+    env = pytest_env()
     cancelled = None
     try:  # a cancel stops pytest gracefully: it writes its JUnit file and releases its lease
         if plan.stream:
@@ -305,6 +324,8 @@ def _describe(plan: Plan) -> str:
 # ---------------------------------------------------------------- line harnesses
 
 def harness_config(plan: Plan) -> HarnessConfig:
+    from hil.harnesses.base import HarnessConfig
+
     return HarnessConfig(board=plan.board.name, app=plan.app, timeout=plan.timeout,
                          expect=plan.expect, ordered=plan.ordered,
                          expect_source=plan.expect_source, elf=plan.image.elf)
@@ -314,6 +335,7 @@ def make_harness(name: str, config: HarnessConfig) -> Harness:
     """The line harness registered as ``name`` in the ``hil.harness`` entry points (no I/O;
     raises UsageError for an unknown harness or a config it cannot use)."""
     from hil import harnesses
+    from hil.harnesses.base import Harness
 
     harness = harnesses.factory(name)(config)
     if not isinstance(harness, Harness):

@@ -10,6 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
+from hil import harnesses
 from hil.app import App, load_app, project_apps
 from hil.boards import BoardCatalog
 from hil.cli import _args, _size
@@ -107,10 +108,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run the firmware of this build directory instead of building APP: "
                    "Zephyr (zephyr/zephyr.elf), PlatformIO (.pio/build/<env>/firmware.elf) "
                    "or the one executable ELF of a CMake/Make build")
-    from hil import harnesses
-
-    p.add_argument("--harness", choices=harnesses.names(), default=None,
-                   help="pytest suite, or a line harness reading the image's output (default: "
+    p.add_argument("--harness", type=_harness, default=None,
+                   help="pytest, unity, ztest, console or a harness of the hil.harness entry "
+                   "points: the pytest suite, or a line harness reading the image's output "
+                   "(default: "
                    "the app's app.yaml harness, console with --expect, the project's "
                    "test.harness, else pytest)")
     p.add_argument("--expect", action="append", default=[], metavar="REGEX",
@@ -157,6 +158,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds to wait for each expected console output (default: the "
                    "project's test.timeout, else 10)")
     _size.add_arguments(p)
+
+
+def _harness(name: str) -> str:
+    """``--harness NAME``: a built-in harness, or one of the hil.harness entry points (only
+    then are the installed distributions scanned)."""
+    if not harnesses.known(name):
+        raise argparse.ArgumentTypeError(f"unknown harness '{name}' (choose from "
+                                         f"{', '.join(harnesses.names())})")
+    return name
 
 
 def run(args: argparse.Namespace) -> int:
