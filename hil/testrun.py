@@ -61,6 +61,8 @@ class Plan:
     attempt: int = 1
     retry: str | None = None
     cell_run: str | None = None
+    # pytest: only these node ids (a re-run of the failed tests); empty: the whole suite
+    select: tuple[str, ...] = ()
 
 
 @dataclass
@@ -76,6 +78,10 @@ class BoardResult:
     started: float = 0.0  # wall clock (seconds since the epoch) when the run began
     extra: dict[str, str | None] = field(default_factory=dict)  # rack_id, probe
     cancelled: Cancelled | None = None  # the signal that cancelled the run
+    # pytest: node ids of the tests that failed (what a re-run selects), and whether a
+    # module failed to collect (then only the whole suite can run again)
+    failed_ids: tuple[str, ...] = ()
+    collect_failed: bool = False
 
     def count(self, status: str) -> int:
         return self.suite.count(status)
@@ -210,6 +216,10 @@ def pytest_command(plan: Plan, junit_path: Path, info_path: Path) -> list[str]:
         args.append("--hil-require-hardware")
     if plan.rack_entries:
         args.append(f"--hil-rack-entries={','.join(plan.rack_entries)}")
+    if plan.select:
+        select = plan.work_dir / "pytest-select.txt"
+        select.write_text("".join(f"{node}\n" for node in plan.select), encoding="utf-8")
+        args.append(f"--hil-select={select}")
     if plan.workers:
         args += ["-p", "xdist.plugin", "-n", str(plan.workers)]
     return args + list(plan.extra_pytest_args)
@@ -256,6 +266,9 @@ def _run_pytest(plan: Plan) -> BoardResult:
                          executor=info.get("description") or _describe(plan),
                          extra={"rack_id": _merged(infos, "rack_id"),
                                 "probe": _merged(infos, "probe")}, cancelled=cancelled)
+    result.failed_ids = tuple(dict.fromkeys(
+        str(node) for i in infos for node in i.get("failed") or ()))
+    result.collect_failed = any(i.get("collect_failed") for i in infos)
     ids = (result.extra["rack_id"] or "").split(",")
     if len(ids) > 1:  # workers leased different rack entries
         machine = f", QEMU {plan.board.qemu.machine}" if kind == "qemu" and plan.board.qemu \

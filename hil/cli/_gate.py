@@ -12,7 +12,7 @@ from hil.cli._exit import exit_code_for
 from hil.errors import HilError, UsageError
 from hil.executors import Choice
 from hil.gate import plan as gp
-from hil.gate.scheduler import CellResult, Limits, first_choice, run_cells, work_dir
+from hil.gate.scheduler import CellResult, Limits, first_choice, merged, run_cells, work_dir
 from hil.gate.verdict import Policy, gate_outcomes, print_matrix
 from hil.image import Image
 from hil.settings import current
@@ -94,7 +94,12 @@ def _verdict(args, results: list[CellResult], run_root: Path, print_summary) -> 
         if r.error is not None:
             print(f"hil: {r.cell.id}: {r.error}", file=sys.stderr)
     print_matrix(results)
-    finals = [_with_reruns(r) for r in results if r.attempts]
+    finals = [merged(r) for r in results if r.attempts]
+    for r, final in zip([r for r in results if r.attempts], finals, strict=True):
+        for case in (c for c in final.suite.cases if c.flaky):  # each flaky test, and where
+            where = ", ".join(a.where for a in case.reruns)
+            print(f"hil: {r.cell.id}: flaky: {case.classname}::{case.name} failed on "
+                  f"{where}, then passed", file=sys.stderr)
     if args.junit:
         from hil import junit
 
@@ -158,28 +163,6 @@ def _print_plan(cells: list[gp.Cell], shard: tuple[int, int], as_json: bool) -> 
     from hil.ui import table
 
     table(["cell", "harness", "runs on"], [[c.id, c.harness, c.runs_on] for c in cells])
-
-
-def _with_reruns(result: CellResult) -> BoardResult:
-    """The cell's last attempt, each of its cases carrying the failures of the same case in
-    earlier test-failure attempts (on which board) as reruns: failed, then passed is flaky."""
-    from hil import junit
-    from hil.outcome import OutcomeKind
-
-    last = result.attempts[-1]
-    earlier = [a for a in result.attempts[:-1]
-               if a.outcome.kind != OutcomeKind.INFRASTRUCTURE]
-    for case in last.suite.cases:
-        case.reruns = [
-            junit.Attempt(status=old.status, message=old.message, text=old.text,
-                          seconds=old.seconds, board=attempt.plan.board.name,
-                          rack_id=attempt.extra.get("rack_id"),
-                          executor=attempt.kind or attempt.plan.choice.kind,
-                          output=old.output)
-            for attempt in earlier for old in attempt.suite.cases
-            if (old.name, old.classname) == (case.name, case.classname)
-            and old.status in ("failed", "error")]
-    return last
 
 
 def _retried_infra(result: CellResult) -> list[BoardResult]:

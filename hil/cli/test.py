@@ -49,7 +49,8 @@ Without APP (or without --board) hil test runs the project's test plan: every ap
 test x every board it allows (app.yaml boards, exclude_boards, tags, requires, timeout,
 hardware_only), filtered by --app, --tag, --board, in parallel (-j), retrying infrastructure
 failures on another board (--infra-retries) and, with --retry-failed, re-running failed
-cells (fail then pass: flaky); it ends with an app x board matrix, and the project file's
+tests (a pytest suite's failed tests only; a line harness's whole cell), a test that fails
+then passes being flaky; it ends with an app x board matrix, and the project file's
 [gate] (require_hardware, allow_flaky) decides the exit code. --dry-run [--json] prints the
 plan; --shard I/N runs one part of it.
 
@@ -152,8 +153,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="retry a cell that ended in an infrastructure failure on another "
                    "matching board, up to N times (default: 2); test failures are not")
     g.add_argument("--retry-failed", type=_args.retries, default=0, metavar="N",
-                   help="re-run a failed cell (the whole suite) up to N times; one that "
-                   "fails, then passes is flaky (default: 0)")
+                   help="re-run the failed tests of a failed cell up to N times (pytest: "
+                   "those tests only; a line harness: the whole cell); a test that fails, "
+                   "then passes is flaky (default: 0)")
     p.add_argument("--timeout", type=_args.timeout, default=None,
                    help="seconds to wait for each expected console output (default: the "
                    "project's test.timeout, else 10)")
