@@ -174,15 +174,27 @@ def _audit(result: BoardResult) -> None:
             f"verdict not recorded in the audit trail: {exc}"
 
 
+def case_id(case: junit.Case, board: str, harness: str) -> str:
+    """A test case as one name, the same on every board: ``classname::name`` (pytest:
+    ``apps.echo.tests.test_echo.TestReply::test_once``; a line harness's classname starts
+    with the board, which is left out: ``sums.main::test_product``). Two tests of one name
+    in different modules or classes stay two."""
+    classname = case.classname
+    if harness != "pytest" and (classname == board or classname.startswith(board + ".")):
+        classname = classname[len(board) + 1:]
+    return f"{classname}::{case.name}" if classname else case.name
+
+
 def _case_outcomes(result: BoardResult) -> list[list[str]]:
-    """Each case as ``[name, status]`` (``[name, status, rack_id]`` when the case says where
-    it ran); the marker case of a cancelled run is left out."""
+    """Each case as ``[case_id, status]`` (``[case_id, status, rack_id]`` when the case says
+    where it ran); the marker case of a cancelled run is left out."""
     out = []
+    plan = result.plan
     for case in result.suite.cases:
         if result.cancelled is not None and case.name == "cancelled" and \
                 case.message.startswith("run "):
             continue
-        item = [case.name, case.status]
+        item = [case_id(case, plan.board.name, plan.harness), case.status]
         rack_id = case.properties.get("hil.rack_id")
         if rack_id:
             item.append(rack_id)

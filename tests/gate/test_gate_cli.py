@@ -253,7 +253,7 @@ def test_the_audit_store_names_the_flaky_test_and_where(gate_project, capsys, tm
     capsys.readouterr()
     assert main(["audit", "flaky", "--json"]) == 0
     tests = {(t["app"], t["case"]): t for t in json.loads(capsys.readouterr().out)["tests"]}
-    test = tests["flaky", "test_reply_once_lost"]
+    test = tests["flaky", "apps.flaky.tests.test_flaky::test_reply_once_lost"]
     assert test["boards"] == [{"board": "nucleo-f4 (qemu)", "runs": 2, "failures": 1,
                                "flaky": 1}]
     assert test["diagnosis"].startswith("flaky on nucleo-f4 (qemu), the only board it ran on")

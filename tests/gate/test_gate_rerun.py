@@ -3,6 +3,7 @@ whole again) and judges each case on its own: JUnit Surefire elements, audit att
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -88,7 +89,9 @@ def test_only_the_failed_pytest_test_runs_again_and_is_flaky(gate_project, capsy
         assert list(cases[name]) == [] or all(
             e.tag in ("system-out", "system-err") for e in cases[name]), name
     assert _attempts("echo") == [
-        (1, ["test_always_lost", "test_once_lost", "test_stable"]), (2, ["test_once_lost"])]
+        (1, [f"{MODULE}.TestReply::test_always_lost", f"{MODULE}.TestReply::test_once_lost",
+             f"{MODULE}::test_stable"]),
+        (2, [f"{MODULE}.TestReply::test_once_lost"])]
 
 
 def test_a_test_that_keeps_failing_is_rerun_alone_and_fails(gate_project, capsys, tmp_path):
@@ -123,4 +126,34 @@ def test_a_line_harness_cell_runs_whole_again_and_is_judged_per_case(gate_projec
         "rerunFailure") and not cases["test_sum"].findall("flakyFailure")
     assert cases["test_product"].find("failure") is not None
     assert len(cases["test_product"].findall("rerunFailure")) == 1
-    assert [len(c) for _, c in _attempts("sums")] == [2, 2]
+    # a line harness's classname starts with the board: the audit names the test without it
+    assert _attempts("sums") == [(n, ["sums.main::test_product", "sums.main::test_sum"])
+                                 for n in (1, 2)]
+
+
+SAME_NAME = """
+from pathlib import Path
+
+MARK = Path({mark!r})
+
+
+def test_reply(dut):
+    {body}
+"""
+
+
+def test_two_tests_of_one_name_in_two_modules_stay_two(gate_project, capsys, tmp_path):
+    d = console_app(gate_project, "echo")
+    (d / "app.yaml").write_text("name: echo\n")
+    (d / "tests").mkdir()
+    mark = str(tmp_path / "mark")
+    (d / "tests" / "test_uart.py").write_text(SAME_NAME.format(mark=mark, body=(
+        "if not MARK.exists():\n        MARK.write_text('x')\n        assert False")))
+    (d / "tests" / "test_usb.py").write_text(SAME_NAME.format(mark=mark, body="pass"))
+    assert main(["test", "--on", "qemu", "-b", "nucleo-f4", "--retry-failed", "1"]) == 0
+    capsys.readouterr()
+    assert main(["audit", "flaky", "--json"]) == 0
+    tests = {t["case"]: (t["runs"], t["failures"], t["flaky"])
+             for t in json.loads(capsys.readouterr().out)["tests"]}
+    assert tests == {"apps.echo.tests.test_uart::test_reply": (2, 1, 1),
+                     "apps.echo.tests.test_usb::test_reply": (1, 0, 0)}
