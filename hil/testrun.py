@@ -152,26 +152,57 @@ def mark_cancelled(result: BoardResult, cancel: Cancelled) -> None:
 
 
 def _audit(result: BoardResult) -> None:
-    """Record the verdict against the image's hash in the audit trail."""
+    """Record the verdict against the image's hash in the audit trail: one test record per
+    rack entry that ran cases (pytest-xdist workers may lease different entries), so each
+    entry's history shows exactly what ran on it."""
     plan = result.plan
     if not plan.image.sha256 or not result.suite.cases:
         return  # nothing ran: no verdict to record
     from hil import audit
 
     try:
-        audit.record_test(
-            image_sha256=plan.image.sha256, board=plan.board.name,
-            rack_id=result.extra.get("rack_id"), executor=result.kind or plan.choice.kind,
-            passed=result.count("passed"), failed=result.count("failed"),
-            skipped=result.count("skipped"), errors=result.count("error"),
-            junit=None, toolchain=plan.image.toolchain,
-            cancelled=result.cancelled.signal_name if result.cancelled else None,
-            app=plan.app, seconds=result.seconds, outcome=str(result.outcome.kind),
-            attempt=plan.attempt, retry=plan.retry, cell_run=plan.cell_run,
-            cases=_case_outcomes(result))
+        for rack_id, cases, outcome in _per_rack_entry(result):
+            audit.record_test(
+                image_sha256=plan.image.sha256, board=plan.board.name,
+                rack_id=rack_id, executor=result.kind or plan.choice.kind,
+                passed=_count(cases, "passed"), failed=_count(cases, "failed"),
+                skipped=_count(cases, "skipped"), errors=_count(cases, "error"),
+                junit=None, toolchain=plan.image.toolchain,
+                cancelled=result.cancelled.signal_name if result.cancelled else None,
+                app=plan.app, seconds=result.seconds, outcome=outcome,
+                attempt=plan.attempt, retry=plan.retry, cell_run=plan.cell_run,
+                cases=_case_outcomes(result, cases))
     except HilError as exc:  # the verdict stands; say that it was not recorded
         result.error = (result.error + "; " if result.error else "") + \
             f"verdict not recorded in the audit trail: {exc}"
+
+
+def _is_cancel_marker(result: BoardResult, case: junit.Case) -> bool:
+    """The error case ``mark_cancelled`` adds (not a test)."""
+    return result.cancelled is not None and case.name == "cancelled" and \
+        case.message.startswith("run ")
+
+
+def _count(cases: list[junit.Case], status: str) -> int:
+    return sum(1 for c in cases if c.status == status)
+
+
+def _per_rack_entry(result: BoardResult) -> list[tuple[str | None, list[junit.Case], str]]:
+    """``(rack_id, cases, outcome)`` per rack entry that ran cases: the whole run when it ran
+    on one entry (or none); else one per entry its cases name (``hil.rack_id``), plus one
+    without a rack id for cases that name none. A part's outcome is the run's when it holds
+    a failure or error, else passed."""
+    run_outcome = str(result.outcome.kind)
+    rack_id = result.extra.get("rack_id")
+    if not rack_id or "," not in rack_id:
+        return [(rack_id, result.suite.cases, run_outcome)]
+    parts: dict[str | None, list[junit.Case]] = {}
+    for case in result.suite.cases:
+        if _is_cancel_marker(result, case):
+            continue  # (every part's record says the run was cancelled)
+        parts.setdefault(case.properties.get("hil.rack_id") or None, []).append(case)
+    return [(entry, cases, run_outcome if any(c.status in ("failed", "error") for c in cases)
+             else "passed") for entry, cases in parts.items()]
 
 
 def case_id(case: junit.Case, board: str, harness: str) -> str:
@@ -185,14 +216,13 @@ def case_id(case: junit.Case, board: str, harness: str) -> str:
     return f"{classname}::{case.name}" if classname else case.name
 
 
-def _case_outcomes(result: BoardResult) -> list[list[str]]:
+def _case_outcomes(result: BoardResult, cases: list[junit.Case]) -> list[list[str]]:
     """Each case as ``[case_id, status]`` (``[case_id, status, rack_id]`` when the case says
     where it ran); the marker case of a cancelled run is left out."""
     out = []
     plan = result.plan
-    for case in result.suite.cases:
-        if result.cancelled is not None and case.name == "cancelled" and \
-                case.message.startswith("run "):
+    for case in cases:
+        if _is_cancel_marker(result, case):
             continue
         item = [case_id(case, plan.board.name, plan.harness), case.status]
         rack_id = case.properties.get("hil.rack_id")
