@@ -33,7 +33,7 @@ def run_plan(args: argparse.Namespace, *, harness: str, on: str, run_root: Path,
                          hardware_boards=settings.gate_require_hardware)
     rack = _rack_entries()
     present = _present(catalog, rack, on)
-    cells = gp.make_plan(pairs, catalog, rack, present, filters)
+    cells = gp.make_plan(pairs, catalog, rack, present, filters, _unhealthy(rack, on))
     weights = _durations() if args.shard or any(c.runnable for c in cells) else {}
     shard = gp.parse_shard(args.shard) if args.shard else (1, 1)
     if args.shard:
@@ -57,6 +57,9 @@ def run_plan(args: argparse.Namespace, *, harness: str, on: str, run_root: Path,
         if cell.runnable:
             print(f"hil: {cell.app.name} on {first_choice(cell).describe(cell.board)}",
                   file=sys.stderr, flush=True)
+            for rack_id, why in cell.unhealthy:
+                print(f"hil: {cell.id}: skipping unhealthy {rack_id} ({why}; 'hil rack "
+                      f"reset {rack_id}' returns it)", file=sys.stderr, flush=True)
         elif not cell.reason.startswith(gp.FILTERED):
             print(f"hil: {cell.id}: not run: {cell.reason}", file=sys.stderr, flush=True)
     single = sum(1 for c in cells if c.runnable) == 1
@@ -129,6 +132,21 @@ def _rack_entries():
     from hil.rack.inventory import load_rack
 
     return load_rack().entries
+
+
+def _unhealthy(rack, on: str) -> dict[str, str]:
+    """Rack id -> reason, for the rack's entries out of service (the lease store's health);
+    none asked with --on qemu or an empty rack."""
+    if on == "qemu" or not rack:
+        return {}
+    from hil.rack import lease_store
+    from hil.rack.inventory import load_rack
+
+    with lease_store(load_rack()) as store:
+        health = store.health()
+    ids = {e.id for e in rack}
+    return {i: h.unhealthy_reason for i, h in health.items()
+            if i in ids and h.unhealthy_reason is not None}
 
 
 def _present(catalog, rack, on: str) -> dict[str, list]:
