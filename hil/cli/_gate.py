@@ -36,16 +36,18 @@ def run_plan(args: argparse.Namespace, *, harness: str, on: str, run_root: Path,
     cells = gp.make_plan(pairs, catalog, rack, present, filters, _unhealthy(rack, on))
     weights = _durations() if args.shard or any(c.runnable for c in cells) else {}
     shard = gp.parse_shard(args.shard) if args.shard else (1, 1)
+    if not args.dry_run and all(c.reason.startswith(gp.FILTERED) for c in cells):
+        raise UsageError("nothing to test: every cell of the plan is filtered out",
+                         hint="check --app, --tag and --board ('hil test --dry-run' lists "
+                         "the plan)")
     if args.shard:
         cells = gp.shard(cells, *shard, weights)
     if args.dry_run:
         _print_plan(cells, shard, args.json)
         return 0
-    if not any(c.runnable for c in cells) and \
-            all(c.reason.startswith(gp.FILTERED) for c in cells):
-        raise UsageError("nothing to test: every cell of the plan is filtered out",
-                         hint="check --app, --tag and --board ('hil test --dry-run' lists "
-                         "the plan)")
+    if args.shard and all(c.reason.startswith(gp.FILTERED) for c in cells):
+        print(f"hil: shard {args.shard} has no cell of the plan to run or report (the plan "
+              "has fewer cells than shards)", file=sys.stderr)
     if args.junit is not None or args.report is not None:
         from hil import junit
 
@@ -96,7 +98,8 @@ def _verdict(args, results: list[CellResult], run_root: Path, print_summary) -> 
     for r in results:
         if r.error is not None:
             print(f"hil: {r.cell.id}: {r.error}", file=sys.stderr)
-    print_matrix(results)
+    if results:
+        print_matrix(results)
     finals = [merged(r) for r in results if r.attempts]
     for r, final in zip([r for r in results if r.attempts], finals, strict=True):
         for case in (c for c in final.suite.cases if c.flaky):  # each flaky test, and where
@@ -111,6 +114,10 @@ def _verdict(args, results: list[CellResult], run_root: Path, print_summary) -> 
         # earlier test failures as Surefire rerun elements; one suite per rack entry
         suites = [s for r in results for a in _retried_infra(r) for s in junit.split(a.suite)]
         suites += [s for f in finals for s in junit.split(f.suite)]
+        # cells that did not run (or whose image did not build): an error case each, so the
+        # JUnit files of all shards together name every cell of the plan once
+        suites += [_unrun_suite(r) for r in results if not r.attempts
+                   and not r.cell.reason.startswith(gp.FILTERED)]
         junit.write(args.junit, suites)
         print(f"hil: JUnit verdict written to {args.junit}", file=sys.stderr)
     if args.report:
@@ -181,6 +188,24 @@ def _print_plan(cells: list[gp.Cell], shard: tuple[int, int], as_json: bool) -> 
     from hil.ui import table
 
     table(["cell", "harness", "runs on"], [[c.id, c.harness, c.runs_on] for c in cells])
+
+
+def _unrun_suite(result: CellResult):
+    """The JUnit suite of a cell without a run: one error case, ``not run`` with the plan's
+    reason, or ``build`` with the build error."""
+    from hil import junit
+
+    cell = result.cell
+    if result.error is not None:
+        case = junit.Case("build", f"{cell.board.name}.{cell.app.name}", "error",
+                          message=str(result.error).splitlines()[0], text=str(result.error))
+    else:
+        case = junit.Case("not run", f"{cell.board.name}.{cell.app.name}", "error",
+                          message=f"not run: {cell.reason}",
+                          text=f"{cell.id} was not run: {cell.reason}")
+    return junit.Suite(f"{cell.board.name}/{cell.app.name}", [case], junit.suite_properties(
+        board=cell.board.name, executor=cell.kind or "none", image_sha256=None,
+        toolchain=None, app=cell.app.name, harness=cell.harness))
 
 
 def _retried_infra(result: CellResult) -> list[BoardResult]:

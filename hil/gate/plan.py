@@ -220,10 +220,12 @@ def virtual_all(rack: Sequence[RackEntry], board: Board) -> list[RackEntry]:
 
 def shard(cells: Iterable[Cell], index: int, count: int,
           weights: Mapping[str, float] | None = None) -> list[Cell]:
-    """The cells of shard ``index`` of ``count`` (1-based): runnable cells go greedily,
+    """The cells of shard ``index`` of ``count`` (1-based). Runnable cells go greedily,
     longest first (last known duration, else the mean of the known ones, else 1), into the
-    lightest shard (ties: the lower shard; equal weights: by cell id); cells that will not
-    run are all reported by shard 1. Every cell is in exactly one shard."""
+    lightest shard (ties: the lower shard; equal weights: by cell id); then each cell that
+    will not run (by id) into the shard with the fewest cells, so every shard reports the
+    not-run cells it owns; filtered cells go round-robin by id. Every cell is in exactly
+    one shard, the same for the same cells and weights."""
     if not 1 <= index <= count:
         raise UsageError(f"--shard {index}/{count}: I must be between 1 and N")
     cells = list(cells)
@@ -231,15 +233,22 @@ def shard(cells: Iterable[Cell], index: int, count: int,
     known = [weights[c.id] for c in cells if c.runnable and c.id in weights]
     default = sum(known) / len(known) if known else 1.0
     load = [0.0] * count
-    mine: set[str] = set()
+    owner: dict[str, int] = {}
     runnable = sorted((c for c in cells if c.runnable),
                       key=lambda c: (-weights.get(c.id, default), c.id))
     for cell in runnable:
         target = min(range(count), key=lambda i: (load[i], i))
         load[target] += weights.get(cell.id, default)
-        if target == index - 1:
-            mine.add(cell.id)
-    return [c for c in cells if c.id in mine or (not c.runnable and index == 1)]
+        owner[cell.id] = target
+    sizes = [sum(1 for t in owner.values() if t == i) for i in range(count)]
+    not_run = sorted((c for c in cells if not c.runnable), key=lambda c: c.id)
+    for cell in (c for c in not_run if not c.reason.startswith(FILTERED)):
+        target = min(range(count), key=lambda i: (sizes[i], i))
+        sizes[target] += 1
+        owner[cell.id] = target
+    for n, cell in enumerate(c for c in not_run if c.reason.startswith(FILTERED)):
+        owner[cell.id] = n % count
+    return [c for c in cells if owner[c.id] == index - 1]
 
 
 def parse_shard(text: str) -> tuple[int, int]:

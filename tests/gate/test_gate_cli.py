@@ -328,3 +328,28 @@ def test_a_fixture_only_an_unhealthy_board_has_is_not_run(gate_project, capsys):
     assert main(["test", "-b", "nucleo-f4"]) == 8
     assert matrix(capsys.readouterr().out)["bus"]["nucleo-f4"] == \
         "not run: every board with fixture can is unhealthy (f4-a: probe lost twice)"
+
+
+def test_the_junit_files_of_all_shards_name_every_cell_once(gate_project, capsys, tmp_path,
+                                                           monkeypatch):
+    console_app(gate_project, "alpha")
+    console_app(gate_project, "bus", "requires: [can]\n")
+    names, codes = [], []
+    for i in (1, 2, 3):  # each CI job starts from the same (here: empty) audit store
+        monkeypatch.setenv("HIL_STATE_DIR", str(tmp_path / f"state-{i}"))
+        junit = tmp_path / f"shard-{i}.xml"
+        codes.append(main(["test", "--on", "qemu", "-b", "nucleo-f4", "-b", "lm3s6965evb",
+                           "--shard", f"{i}/3", "--junit", str(junit)]))
+        assert_valid(junit)
+        suites = ET.parse(junit).getroot().findall("testsuite")
+        assert suites, f"shard {i} reports nothing"
+        names += [s.get("name") for s in suites]
+        for s in suites:
+            if s.get("name").endswith("/bus"):
+                (case,) = s.iter("testcase")
+                assert case.find("error").get("message") == \
+                    "not run: no board with fixture can"
+    capsys.readouterr()
+    assert sorted(names) == ["lm3s6965evb/alpha", "lm3s6965evb/bus", "nucleo-f4/alpha",
+                             "nucleo-f4/bus"]
+    assert sorted(codes) == [0, 8, 8]  # a shard with a not-run cell fails, as the gate does

@@ -208,12 +208,22 @@ def test_shards_balance_by_duration(tmp_path, catalog):
     assert {c.id for c in second} == {cells[1].id, cells[2].id, cells[3].id}
 
 
-def test_cells_that_will_not_run_are_reported_by_shard_one(tmp_path, catalog):
-    a = app(tmp_path, "a", "requires: [can]\n")
-    b = app(tmp_path, "b")
-    cells = make_plan([(a, "pytest"), (b, "pytest")], catalog, [], {})
-    assert all(c in shard(cells, 1, 3) for c in cells if not c.runnable)
-    assert not any(not c.runnable for c in shard(cells, 2, 3) + shard(cells, 3, 3))
+def test_each_shard_reports_the_not_run_cells_it_owns(tmp_path, catalog):
+    a = app(tmp_path, "a", "requires: [can]\ntags: [smoke]\n")  # not run on any board
+    b = app(tmp_path, "b", "boards: [nucleo-f4, hifive1-revb]\ntags: [smoke]\n")
+    c = app(tmp_path, "c", "tags: [slow]\n")  # filtered by --tag smoke
+    cells = make_plan([(a, "pytest"), (b, "pytest"), (c, "pytest")], catalog, [], {},
+                      Filters(tags=("smoke",)))
+    assert sum(x.runnable for x in cells) == 2 and len(cells) == 10
+    parts = [shard(cells, i, 3) for i in (1, 2, 3)]
+    ids = [x.id for part in parts for x in part]
+    assert sorted(ids) == sorted(x.id for x in cells) and len(ids) == len(set(ids))
+    reported = [[x.id for x in part if not x.runnable and x.app.name == "a"]
+                for part in parts]
+    assert all(reported), reported  # 4 not-run cells over 3 shards: each reports some
+    assert [len(part) for part in parts] == [4, 3, 3]
+    assert [{x.id for x in shard(list(reversed(cells)), i, 3)} for i in (1, 2, 3)] == \
+        [{x.id for x in part} for part in parts]
 
 
 @pytest.mark.parametrize("text", ["0/3", "4/3", "1", "a/b", "1/0"])
