@@ -68,6 +68,7 @@ class BuildResult:
     compiled: int = 0
     cached: int = 0
     linked: bool = False
+    reused: bool = False  # the output directory held this very image already
 
     @property
     def elf(self) -> Path:
@@ -461,7 +462,7 @@ def _up_to_date(p: _Plan) -> BuildResult | None:
         return None
     return BuildResult(board, p.request.app, p.toolchain, out, record, regions,
                        compiled=p.compiled, cached=len(p.objects) - p.compiled,
-                       linked=p.linked)
+                       linked=p.linked, reused=True)
 
 
 def _finish(p: _Plan, linked_dir: Path) -> BuildResult:
@@ -625,7 +626,8 @@ def build_many(requests: Sequence[BuildRequest], *, jobs: int | None = None,
 
 
 def _audit_hook(result: BuildResult) -> None:
-    """Record the build in the audit trail (provenance, SBOM, store)."""
+    """Record the build in the audit trail (provenance, SBOM, store); an image taken up to
+    date whose build the store already holds is not recorded again."""
     try:
         from hil import audit
     except ImportError:  # pragma: no cover - audit is part of hil
@@ -634,6 +636,8 @@ def _audit_hook(result: BuildResult) -> None:
     if hook is not None:
         out = result.out_dir
         with _locked(out.parent / f".{out.name}.lock"):  # no other build swaps it meanwhile
+            if result.reused and audit.build_recorded(out, result.record):
+                return
             hook(out, result.record)
 
 

@@ -39,6 +39,7 @@ from hil.outcome import ErrorRecord
 from hil.settings import xdist_worker
 
 _CHOICE = pytest.StashKey[object]()
+_BOARD = pytest.StashKey[Any]()
 _ERRORS = pytest.StashKey[list]()
 _FAILED = pytest.StashKey[list[str]]()  # node ids of the tests that failed, in order
 _COLLECT_FAILED = pytest.StashKey[bool]()
@@ -108,15 +109,18 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def _board(config: pytest.Config):
+    """The Board of --hil-board, loaded once per process."""
     from hil.boards import load_board
 
     name = config.getoption("--hil-board")
     if not name:
         raise pytest.UsageError("this test needs a board: pass --hil-board NAME")
-    try:
-        return load_board(name)
-    except HilError as exc:
-        raise pytest.UsageError(str(exc)) from exc
+    if _BOARD not in config.stash:
+        try:
+            config.stash[_BOARD] = load_board(name)
+        except HilError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+    return config.stash[_BOARD]
 
 
 def _choice(config: pytest.Config):

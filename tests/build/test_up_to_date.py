@@ -34,6 +34,25 @@ def test_an_unchanged_app_keeps_its_output_files(tmp_path: Path):
     assert _stamps(again.out_dir) == before  # nothing rewritten
     assert again.hex_sha256 == first.hex_sha256 and again.regions == first.regions
     assert again.from_cache
+    assert _build_records(first.hex_sha256) == 1  # the build is recorded once, when made
+
+
+def _build_records(sha: str) -> int:
+    from hil.audit.store import open_store
+
+    with open_store() as store:
+        return sum(1 for r in store.since(None, ("build",)) if r.image_sha256 == sha)
+
+
+def test_an_up_to_date_image_is_recorded_in_a_store_that_lacks_it(tmp_path: Path,
+                                                                  monkeypatch):
+    board = load_board("nucleo-f4")
+    app = _app(tmp_path / "app", "first")
+    first = build(board, app, out=tmp_path / "out")
+    monkeypatch.setenv("HIL_STATE_DIR", str(tmp_path / "another-state"))
+    assert _build_records(first.hex_sha256) == 0
+    again = build(board, app, out=tmp_path / "out")
+    assert again.reused and _build_records(first.hex_sha256) == 1
 
 
 def test_an_edited_source_or_a_touched_artifact_is_built_again(tmp_path: Path):
