@@ -172,6 +172,11 @@ def main() -> int:
         boards = [a for b in BOARDS for a in ("--board", b)]
         print(f"building the examples for {', '.join(BOARDS)} (cache warm-up)")
         hil("build", *boards, env=env)
+        # as installed (pip byte-compiles a package): in a source tree under
+        # PYTHONDONTWRITEBYTECODE=1 every start would compile hil's modules again
+        print("byte-compiling hil's modules (as a pip install does)")
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "hil")],
+                       check=True, stdout=subprocess.DEVNULL)
         if not args.skip_plan:
             bench_plan(env, tmp)
         bench_fixed_cost(env, tmp, args.runs)

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from elftools.elf.elffile import ELFFile
-
 from hil.boards import Board
 from hil.errors import ConfigError, ImageError, UsageError
 from hil.image import ELF_MAGIC, check_image_file, check_image_fits, read_image
@@ -191,6 +189,8 @@ class _Segment:
 
 def _load_segments(path: Path) -> list[_Segment]:
     """PT_LOAD segments that carry bytes (filesz > 0), by their load address."""
+    from elftools.elf.elffile import ELFFile
+
     out = []
     try:
         with open(path, "rb") as fh:
@@ -307,6 +307,8 @@ def external_record(board: Board, found: ForeignImage, artifacts: dict[str, Path
 
 def elf_comment(elf: Path) -> list[str]:
     """The strings of an ELF's ``.comment`` section (compilers and linkers that made it)."""
+    from elftools.elf.elffile import ELFFile
+
     try:
         with open(elf, "rb") as fh:
             section = ELFFile(fh).get_section_by_name(".comment")

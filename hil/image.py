@@ -15,14 +15,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from elftools.elf.constants import SH_FLAGS
-from elftools.elf.elffile import ELFFile
-from intelhex import IntelHex
-
 from hil.boards import Board, Region
 from hil.errors import ConfigError, ImageError
 
 if TYPE_CHECKING:
+    from intelhex import IntelHex
+
     from hil.build import BuildResult
 
 BIN_FILL = 0xFF  # erased flash
@@ -78,6 +76,9 @@ class SectionPlacement:
 
 def read_sections(elf_path: Path) -> list[SectionPlacement]:
     """Allocated sections with their run (VMA) and load (LMA) addresses."""
+    from elftools.elf.constants import SH_FLAGS
+    from elftools.elf.elffile import ELFFile
+
     with open(elf_path, "rb") as f:
         elf = ELFFile(f)
         segments = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
@@ -100,6 +101,9 @@ def _lma(section, segments) -> int:
 
 def load_chunks(elf_path: Path) -> list[Chunk]:
     """The loadable bytes of an ELF, by section, at their load addresses."""
+    from elftools.elf.constants import SH_FLAGS
+    from elftools.elf.elffile import ELFFile
+
     with open(elf_path, "rb") as f:
         elf = ELFFile(f)
         segments = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
@@ -113,6 +117,8 @@ def load_chunks(elf_path: Path) -> list[Chunk]:
 
 
 def entry_point(elf_path: Path) -> int:
+    from elftools.elf.elffile import ELFFile
+
     with open(elf_path, "rb") as f:
         return int(ELFFile(f).header["e_entry"])
 
@@ -156,6 +162,8 @@ def region_use(board: Board, elf_path: Path) -> list[RegionUse]:
 
 
 def to_intelhex(elf_path: Path) -> IntelHex:
+    from intelhex import IntelHex
+
     ih = IntelHex()
     for chunk in load_chunks(elf_path):
         ih.puts(chunk.address, chunk.data)
@@ -316,6 +324,8 @@ def check_elf_header(board: Board, path: Path, header: bytes) -> None:
 def _check_elf_load_size(board: Board, path: Path, flash_total: int) -> None:
     """An ELF loading more bytes than the board's flash holds is refused before its data is
     read (segment headers only)."""
+    from elftools.elf.elffile import ELFFile
+
     try:
         with open(path, "rb") as f:
             loaded = sum(int(seg["p_filesz"]) for seg in ELFFile(f).iter_segments()
@@ -331,6 +341,8 @@ def _check_elf_load_size(board: Board, path: Path, flash_total: int) -> None:
 
 def read_image(path: Path) -> IntelHex:
     """Load a HEX or ELF as an IntelHex of its loadable bytes."""
+    from intelhex import IntelHex
+
     with open(path, "rb") as fh:
         is_elf = fh.read(4) == ELF_MAGIC
     if path.suffix.lower() in (".hex", ".ihex") and not is_elf:
@@ -474,6 +486,8 @@ class Image:
 
 def _elf_toolchain(elf: Path) -> str | None:
     """The compiler named in the ELF's .comment section ("GCC: (...) 12.2.1", "clang 14")."""
+    from elftools.elf.elffile import ELFFile
+
     try:
         with open(elf, "rb") as fh:
             section = ELFFile(fh).get_section_by_name(".comment")

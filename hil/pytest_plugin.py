@@ -39,7 +39,10 @@ from hil.outcome import ErrorRecord
 from hil.settings import xdist_worker
 
 _CHOICE = pytest.StashKey[object]()
+_BOARD = pytest.StashKey[Any]()
 _ERRORS = pytest.StashKey[list]()
+_FAILED = pytest.StashKey[list[str]]()  # node ids of the tests that failed, in order
+_COLLECT_FAILED = pytest.StashKey[bool]()
 _EXECUTORS = pytest.StashKey[list[Any]]()
 _SIGNALS = pytest.StashKey[dict]()
 _PARENT = pytest.StashKey[int]()
@@ -70,6 +73,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="where transcripts and emulator logs go (default: pytest's tmp dir)")
     g.addoption("--hil-run-info", default=None, type=Path, help=argparse.SUPPRESS)
     g.addoption("--hil-rack-entries", default=None, help=argparse.SUPPRESS)  # hil test's plan
+    # hil test --retry-failed: a file of node ids (one a line), the only tests to run
+    g.addoption("--hil-select", default=None, type=Path, help=argparse.SUPPRESS)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -77,6 +82,8 @@ def pytest_configure(config: pytest.Config) -> None:
                             "QEMU, with the reason)")
     config.addinivalue_line("markers", "boards(*names): run only on these boards")
     config.stash[_ERRORS] = []
+    config.stash[_FAILED] = []
+    config.stash[_COLLECT_FAILED] = False
     config.stash[_EXECUTORS] = []
     if config.getoption("--hil-board"):
         from hil import procs
@@ -102,15 +109,18 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def _board(config: pytest.Config):
+    """The Board of --hil-board, loaded once per process."""
     from hil.boards import load_board
 
     name = config.getoption("--hil-board")
     if not name:
         raise pytest.UsageError("this test needs a board: pass --hil-board NAME")
-    try:
-        return load_board(name)
-    except HilError as exc:
-        raise pytest.UsageError(str(exc)) from exc
+    if _BOARD not in config.stash:
+        try:
+            config.stash[_BOARD] = load_board(name)
+        except HilError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+    return config.stash[_BOARD]
 
 
 def _choice(config: pytest.Config):
@@ -144,6 +154,27 @@ def _planned_choice(board, ids: list[str]):
     if all(e.is_virtual for e in entries):
         return Choice("qemu", "a virtual board chosen by the test plan", entries=entries)
     return Choice("hardware", "chosen by the test plan", entries[0], entries=entries)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--hil-select``: run only the named tests (the failed ones of an earlier run)."""
+    path = config.getoption("--hil-select")
+    if path is None:
+        return
+    wanted = {line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()
+              if line.strip()}
+    keep = [i for i in items if i.nodeid in wanted]
+    deselected = [i for i in items if i.nodeid not in wanted]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = keep
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    outcome = yield
+    if outcome.get_result().failed:  # a module that cannot be imported: no node ids to name
+        collector.config.stash[_COLLECT_FAILED] = True
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -293,6 +324,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         _record_placement(item)
     outcome = yield
     report = outcome.get_result()
+    if report.failed and item.nodeid not in item.config.stash[_FAILED]:
+        item.config.stash[_FAILED].append(item.nodeid)
     exc = call.excinfo.value if call.excinfo is not None else None
     # Anything but a test failure (flash, lease, image, console, emulator errors) says the
     # run could not test the firmware: keep what kind of error it was for the verdict.
@@ -318,7 +351,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if path is None or not session.config.getoption("--hil-board"):
         return
     info: dict[str, object] = {"worker": xdist_worker(),
-                               "errors": session.config.stash[_ERRORS]}
+                               "errors": session.config.stash[_ERRORS],
+                               "failed": session.config.stash[_FAILED],
+                               "collect_failed": session.config.stash[_COLLECT_FAILED]}
     executors = session.config.stash[_EXECUTORS]
     try:
         choice = _choice(session.config)

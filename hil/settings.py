@@ -69,6 +69,9 @@ class Settings:
     test_harness: str = "pytest"
     test_timeout: float = 10.0
     test_on: str = "auto"
+    # [test] pytest_plugins: pytest plugins loaded into hil test's pytest run (installed
+    # plugins are not auto-loaded there: each costs start-up time on every run)
+    test_pytest_plugins: tuple[str, ...] = ()
     gate_require_hardware: tuple[str, ...] = ()  # [gate] require_hardware: boards
     gate_allow_flaky: bool = True  # [gate] allow_flaky
     audit_db: str | None = None  # None: audit.sqlite in the state directory
@@ -179,7 +182,7 @@ def _has_tool_hil(path: Path) -> bool:
 
 _TOP_KEYS = ("boards", "apps", "rack", "build_dir", "state_dir", "toolchains", "test",
              "gate", "size")
-_TEST_KEYS = ("harness", "timeout", "on")
+_TEST_KEYS = ("harness", "timeout", "on", "pytest_plugins")
 _GATE_KEYS = ("require_hardware", "allow_flaky")
 _SIZE_KEYS = ("baseline", "threshold")
 
@@ -267,12 +270,21 @@ def _parse_table(data: dict[str, Any], path: Path, root: Path, prefix: str) -> d
         if "harness" in test:
             from hil import harnesses  # entry points: a team's harness may be the default
 
-            out["test_harness"] = _choice(test["harness"], harnesses.names(), path,
-                                          prefix + "test.harness")
+            value = test["harness"]  # a built-in one is known without the entry points
+            out["test_harness"] = value if isinstance(value, str) and \
+                harnesses.known(value) else _choice(value, harnesses.names(), path,
+                                                    prefix + "test.harness")
         if "on" in test:
             out["test_on"] = _choice(test["on"], ON_CHOICES, path, prefix + "test.on")
         if "timeout" in test:
             out["test_timeout"] = _seconds(test["timeout"], f"{path}: {prefix}test.timeout")
+        if "pytest_plugins" in test:
+            value = test["pytest_plugins"]
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise ConfigError("expected a list of pytest plugin module names", path=path,
+                                  key=prefix + "test.pytest_plugins",
+                                  hint='e.g. pytest_plugins = ["pytest_timeout"]')
+            out["test_pytest_plugins"] = tuple(value)
     if "gate" in data:
         out.update(_gate_table(data["gate"], path, prefix))
     if "size" in data:

@@ -17,15 +17,18 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hil import junit, procs
 from hil.boards import Board
 from hil.errors import Cancelled, HilError, InfrastructureError, UsageError
 from hil.executors import Choice, make_executor
-from hil.harnesses.base import Harness, HarnessConfig
 from hil.image import Image
 from hil.outcome import ErrorRecord, Outcome, OutcomeKind
 from hil.settings import current
+
+if TYPE_CHECKING:  # the line harnesses (and their console) load only when one runs
+    from hil.harnesses.base import Harness, HarnessConfig
 
 # pytest's own exit codes
 PYTEST_OK, PYTEST_FAILED, PYTEST_INTERRUPTED, PYTEST_INTERNAL, PYTEST_USAGE, PYTEST_NO_TESTS = \
@@ -58,6 +61,8 @@ class Plan:
     attempt: int = 1
     retry: str | None = None
     cell_run: str | None = None
+    # pytest: only these node ids (a re-run of the failed tests); empty: the whole suite
+    select: tuple[str, ...] = ()
 
 
 @dataclass
@@ -73,6 +78,10 @@ class BoardResult:
     started: float = 0.0  # wall clock (seconds since the epoch) when the run began
     extra: dict[str, str | None] = field(default_factory=dict)  # rack_id, probe
     cancelled: Cancelled | None = None  # the signal that cancelled the run
+    # pytest: node ids of the tests that failed (what a re-run selects), and whether a
+    # module failed to collect (then only the whole suite can run again)
+    failed_ids: tuple[str, ...] = ()
+    collect_failed: bool = False
 
     def count(self, status: str) -> int:
         return self.suite.count(status)
@@ -143,37 +152,79 @@ def mark_cancelled(result: BoardResult, cancel: Cancelled) -> None:
 
 
 def _audit(result: BoardResult) -> None:
-    """Record the verdict against the image's hash in the audit trail."""
+    """Record the verdict against the image's hash in the audit trail: one test record per
+    rack entry that ran cases (pytest-xdist workers may lease different entries), so each
+    entry's history shows exactly what ran on it."""
     plan = result.plan
     if not plan.image.sha256 or not result.suite.cases:
         return  # nothing ran: no verdict to record
     from hil import audit
 
     try:
-        audit.record_test(
-            image_sha256=plan.image.sha256, board=plan.board.name,
-            rack_id=result.extra.get("rack_id"), executor=result.kind or plan.choice.kind,
-            passed=result.count("passed"), failed=result.count("failed"),
-            skipped=result.count("skipped"), errors=result.count("error"),
-            junit=None, toolchain=plan.image.toolchain,
-            cancelled=result.cancelled.signal_name if result.cancelled else None,
-            app=plan.app, seconds=result.seconds, outcome=str(result.outcome.kind),
-            attempt=plan.attempt, retry=plan.retry, cell_run=plan.cell_run,
-            cases=_case_outcomes(result))
+        for rack_id, cases, outcome in _per_rack_entry(result):
+            audit.record_test(
+                image_sha256=plan.image.sha256, board=plan.board.name,
+                rack_id=rack_id, executor=result.kind or plan.choice.kind,
+                passed=_count(cases, "passed"), failed=_count(cases, "failed"),
+                skipped=_count(cases, "skipped"), errors=_count(cases, "error"),
+                junit=None, toolchain=plan.image.toolchain,
+                cancelled=result.cancelled.signal_name if result.cancelled else None,
+                app=plan.app, seconds=result.seconds, outcome=outcome,
+                attempt=plan.attempt, retry=plan.retry, cell_run=plan.cell_run,
+                cases=_case_outcomes(result, cases))
     except HilError as exc:  # the verdict stands; say that it was not recorded
         result.error = (result.error + "; " if result.error else "") + \
             f"verdict not recorded in the audit trail: {exc}"
 
 
-def _case_outcomes(result: BoardResult) -> list[list[str]]:
-    """Each case as ``[name, status]`` (``[name, status, rack_id]`` when the case says where
-    it ran); the marker case of a cancelled run is left out."""
-    out = []
+def _is_cancel_marker(result: BoardResult, case: junit.Case) -> bool:
+    """The error case ``mark_cancelled`` adds (not a test)."""
+    return result.cancelled is not None and case.name == "cancelled" and \
+        case.message.startswith("run ")
+
+
+def _count(cases: list[junit.Case], status: str) -> int:
+    return sum(1 for c in cases if c.status == status)
+
+
+def _per_rack_entry(result: BoardResult) -> list[tuple[str | None, list[junit.Case], str]]:
+    """``(rack_id, cases, outcome)`` per rack entry that ran cases: the whole run when it ran
+    on one entry (or none); else one per entry its cases name (``hil.rack_id``), plus one
+    without a rack id for cases that name none. A part's outcome is the run's when it holds
+    a failure or error, else passed."""
+    run_outcome = str(result.outcome.kind)
+    rack_id = result.extra.get("rack_id")
+    if not rack_id or "," not in rack_id:
+        return [(rack_id, result.suite.cases, run_outcome)]
+    parts: dict[str | None, list[junit.Case]] = {}
     for case in result.suite.cases:
-        if result.cancelled is not None and case.name == "cancelled" and \
-                case.message.startswith("run "):
+        if _is_cancel_marker(result, case):
+            continue  # (every part's record says the run was cancelled)
+        parts.setdefault(case.properties.get("hil.rack_id") or None, []).append(case)
+    return [(entry, cases, run_outcome if any(c.status in ("failed", "error") for c in cases)
+             else "passed") for entry, cases in parts.items()]
+
+
+def case_id(case: junit.Case, board: str, harness: str) -> str:
+    """A test case as one name, the same on every board: ``classname::name`` (pytest:
+    ``apps.echo.tests.test_echo.TestReply::test_once``; a line harness's classname starts
+    with the board, which is left out: ``sums.main::test_product``). Two tests of one name
+    in different modules or classes stay two."""
+    classname = case.classname
+    if harness != "pytest" and (classname == board or classname.startswith(board + ".")):
+        classname = classname[len(board) + 1:]
+    return f"{classname}::{case.name}" if classname else case.name
+
+
+def _case_outcomes(result: BoardResult, cases: list[junit.Case]) -> list[list[str]]:
+    """Each case as ``[case_id, status]`` (``[case_id, status, rack_id]`` when the case says
+    where it ran); the marker case of a cancelled run is left out."""
+    out = []
+    plan = result.plan
+    for case in cases:
+        if _is_cancel_marker(result, case):
             continue
-        item = [case.name, case.status]
+        item = [case_id(case, plan.board.name, plan.harness), case.status]
         rack_id = case.properties.get("hil.rack_id")
         if rack_id:
             item.append(rack_id)
@@ -184,24 +235,44 @@ def _case_outcomes(result: BoardResult) -> list[list[str]]:
 # ---------------------------------------------------------------- pytest harness
 
 def pytest_command(plan: Plan, junit_path: Path, info_path: Path) -> list[str]:
-    args = [sys.executable, "-m", "pytest", str(plan.suite), "-p", "no:cacheprovider",
-            "--hil-board", plan.board.name, "--hil-image", str(plan.image.hex),
-            "--hil-on", plan.on, "--hil-timeout", f"{plan.timeout:g}",
-            "--hil-work-dir", str(plan.work_dir / "transcripts"),
-            "--hil-run-info", str(info_path), "--junitxml", str(junit_path),
+    """The pytest child's command line. Installed plugins are not auto-loaded (the child's
+    environment says so, ``pytest_env``): hil's plugin, pytest-xdist with ``-n`` and the
+    project's ``[test] pytest_plugins`` are named. Option values are given as
+    ``--option=value``, so pytest's rootdir is found from the suite alone, not from paths
+    of the image or the state directory."""
+    args = [sys.executable, "-m", "pytest", str(plan.suite), "-p", "hil.pytest_plugin",
+            "-p", "no:cacheprovider",
+            f"--hil-board={plan.board.name}", f"--hil-image={plan.image.hex}",
+            f"--hil-on={plan.on}", f"--hil-timeout={plan.timeout:g}",
+            f"--hil-work-dir={plan.work_dir / 'transcripts'}",
+            f"--hil-run-info={info_path}", f"--junitxml={junit_path}",
             # its own temp root: no pruning of other runs' /tmp/pytest-of-* dirs at exit,
             # which made a cancelled run linger for seconds
-            "--basetemp", str(plan.work_dir / "pytest-tmp"),
+            f"--basetemp={plan.work_dir / 'pytest-tmp'}",
             "-o", f"junit_suite_name={plan.board.name}", "-q", "-rfEs"]
+    for plugin in current().test_pytest_plugins:
+        args += ["-p", plugin]
     if plan.image.elf is not None:
-        args += ["--hil-elf", str(plan.image.elf)]
+        args.append(f"--hil-elf={plan.image.elf}")
     if plan.require_hardware:
         args.append("--hil-require-hardware")
     if plan.rack_entries:
-        args += ["--hil-rack-entries", ",".join(plan.rack_entries)]
+        args.append(f"--hil-rack-entries={','.join(plan.rack_entries)}")
+    if plan.select:
+        select = plan.work_dir / "pytest-select.txt"
+        select.write_text("".join(f"{node}\n" for node in plan.select), encoding="utf-8")
+        args.append(f"--hil-select={select}")
     if plan.workers:
-        args += ["-n", str(plan.workers)]
+        args += ["-p", "xdist.plugin", "-n", str(plan.workers)]
     return args + list(plan.extra_pytest_args)
+
+
+def pytest_env() -> dict[str, str]:
+    """The pytest child's environment: the settings' (``Settings.child_env``), without
+    auto-loading every installed pytest plugin."""
+    env = current().child_env()
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    return env
 
 
 def _run_pytest(plan: Plan) -> BoardResult:
@@ -212,7 +283,7 @@ def _run_pytest(plan: Plan) -> BoardResult:
     for p in (junit_path, info_path):
         p.unlink(missing_ok=True)
     cmd = pytest_command(plan, junit_path, info_path)
-    env = current().child_env()
+    env = pytest_env()
     cancelled = None
     try:  # a cancel stops pytest gracefully: it writes its JUnit file and releases its lease
         if plan.stream:
@@ -237,6 +308,9 @@ def _run_pytest(plan: Plan) -> BoardResult:
                          executor=info.get("description") or _describe(plan),
                          extra={"rack_id": _merged(infos, "rack_id"),
                                 "probe": _merged(infos, "probe")}, cancelled=cancelled)
+    result.failed_ids = tuple(dict.fromkeys(
+        str(node) for i in infos for node in i.get("failed") or ()))
+    result.collect_failed = any(i.get("collect_failed") for i in infos)
     ids = (result.extra["rack_id"] or "").split(",")
     if len(ids) > 1:  # workers leased different rack entries
         machine = f", QEMU {plan.board.qemu.machine}" if kind == "qemu" and plan.board.qemu \
@@ -305,6 +379,8 @@ def _describe(plan: Plan) -> str:
 # ---------------------------------------------------------------- line harnesses
 
 def harness_config(plan: Plan) -> HarnessConfig:
+    from hil.harnesses.base import HarnessConfig
+
     return HarnessConfig(board=plan.board.name, app=plan.app, timeout=plan.timeout,
                          expect=plan.expect, ordered=plan.ordered,
                          expect_source=plan.expect_source, elf=plan.image.elf)
@@ -314,6 +390,7 @@ def make_harness(name: str, config: HarnessConfig) -> Harness:
     """The line harness registered as ``name`` in the ``hil.harness`` entry points (no I/O;
     raises UsageError for an unknown harness or a config it cannot use)."""
     from hil import harnesses
+    from hil.harnesses.base import Harness
 
     harness = harnesses.factory(name)(config)
     if not isinstance(harness, Harness):

@@ -125,6 +125,22 @@ def on_build(out_dir: Path, record: dict[str, Any], *, store: str | None = None)
         return s.append("build", image_sha256_of(record), payload, time=finished)
 
 
+def build_recorded(out_dir: Path, record: dict[str, Any], *, store: str | None = None) -> bool:
+    """Whether ``on_build`` has nothing to add for an image taken up to date from
+    ``out_dir``: the store's newest build record of it is this output's, and the statement,
+    SBOM and (exactly when a signing key is configured) the envelope are beside it."""
+    out_dir = Path(out_dir)
+    signed = signing_key_path() is not None
+    if not (out_dir / provenance.STATEMENT_FILE).is_file() or \
+            not (out_dir / provenance.SBOM_FILE).is_file() or \
+            (out_dir / provenance.ENVELOPE_FILE).is_file() != signed:
+        return False
+    with open_store(store) as s:
+        found = s.build_of(image_sha256_of(record))
+    return found is not None and found.payload.get("out_dir") == str(out_dir) and \
+        found.payload.get("build") == record
+
+
 def write_provenance(out_dir: Path, record: dict[str, Any], *,
                      finished: str | None = None) -> dict[str, Any]:
     """Write the statement, SBOM and (with a signing key) envelope of ``record`` into

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hil import __version__
-from hil.audit.queries import build_summary
+from hil.audit.queries import build_summary, flaky
 from hil.audit.store import Store, flash_state, now_iso
 from hil.errors import AuditError
 from hil.fsutil import atomic_write
@@ -70,7 +70,8 @@ def collect(store: Store, *, since: str | None = None, limit: int = 1000) -> dic
     return {"generated": now_iso(), "hil_version": __version__, "store": store.location,
             "since": since, "head_seq": head_seq, "head_hash": head_hash,
             "images": list(images.values()), "toolchains": list(toolchains.values()),
-            "boards": boards, "verdicts": verdicts}
+            "boards": boards, "verdicts": verdicts,
+            "flaky": flaky(store, since=since)}  # the same query as ``hil audit flaky``
 
 
 # Nothing may be fetched: a report that loads anything from the network is a bug.
@@ -156,6 +157,7 @@ def render(data: dict[str, Any]) -> str:
                 f'style="width:{min(pct, 100.0):.1f}%"></div></div></td>'
                 f'<td data-used="{used}" data-length="{length}">{used} / {length} bytes '
                 f'({pct:.1f}%)</td></tr>')
+    flaky_tests, flaky_boards, flaky_note = _flaky_rows(data.get("flaky") or {})
     since = f" since {_e(data['since'])}" if data.get("since") else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -179,10 +181,62 @@ hash <code id="head-hash">{_e(data["head_hash"])}</code>
 <h2>Test verdicts ({len(data["verdicts"])})</h2>
 {_rows(["time", "image", "app", "board", "rack id", "executor", "verdict", "passed", "failed",
         "skipped", "junit"], verdicts, "verdicts")}
+<h2>Flaky tests: per test and board</h2>
+<p class="meta">{flaky_note}</p>
+{_rows(["app", "test case", "board", "runs", "failures", "flaky", "flake rate", "diagnosis"],
+       flaky_tests, "flaky")}
+<h2>Flaky runs per board</h2>
+{_rows(["board", "test runs", "failures", "flaky", "flake rate"], flaky_boards,
+       "flaky-boards")}
 <h2>Memory use per region</h2>
 {_rows(["image", "sha256", "region", "use", "bytes"], memory, "memory")}
 </body></html>
 """
+
+
+def _rate(flaky_runs: int, runs: int) -> str:
+    return f"{100 * flaky_runs / runs:.0f}%" if runs else "-"
+
+
+def _flaky_rows(d: dict[str, Any]) -> tuple[list[str], list[str], str]:
+    """Rows of the flaky tables (the tests that failed at least once, per board; every
+    board's runs over all tests) and the sentence above them, from ``queries.flaky``."""
+    tests = d.get("tests") or []
+    shown = [t for t in tests if t["failures"]]
+    rows = []
+    for t in shown:
+        for n, b in enumerate(t["boards"]):
+            first = (f'<td rowspan="{len(t["boards"])}">{_e(t["app"])}</td>'
+                     f'<td rowspan="{len(t["boards"])}"><code>{_e(t["case"])}</code></td>'
+                     if n == 0 else "")
+            last = f'<td rowspan="{len(t["boards"])}">{_e(t["diagnosis"])}</td>' \
+                if n == 0 else ""
+            rows.append(
+                f'<tr data-app="{_e(t["app"])}" data-case="{_e(t["case"])}" '
+                f'data-board="{_e(b["board"])}" data-runs="{b["runs"]}" '
+                f'data-failures="{b["failures"]}" data-flaky="{b["flaky"]}">{first}'
+                f'<td>{_e(b["board"])}</td><td>{b["runs"]}</td><td>{b["failures"]}</td>'
+                f'<td class="{"fail" if b["flaky"] else ""}">{b["flaky"]}</td>'
+                f'<td>{_rate(b["flaky"], b["runs"])}</td>{last}</tr>')
+    per_board: dict[str, list[int]] = {}
+    for t in tests:
+        for b in t["boards"]:
+            counts = per_board.setdefault(b["board"], [0, 0, 0])
+            for i, key in enumerate(("runs", "failures", "flaky")):
+                counts[i] += int(b[key])
+    boards = [f'<tr data-board="{_e(name)}" data-runs="{r}" data-flaky="{f}">'
+              f'<td>{_e(name)}</td><td>{r}</td><td>{fail}</td>'
+              f'<td class="{"fail" if f else ""}">{f}</td><td>{_rate(f, r)}</td></tr>'
+              for name, (r, fail, f) in sorted(per_board.items())]
+    note = (f"{len(tests)} test case(s) in {d.get('cell_runs', 0)} cell run(s) of the test "
+            f"plan; {sum(1 for t in tests if t['flaky'])} flaky; "
+            f"{len(tests) - len(shown)} never failed (not listed). A run is flaky where the "
+            "case failed, then passed in a later attempt of the same cell run (hil audit "
+            "flaky).")
+    if d.get("records_without_cases"):
+        note += f" {d['records_without_cases']} older test record(s) without per-case " \
+            "outcomes are left out."
+    return rows, boards, _e(note)
 
 
 def write(path: Path, data: dict[str, Any]) -> Path:

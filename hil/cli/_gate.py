@@ -12,7 +12,7 @@ from hil.cli._exit import exit_code_for
 from hil.errors import HilError, UsageError
 from hil.executors import Choice
 from hil.gate import plan as gp
-from hil.gate.scheduler import CellResult, Limits, first_choice, run_cells, work_dir
+from hil.gate.scheduler import CellResult, Limits, first_choice, merged, run_cells, work_dir
 from hil.gate.verdict import Policy, gate_outcomes, print_matrix
 from hil.image import Image
 from hil.settings import current
@@ -33,19 +33,21 @@ def run_plan(args: argparse.Namespace, *, harness: str, on: str, run_root: Path,
                          hardware_boards=settings.gate_require_hardware)
     rack = _rack_entries()
     present = _present(catalog, rack, on)
-    cells = gp.make_plan(pairs, catalog, rack, present, filters)
+    cells = gp.make_plan(pairs, catalog, rack, present, filters, _unhealthy(rack, on))
     weights = _durations() if args.shard or any(c.runnable for c in cells) else {}
     shard = gp.parse_shard(args.shard) if args.shard else (1, 1)
+    if not args.dry_run and all(c.reason.startswith(gp.FILTERED) for c in cells):
+        raise UsageError("nothing to test: every cell of the plan is filtered out",
+                         hint="check --app, --tag and --board ('hil test --dry-run' lists "
+                         "the plan)")
     if args.shard:
         cells = gp.shard(cells, *shard, weights)
     if args.dry_run:
         _print_plan(cells, shard, args.json)
         return 0
-    if not any(c.runnable for c in cells) and \
-            all(c.reason.startswith(gp.FILTERED) for c in cells):
-        raise UsageError("nothing to test: every cell of the plan is filtered out",
-                         hint="check --app, --tag and --board ('hil test --dry-run' lists "
-                         "the plan)")
+    if args.shard and all(c.reason.startswith(gp.FILTERED) for c in cells):
+        print(f"hil: shard {args.shard} has no cell of the plan to run or report (the plan "
+              "has fewer cells than shards)", file=sys.stderr)
     if args.junit is not None or args.report is not None:
         from hil import junit
 
@@ -57,6 +59,9 @@ def run_plan(args: argparse.Namespace, *, harness: str, on: str, run_root: Path,
         if cell.runnable:
             print(f"hil: {cell.app.name} on {first_choice(cell).describe(cell.board)}",
                   file=sys.stderr, flush=True)
+            for rack_id, why in cell.unhealthy:
+                print(f"hil: {cell.id}: skipping unhealthy {rack_id} ({why}; 'hil rack "
+                      f"reset {rack_id}' returns it)", file=sys.stderr, flush=True)
         elif not cell.reason.startswith(gp.FILTERED):
             print(f"hil: {cell.id}: not run: {cell.reason}", file=sys.stderr, flush=True)
     single = sum(1 for c in cells if c.runnable) == 1
@@ -93,8 +98,14 @@ def _verdict(args, results: list[CellResult], run_root: Path, print_summary) -> 
     for r in results:
         if r.error is not None:
             print(f"hil: {r.cell.id}: {r.error}", file=sys.stderr)
-    print_matrix(results)
-    finals = [_with_reruns(r) for r in results if r.attempts]
+    if results:
+        print_matrix(results)
+    finals = [merged(r) for r in results if r.attempts]
+    for r, final in zip([r for r in results if r.attempts], finals, strict=True):
+        for case in (c for c in final.suite.cases if c.flaky):  # each flaky test, and where
+            where = ", ".join(a.where for a in case.reruns)
+            print(f"hil: {r.cell.id}: flaky: {case.classname}::{case.name} failed on "
+                  f"{where}, then passed", file=sys.stderr)
     if args.junit:
         from hil import junit
 
@@ -103,6 +114,10 @@ def _verdict(args, results: list[CellResult], run_root: Path, print_summary) -> 
         # earlier test failures as Surefire rerun elements; one suite per rack entry
         suites = [s for r in results for a in _retried_infra(r) for s in junit.split(a.suite)]
         suites += [s for f in finals for s in junit.split(f.suite)]
+        # cells that did not run (or whose image did not build): an error case each, so the
+        # JUnit files of all shards together name every cell of the plan once
+        suites += [_unrun_suite(r) for r in results if not r.attempts
+                   and not r.cell.reason.startswith(gp.FILTERED)]
         junit.write(args.junit, suites)
         print(f"hil: JUnit verdict written to {args.junit}", file=sys.stderr)
     if args.report:
@@ -124,6 +139,21 @@ def _rack_entries():
     from hil.rack.inventory import load_rack
 
     return load_rack().entries
+
+
+def _unhealthy(rack, on: str) -> dict[str, str]:
+    """Rack id -> reason, for the rack's entries out of service (the lease store's health);
+    none asked with --on qemu or an empty rack."""
+    if on == "qemu" or not rack:
+        return {}
+    from hil.rack import lease_store
+    from hil.rack.inventory import load_rack
+
+    with lease_store(load_rack()) as store:
+        health = store.health()
+    ids = {e.id for e in rack}
+    return {i: h.unhealthy_reason for i, h in health.items()
+            if i in ids and h.unhealthy_reason is not None}
 
 
 def _present(catalog, rack, on: str) -> dict[str, list]:
@@ -160,26 +190,22 @@ def _print_plan(cells: list[gp.Cell], shard: tuple[int, int], as_json: bool) -> 
     table(["cell", "harness", "runs on"], [[c.id, c.harness, c.runs_on] for c in cells])
 
 
-def _with_reruns(result: CellResult) -> BoardResult:
-    """The cell's last attempt, each of its cases carrying the failures of the same case in
-    earlier test-failure attempts (on which board) as reruns: failed, then passed is flaky."""
+def _unrun_suite(result: CellResult):
+    """The JUnit suite of a cell without a run: one error case, ``not run`` with the plan's
+    reason, or ``build`` with the build error."""
     from hil import junit
-    from hil.outcome import OutcomeKind
 
-    last = result.attempts[-1]
-    earlier = [a for a in result.attempts[:-1]
-               if a.outcome.kind != OutcomeKind.INFRASTRUCTURE]
-    for case in last.suite.cases:
-        case.reruns = [
-            junit.Attempt(status=old.status, message=old.message, text=old.text,
-                          seconds=old.seconds, board=attempt.plan.board.name,
-                          rack_id=attempt.extra.get("rack_id"),
-                          executor=attempt.kind or attempt.plan.choice.kind,
-                          output=old.output)
-            for attempt in earlier for old in attempt.suite.cases
-            if (old.name, old.classname) == (case.name, case.classname)
-            and old.status in ("failed", "error")]
-    return last
+    cell = result.cell
+    if result.error is not None:
+        case = junit.Case("build", f"{cell.board.name}.{cell.app.name}", "error",
+                          message=str(result.error).splitlines()[0], text=str(result.error))
+    else:
+        case = junit.Case("not run", f"{cell.board.name}.{cell.app.name}", "error",
+                          message=f"not run: {cell.reason}",
+                          text=f"{cell.id} was not run: {cell.reason}")
+    return junit.Suite(f"{cell.board.name}/{cell.app.name}", [case], junit.suite_properties(
+        board=cell.board.name, executor=cell.kind or "none", image_sha256=None,
+        toolchain=None, app=cell.app.name, harness=cell.harness))
 
 
 def _retried_infra(result: CellResult) -> list[BoardResult]:

@@ -10,6 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
+from hil import harnesses
 from hil.app import App, load_app, project_apps
 from hil.boards import BoardCatalog
 from hil.cli import _args, _size
@@ -48,7 +49,8 @@ Without APP (or without --board) hil test runs the project's test plan: every ap
 test x every board it allows (app.yaml boards, exclude_boards, tags, requires, timeout,
 hardware_only), filtered by --app, --tag, --board, in parallel (-j), retrying infrastructure
 failures on another board (--infra-retries) and, with --retry-failed, re-running failed
-cells (fail then pass: flaky); it ends with an app x board matrix, and the project file's
+tests (a pytest suite's failed tests only; a line harness's whole cell), a test that fails
+then passes being flaky; it ends with an app x board matrix, and the project file's
 [gate] (require_hardware, allow_flaky) decides the exit code. --dry-run [--json] prints the
 plan; --shard I/N runs one part of it.
 
@@ -107,10 +109,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run the firmware of this build directory instead of building APP: "
                    "Zephyr (zephyr/zephyr.elf), PlatformIO (.pio/build/<env>/firmware.elf) "
                    "or the one executable ELF of a CMake/Make build")
-    from hil import harnesses
-
-    p.add_argument("--harness", choices=harnesses.names(), default=None,
-                   help="pytest suite, or a line harness reading the image's output (default: "
+    p.add_argument("--harness", type=_harness, default=None,
+                   help="pytest, unity, ztest, console or a harness of the hil.harness entry "
+                   "points: the pytest suite, or a line harness reading the image's output "
+                   "(default: "
                    "the app's app.yaml harness, console with --expect, the project's "
                    "test.harness, else pytest)")
     p.add_argument("--expect", action="append", default=[], metavar="REGEX",
@@ -151,12 +153,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="retry a cell that ended in an infrastructure failure on another "
                    "matching board, up to N times (default: 2); test failures are not")
     g.add_argument("--retry-failed", type=_args.retries, default=0, metavar="N",
-                   help="re-run a failed cell (the whole suite) up to N times; one that "
-                   "fails, then passes is flaky (default: 0)")
+                   help="re-run the failed tests of a failed cell up to N times (pytest: "
+                   "those tests only; a line harness: the whole cell); a test that fails, "
+                   "then passes is flaky (default: 0)")
     p.add_argument("--timeout", type=_args.timeout, default=None,
                    help="seconds to wait for each expected console output (default: the "
                    "project's test.timeout, else 10)")
     _size.add_arguments(p)
+
+
+def _harness(name: str) -> str:
+    """``--harness NAME``: a built-in harness, or one of the hil.harness entry points (only
+    then are the installed distributions scanned)."""
+    if not harnesses.known(name):
+        raise argparse.ArgumentTypeError(f"unknown harness '{name}' (choose from "
+                                         f"{', '.join(harnesses.names())})")
+    return name
 
 
 def run(args: argparse.Namespace) -> int:

@@ -45,6 +45,8 @@ class Cell:
     entries: tuple[RackEntry, ...] = ()  # rack entries to lease one of (hardware, virtual)
     reason: str = ""  # why it will not run ("filtered", "no board with fixture can", ...)
     hardware_required: bool = False  # not run because hardware was required and absent
+    # matching rack entries left out as unhealthy: ((rack id, reason), ...)
+    unhealthy: tuple[tuple[str, str], ...] = ()
 
     @property
     def id(self) -> str:
@@ -56,22 +58,29 @@ class Cell:
 
     @property
     def runs_on(self) -> str:
-        """For humans: ``hardware f4-a, f4-b``, ``virtual board f4-v``, ``QEMU (machine)``."""
+        """For humans: ``hardware f4-a, f4-b``, ``virtual board f4-v``, ``QEMU (machine)``,
+        followed by the matching boards left out as unhealthy."""
         if self.kind == HARDWARE:
-            return f"hardware {', '.join(e.id for e in self.entries)}"
-        if self.kind == VIRTUAL:
+            where = f"hardware {', '.join(e.id for e in self.entries)}"
+        elif self.kind == VIRTUAL:
             word = "virtual boards" if len(self.entries) > 1 else "virtual board"
-            return f"{word} {', '.join(e.id for e in self.entries)}"
-        if self.kind == QEMU:
-            return f"QEMU ({self.board.qemu.machine if self.board.qemu else '?'})"
-        return f"not run: {self.reason}"
+            where = f"{word} {', '.join(e.id for e in self.entries)}"
+        elif self.kind == QEMU:
+            where = f"QEMU ({self.board.qemu.machine if self.board.qemu else '?'})"
+        else:
+            return f"not run: {self.reason}"
+        if self.unhealthy:
+            ids = ", ".join(i for i, _ in self.unhealthy)
+            where += f" (unhealthy, skipped: {ids})"
+        return where
 
     def as_dict(self) -> dict[str, object]:
         return {"id": self.id, "app": self.app.name, "board": self.board.name,
                 "harness": self.harness, "run": self.runnable, "kind": self.kind,
                 "entries": [e.id for e in self.entries], "reason": self.reason or None,
                 "runs_on": self.runs_on, "requires": list(self.app.needs.requires),
-                "tags": list(self.app.needs.tags)}
+                "tags": list(self.app.needs.tags),
+                "unhealthy": [{"rack_id": i, "reason": r} for i, r in self.unhealthy]}
 
 
 @dataclass(frozen=True)
@@ -106,11 +115,15 @@ def allowed_boards(app: App, catalog: Sequence[Board]) -> list[Board]:
 
 def make_plan(apps: Sequence[tuple[App, str]], catalog: Sequence[Board],
               rack: Sequence[RackEntry], present: Mapping[str, Sequence[RackEntry]],
-              filters: Filters = Filters()) -> list[Cell]:
+              filters: Filters = Filters(),
+              unhealthy: Mapping[str, str] | None = None) -> list[Cell]:
     """Every (app, harness) x every board it allows, in app then board order.
 
     ``present``: board name -> its rack entries with hardware present now (the CLI asks the
-    probes; tests pass data). Board names in ``filters`` must exist in ``catalog``."""
+    probes; tests pass data). ``unhealthy``: rack id -> reason of the entries out of service
+    (the lease store's health): a cell never runs on them; one whose matching entries are
+    all unhealthy falls back as if they were absent (a virtual board, then plain QEMU), or
+    is not run, saying so. Board names in ``filters`` must exist in ``catalog``."""
     known = {k: b.name for b in catalog for k in (b.name, *b.aliases)}
     for option, names in (("--board", filters.boards),
                           ("[gate] require_hardware", filters.hardware_boards)):
@@ -133,7 +146,7 @@ def make_plan(apps: Sequence[tuple[App, str]], catalog: Sequence[Board],
                 cells.append(Cell(app, board, harness, reason=why))
                 continue
             cells.append(_place(app, board, harness, rack, present.get(board.name, ()),
-                                filters, board.name in hardware_boards))
+                                filters, board.name in hardware_boards, unhealthy or {}))
     return cells
 
 
@@ -148,24 +161,36 @@ def _filtered(app: App, board: Board, filters: Filters, boards: set[str]) -> str
 
 
 def _place(app: App, board: Board, harness: str, rack: Sequence[RackEntry],
-           present: Sequence[RackEntry], filters: Filters, gate_hardware: bool) -> Cell:
-    """Where one cell runs: hardware, else a virtual board, else plain QEMU."""
+           present: Sequence[RackEntry], filters: Filters, gate_hardware: bool,
+           unhealthy: Mapping[str, str]) -> Cell:
+    """Where one cell runs: healthy hardware, else a healthy virtual board, else plain
+    QEMU."""
     needs = set(app.needs.requires)
     emulated = set(board.qemu.fixtures) if board.qemu else set()
-    hardware = tuple(e for e in present if needs <= set(e.fixtures))
-    virtual = tuple(e for e in rack if e.board == board.name and e.is_virtual
-                    and board.qemu is not None and needs <= set(e.fixtures) | emulated
-                    and filters.on != "qemu")  # --on qemu skips the rack
-    qemu_ok = board.qemu is not None and needs <= emulated
+    matching = tuple(e for e in present if needs <= set(e.fixtures)) \
+        if filters.on != "qemu" else ()
     only_hardware = app.needs.hardware_only or filters.require_hardware or gate_hardware \
         or filters.on == "hardware"
-    if hardware and filters.on != "qemu":
-        return Cell(app, board, harness, HARDWARE, hardware)
+    if not only_hardware and filters.on != "qemu":  # --on qemu skips the rack
+        matching += tuple(e for e in rack if e.board == board.name and e.is_virtual
+                          and board.qemu is not None and needs <= set(e.fixtures) | emulated)
+    sick = tuple((e.id, unhealthy[e.id]) for e in matching if e.id in unhealthy)
+    hardware = tuple(e for e in matching if not e.is_virtual and e.id not in unhealthy)
+    virtual = tuple(e for e in matching if e.is_virtual and e.id not in unhealthy)
+    qemu_ok = board.qemu is not None and needs <= emulated
+    if hardware:
+        return Cell(app, board, harness, HARDWARE, hardware, unhealthy=sick)
     if not only_hardware:
         if virtual:
-            return Cell(app, board, harness, VIRTUAL, virtual)
+            return Cell(app, board, harness, VIRTUAL, virtual, unhealthy=sick)
         if qemu_ok:
-            return Cell(app, board, harness, QEMU)
+            return Cell(app, board, harness, QEMU, unhealthy=sick)
+    if sick:  # the boards that would run it are out of service
+        boards = f"board with {'fixture' if len(needs) == 1 else 'fixtures'} " \
+            f"{', '.join(app.needs.requires)}" if needs else f"{board.name} board"
+        details = "; ".join(f"{i}: {r}" for i, r in sick)
+        return Cell(app, board, harness, reason=f"every {boards} is unhealthy ({details})",
+                    unhealthy=sick, hardware_required=only_hardware)
     # not run: say the first reason a user can act on
     offered = [set(e.fixtures) for e in present] if filters.on != "qemu" else []
     if not only_hardware and board.qemu is not None:
@@ -195,10 +220,12 @@ def virtual_all(rack: Sequence[RackEntry], board: Board) -> list[RackEntry]:
 
 def shard(cells: Iterable[Cell], index: int, count: int,
           weights: Mapping[str, float] | None = None) -> list[Cell]:
-    """The cells of shard ``index`` of ``count`` (1-based): runnable cells go greedily,
+    """The cells of shard ``index`` of ``count`` (1-based). Runnable cells go greedily,
     longest first (last known duration, else the mean of the known ones, else 1), into the
-    lightest shard (ties: the lower shard; equal weights: by cell id); cells that will not
-    run are all reported by shard 1. Every cell is in exactly one shard."""
+    lightest shard (ties: the lower shard; equal weights: by cell id); then each cell that
+    will not run (by id) into the shard with the fewest cells, so every shard reports the
+    not-run cells it owns; filtered cells go round-robin by id. Every cell is in exactly
+    one shard, the same for the same cells and weights."""
     if not 1 <= index <= count:
         raise UsageError(f"--shard {index}/{count}: I must be between 1 and N")
     cells = list(cells)
@@ -206,15 +233,22 @@ def shard(cells: Iterable[Cell], index: int, count: int,
     known = [weights[c.id] for c in cells if c.runnable and c.id in weights]
     default = sum(known) / len(known) if known else 1.0
     load = [0.0] * count
-    mine: set[str] = set()
+    owner: dict[str, int] = {}
     runnable = sorted((c for c in cells if c.runnable),
                       key=lambda c: (-weights.get(c.id, default), c.id))
     for cell in runnable:
         target = min(range(count), key=lambda i: (load[i], i))
         load[target] += weights.get(cell.id, default)
-        if target == index - 1:
-            mine.add(cell.id)
-    return [c for c in cells if c.id in mine or (not c.runnable and index == 1)]
+        owner[cell.id] = target
+    sizes = [sum(1 for t in owner.values() if t == i) for i in range(count)]
+    not_run = sorted((c for c in cells if not c.runnable), key=lambda c: c.id)
+    for cell in (c for c in not_run if not c.reason.startswith(FILTERED)):
+        target = min(range(count), key=lambda i: (sizes[i], i))
+        sizes[target] += 1
+        owner[cell.id] = target
+    for n, cell in enumerate(c for c in not_run if c.reason.startswith(FILTERED)):
+        owner[cell.id] = n % count
+    return [c for c in cells if owner[c.id] == index - 1]
 
 
 def parse_shard(text: str) -> tuple[int, int]:

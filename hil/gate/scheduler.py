@@ -3,8 +3,10 @@ an infrastructure failure retried on another matching board, a failed cell re-ru
 
 Every attempt is kept (``CellResult.attempts``, one ``BoardResult`` each: its board, rack
 entry, outcome and JUnit suite) for the verdict, the JUnit file and the report. A re-run
-(``retry_failed``) repeats the whole cell, not single test cases: a cell that failed and
-then passed is ``flaky``.
+(``retry_failed``) of a pytest cell runs only the tests that failed (their node ids); a line
+harness (unity, ztest, console) cannot pick single tests, so its cell runs whole again. Either
+way each case is judged on its own (``merged_cases``): one that failed and then passed is
+flaky, and so is its cell.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from hil import junit
 from hil.errors import Cancelled, HilError
 from hil.executors import Choice
 from hil.gate.plan import HARDWARE, QEMU, VIRTUAL, Cell
@@ -172,10 +175,11 @@ def _run_cell(result: CellResult, image: Image,
     failed: set[str] = set()
     cell_run = uuid.uuid4().hex[:16]  # the audit records of this cell run's attempts share it
     retry: str | None = None
+    select: tuple[str, ...] = ()  # a re-run's tests (pytest node ids); empty: all
     while True:
         number = len(result.attempts) + 1
         plan = replace(plan_for(cell, image, choice, number), attempt=number, retry=retry,
-                       cell_run=cell_run)
+                       cell_run=cell_run, select=select)
         attempt = run_board(plan)
         attempt.suite.properties["hil.attempt"] = str(len(result.attempts) + 1)
         result.attempts.append(attempt)
@@ -194,10 +198,61 @@ def _run_cell(result: CellResult, image: Image,
         if kind == OutcomeKind.FAILED and result.reruns < limits.retry_failed:
             result.reruns += 1
             retry = "rerun"
-            print(f"hil: {cell.id}: failed; re-running ({result.reruns} of "
+            select = rerun_selection(attempt)
+            what = (f"the {len(select)} failed test{'s' if len(select) > 1 else ''}"
+                    if select else "the whole suite")
+            print(f"hil: {cell.id}: failed; re-running {what} ({result.reruns} of "
                   f"{limits.retry_failed})", file=sys.stderr, flush=True)
             continue
         return
+
+
+def merged(result: CellResult) -> BoardResult:
+    """The cell as one board run: its last attempt, holding every case of its test attempts
+    (a re-run of the failed tests holds only those), each with its last result and its
+    earlier failures, and on which board, as reruns: a case that failed, then passed is
+    flaky (``junit.Case.flaky``). Attempts that ended in an infrastructure failure are left
+    out (the JUnit file keeps them as suites of their own)."""
+    last = result.attempts[-1]
+    runs = [a for a in result.attempts[:-1]
+            if a.outcome.kind != OutcomeKind.INFRASTRUCTURE] + [last]
+    history: dict[tuple[str, str], list[tuple[BoardResult, junit.Case]]] = {}
+    for run in runs:
+        for case in run.suite.cases:
+            history.setdefault((case.classname, case.name), []).append((run, case))
+    cases = []
+    for entries in history.values():
+        run, case = entries[-1]
+        props = dict(case.properties)
+        if run is not last and not any(props.get(k) for k in junit.PLACEMENT):
+            props.update({k: v for k, v in run.suite.properties.items()
+                          if k in junit.PLACEMENT and v and "," not in v})
+        cases.append(replace(case, properties=props, reruns=[
+            junit.Attempt(status=old.status, message=old.message, text=old.text,
+                          seconds=old.seconds, board=earlier.plan.board.name,
+                          rack_id=old.properties.get("hil.rack_id")
+                          or earlier.extra.get("rack_id"),
+                          executor=earlier.kind or earlier.plan.choice.kind,
+                          output=old.output)
+            for earlier, old in entries[:-1] if old.status in ("failed", "error")]))
+    suite = junit.Suite(last.suite.name, cases, dict(last.suite.properties),
+                        sum(r.suite.seconds for r in runs), runs[0].suite.timestamp)
+    counts = {status: suite.count(status) for status in ("passed", "failed", "error",
+                                                          "skipped")}
+    return replace(last, suite=suite, outcome=last.outcome.with_counts(counts))
+
+
+def flaky_cases(result: CellResult) -> list[junit.Case]:
+    """The cell's cases that failed, then passed."""
+    return [c for c in merged(result).suite.cases if c.flaky] if result.attempts else []
+
+
+def rerun_selection(attempt: BoardResult) -> tuple[str, ...]:
+    """What a re-run after ``attempt`` runs: the node ids of its failed pytest tests; empty
+    (the whole suite) for a line harness, or when a module failed to collect."""
+    if attempt.plan.harness != "pytest" or attempt.collect_failed:
+        return ()
+    return attempt.failed_ids
 
 
 def work_dir(root: Path, cell: Cell, attempt: int) -> Path:

@@ -13,9 +13,12 @@ A team adds one in its own distribution's metadata, e.g. in its pyproject.toml::
 
 from __future__ import annotations
 
-from importlib import metadata
+from typing import TYPE_CHECKING
 
 from hil.errors import UsageError
+
+if TYPE_CHECKING:
+    from importlib import metadata
 
 GROUP = "hil.harness"
 PYTEST = "pytest"
@@ -30,12 +33,20 @@ BUILTIN = {
 
 def entry_points() -> dict[str, metadata.EntryPoint]:
     """The line harnesses by name: the ``hil.harness`` group, first one of a name wins."""
+    from importlib import metadata  # scanning the installed distributions: only when asked
+
     found: dict[str, metadata.EntryPoint] = {}
     for ep in metadata.entry_points(group=GROUP):
         found.setdefault(ep.name, ep)
     for name, value in BUILTIN.items():
         found.setdefault(name, metadata.EntryPoint(name, value, GROUP))
     return found
+
+
+def known(name: str) -> bool:
+    """Whether ``--harness NAME`` names a harness (a built-in one without scanning the
+    installed distributions' entry points)."""
+    return name == PYTEST or name in BUILTIN or name in entry_points()
 
 
 def names() -> tuple[str, ...]:

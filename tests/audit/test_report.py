@@ -95,6 +95,63 @@ def test_report_since_filters(store_with_history: dict[str, Any], tmp_path: Path
     assert page["tables"]["images"][0]["cells"] == ["(none)"]
 
 
+def _attempt(cell_run: str, number: int, rack_id: str, cases: list[list[str]],
+             outcome: str = "passed") -> None:
+    audit.record_test(image_sha256="ab" * 32, board="nucleo-f4", rack_id=rack_id,
+                      executor="hardware", passed=sum(c[1] == "passed" for c in cases),
+                      failed=sum(c[1] == "failed" for c in cases), skipped=0, junit=None,
+                      toolchain="gcc", app="shell", seconds=1.0, outcome=outcome,
+                      attempt=number, retry="rerun" if number > 1 else None,
+                      cell_run=cell_run, cases=cases)
+
+
+ECHO, UART, BOOT = "t.test_echo::test_echo", "t.test_uart::test_echo", "t.test_boot::test_boot"
+READ_FLAKY = """JSON.stringify({
+  note: document.querySelector('#flaky').previousElementSibling.innerText,
+  tests: [...document.querySelectorAll('#flaky tbody tr')].map(r => Object.assign({
+      text: r.innerText}, r.dataset)),
+  boards: [...document.querySelectorAll('#flaky-boards tbody tr')].map(r => Object.assign({
+      rate: r.cells[4].innerText}, r.dataset))})"""
+
+
+@needs_chromium
+def test_report_shows_flake_rates_per_test_and_per_board(state: Path, tmp_path: Path,
+                                                         browser: Browser,
+                                                         capsys: pytest.CaptureFixture[str]):
+    # test_echo of t.test_echo: flaky on f4-a and f4-b (the test); the test_echo of another
+    # module (same name) flaky only on f4-b (the board); test_boot never fails
+    for run, where in (("r1", "f4-a"), ("r2", "f4-b")):
+        _attempt(run, 1, where, [[ECHO, "failed"], [BOOT, "passed"]], outcome="failed")
+        _attempt(run, 2, where, [[ECHO, "passed"]])
+    _attempt("r3", 1, "f4-b", [[UART, "failed"], [BOOT, "passed"]], outcome="failed")
+    _attempt("r3", 2, "f4-b", [[UART, "passed"]])
+    _attempt("r4", 1, "f4-a", [[UART, "passed"], [BOOT, "passed"]])
+    html_path = tmp_path / "audit.html"
+    assert main(["audit", "report", "--html", str(html_path)]) == 0
+    capsys.readouterr()
+    assert main(["audit", "flaky", "--json"]) == 0
+    query = json.loads(capsys.readouterr().out)
+    browser.load(html_path.resolve().as_uri())
+    page = json.loads(browser.evaluate(READ_FLAKY))
+    assert browser.errors() == []
+    rows = {(r["case"], r["board"]): (int(r["runs"]), int(r["failures"]), int(r["flaky"]))
+            for r in page["tests"]}
+    # the same numbers as `hil audit flaky`, for every test that failed at least once
+    assert rows == {(t["case"], b["board"]): (b["runs"], b["failures"], b["flaky"])
+                    for t in query["tests"] if t["failures"] for b in t["boards"]}
+    assert rows == {(ECHO, "f4-a"): (2, 1, 1), (ECHO, "f4-b"): (2, 1, 1),
+                    (UART, "f4-a"): (1, 0, 0), (UART, "f4-b"): (2, 1, 1)}
+    first: dict[str, str] = {}  # a test's first row holds its app, name and diagnosis
+    for r in page["tests"]:
+        first.setdefault(r["case"], r["text"])
+    assert "flaky on every board it ran on: a flaky test" in first[ECHO]
+    assert "flaky only on f4-b: look at the board" in first[UART]
+    assert "3 test case(s)" in page["note"] and "1 never failed" in page["note"]
+    # per board, over every test (test_boot included): f4-b flaky in 2 of its 6 runs
+    assert {b["board"]: (int(b["runs"]), int(b["flaky"]), b["rate"]) for b in page["boards"]} \
+        == {"f4-a": (5, 1, "20%"), "f4-b": (6, 2, "33%")}
+
+
 @needs_chromium
 def test_the_checker_sees_console_errors_and_network(tmp_path: Path, browser: Browser):
     """Control: a page that logs an error and fetches a remote image is caught."""

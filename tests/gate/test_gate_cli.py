@@ -253,7 +253,7 @@ def test_the_audit_store_names_the_flaky_test_and_where(gate_project, capsys, tm
     capsys.readouterr()
     assert main(["audit", "flaky", "--json"]) == 0
     tests = {(t["app"], t["case"]): t for t in json.loads(capsys.readouterr().out)["tests"]}
-    test = tests["flaky", "test_reply_once_lost"]
+    test = tests["flaky", "apps.flaky.tests.test_flaky::test_reply_once_lost"]
     assert test["boards"] == [{"board": "nucleo-f4 (qemu)", "runs": 2, "failures": 1,
                                "flaky": 1}]
     assert test["diagnosis"].startswith("flaky on nucleo-f4 (qemu), the only board it ran on")
@@ -285,3 +285,71 @@ def test_gate_require_hardware_is_not_run_without_hardware(gate_project, capsys)
     assert matrix(capsys.readouterr().out)["alpha"] == {
         "lm3s6965evb": "passed in QEMU only",
         "nucleo-f4": "not run: hardware required ([gate] require_hardware) and no hardware"}
+
+
+def _mark_unhealthy(root: Path, rack_id: str, reason: str) -> None:
+    from hil.rack import lease_store
+    from hil.rack.inventory import load_rack
+
+    with lease_store(load_rack(root / "rack.yaml")) as store:
+        store.mark_unhealthy(rack_id, reason)
+
+
+def test_the_plan_skips_unhealthy_boards_and_says_where_it_runs_instead(gate_project,
+                                                                        capsys):
+    console_app(gate_project, "alpha")
+    _two_virtual_boards(gate_project, faulty=False)
+    _mark_unhealthy(gate_project, "f4-a", "probe lost twice")
+    (cell,) = [c for c in dry_run(capsys, "-b", "nucleo-f4") if c["run"]]
+    assert cell["entries"] == ["f4-b"]
+    assert cell["unhealthy"] == [{"rack_id": "f4-a", "reason": "probe lost twice"}]
+    assert cell["runs_on"] == "virtual board f4-b (unhealthy, skipped: f4-a)"
+    junit = gate_project / "verdict.xml"
+    assert main(["test", "-b", "nucleo-f4", "--junit", str(junit)]) == 0
+    captured = capsys.readouterr()
+    assert "skipping unhealthy f4-a (probe lost twice" in captured.err
+    assert matrix(captured.out)["alpha"]["nucleo-f4"] == "passed on a virtual board"
+    (suite,) = ET.parse(junit).getroot().findall("testsuite")
+    assert {p.get("name"): p.get("value") for p in suite.iter("property")}[
+        "hil.rack_id"] == "f4-b"
+    # both out of service: the cell allows plain QEMU and runs there
+    _mark_unhealthy(gate_project, "f4-b", "console dead")
+    assert main(["test", "-b", "nucleo-f4"]) == 0
+    assert matrix(capsys.readouterr().out)["alpha"]["nucleo-f4"] == "passed in QEMU only"
+
+
+def test_a_fixture_only_an_unhealthy_board_has_is_not_run(gate_project, capsys):
+    console_app(gate_project, "bus", "requires: [can]\n")
+    (gate_project / "rack.yaml").write_text(
+        "schema: 1\nboards:\n"
+        "  - {id: f4-a, board: nucleo-f4, probe: 'hilsim:gate-f4-a', emulator: qemu, "
+        "fixtures: [can]}\n")
+    _mark_unhealthy(gate_project, "f4-a", "probe lost twice")
+    assert main(["test", "-b", "nucleo-f4"]) == 8
+    assert matrix(capsys.readouterr().out)["bus"]["nucleo-f4"] == \
+        "not run: every board with fixture can is unhealthy (f4-a: probe lost twice)"
+
+
+def test_the_junit_files_of_all_shards_name_every_cell_once(gate_project, capsys, tmp_path,
+                                                           monkeypatch):
+    console_app(gate_project, "alpha")
+    console_app(gate_project, "bus", "requires: [can]\n")
+    names, codes = [], []
+    for i in (1, 2, 3):  # each CI job starts from the same (here: empty) audit store
+        monkeypatch.setenv("HIL_STATE_DIR", str(tmp_path / f"state-{i}"))
+        junit = tmp_path / f"shard-{i}.xml"
+        codes.append(main(["test", "--on", "qemu", "-b", "nucleo-f4", "-b", "lm3s6965evb",
+                           "--shard", f"{i}/3", "--junit", str(junit)]))
+        assert_valid(junit)
+        suites = ET.parse(junit).getroot().findall("testsuite")
+        assert suites, f"shard {i} reports nothing"
+        names += [s.get("name") for s in suites]
+        for s in suites:
+            if s.get("name").endswith("/bus"):
+                (case,) = s.iter("testcase")
+                assert case.find("error").get("message") == \
+                    "not run: no board with fixture can"
+    capsys.readouterr()
+    assert sorted(names) == ["lm3s6965evb/alpha", "lm3s6965evb/bus", "nucleo-f4/alpha",
+                             "nucleo-f4/bus"]
+    assert sorted(codes) == [0, 8, 8]  # a shard with a not-run cell fails, as the gate does

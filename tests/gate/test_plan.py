@@ -110,6 +110,44 @@ def test_hardware_only_and_gate_hardware_never_fall_back_to_qemu(tmp_path, catal
     assert cells["b@nucleo-f4"].hardware_required
 
 
+SICK = "3 infrastructure failures in a row; last: console lost"
+
+
+def test_unhealthy_boards_are_skipped_and_the_cell_falls_back_saying_so(tmp_path, catalog):
+    a = app(tmp_path, "a", "boards: [nucleo-f4]\n")
+    f4a = RackEntry("f4-a", "nucleo-f4", "hilsim:f4-a", emulator="qemu")
+    f4b = RackEntry("f4-b", "nucleo-f4", "hilsim:f4-b", emulator="qemu")
+    hw = RackEntry("f4-h", "nucleo-f4", "stlink:AAA")
+    cell, = make_plan([(a, "pytest")], catalog, [f4a, f4b], {}, unhealthy={"f4-a": SICK})
+    assert cell.kind == "virtual" and [e.id for e in cell.entries] == ["f4-b"]
+    assert cell.runs_on == "virtual board f4-b (unhealthy, skipped: f4-a)"
+    # every virtual board out of service: plain QEMU, which the cell allows
+    cell, = make_plan([(a, "pytest")], catalog, [f4a, f4b], {},
+                      unhealthy={"f4-a": SICK, "f4-b": "taken out by hand"})
+    assert cell.kind == "qemu" and cell.runs_on == \
+        "QEMU (netduinoplus2) (unhealthy, skipped: f4-a, f4-b)"
+    assert cell.as_dict()["unhealthy"] == [{"rack_id": "f4-a", "reason": SICK},
+                                           {"rack_id": "f4-b", "reason": "taken out by hand"}]
+    # the only hardware out of service: a virtual board instead, unless hardware is required
+    cell, = make_plan([(a, "pytest")], catalog, [hw, f4b], {"nucleo-f4": [hw]},
+                      unhealthy={"f4-h": SICK})
+    assert cell.kind == "virtual" and [e.id for e in cell.entries] == ["f4-b"]
+    cell, = make_plan([(a, "pytest")], catalog, [hw, f4b], {"nucleo-f4": [hw]},
+                      Filters(require_hardware=True), unhealthy={"f4-h": SICK})
+    assert not cell.runnable and cell.hardware_required
+    assert cell.reason == f"every nucleo-f4 board is unhealthy (f4-h: {SICK})"
+
+
+def test_a_fixture_only_unhealthy_boards_have_is_not_run(tmp_path, catalog):
+    a = app(tmp_path, "a", "boards: [nucleo-f4]\nrequires: [can]\n")
+    wired = RackEntry("f4-c", "nucleo-f4", "hilsim:f4-c", emulator="qemu", fixtures=("can",))
+    plain = RackEntry("f4-p", "nucleo-f4", "hilsim:f4-p", emulator="qemu")
+    cell, = make_plan([(a, "pytest")], catalog, [wired, plain], {},
+                      unhealthy={"f4-c": SICK})
+    assert not cell.runnable and not cell.hardware_required
+    assert cell.reason == f"every board with fixture can is unhealthy (f4-c: {SICK})"
+
+
 def test_unknown_boards_are_errors_naming_file_key_or_option(tmp_path, catalog):
     a = app(tmp_path, "a", "exclude_boards: [nucleo-f9]\n")
     with pytest.raises(ConfigError) as err:
@@ -170,12 +208,22 @@ def test_shards_balance_by_duration(tmp_path, catalog):
     assert {c.id for c in second} == {cells[1].id, cells[2].id, cells[3].id}
 
 
-def test_cells_that_will_not_run_are_reported_by_shard_one(tmp_path, catalog):
-    a = app(tmp_path, "a", "requires: [can]\n")
-    b = app(tmp_path, "b")
-    cells = make_plan([(a, "pytest"), (b, "pytest")], catalog, [], {})
-    assert all(c in shard(cells, 1, 3) for c in cells if not c.runnable)
-    assert not any(not c.runnable for c in shard(cells, 2, 3) + shard(cells, 3, 3))
+def test_each_shard_reports_the_not_run_cells_it_owns(tmp_path, catalog):
+    a = app(tmp_path, "a", "requires: [can]\ntags: [smoke]\n")  # not run on any board
+    b = app(tmp_path, "b", "boards: [nucleo-f4, hifive1-revb]\ntags: [smoke]\n")
+    c = app(tmp_path, "c", "tags: [slow]\n")  # filtered by --tag smoke
+    cells = make_plan([(a, "pytest"), (b, "pytest"), (c, "pytest")], catalog, [], {},
+                      Filters(tags=("smoke",)))
+    assert sum(x.runnable for x in cells) == 2 and len(cells) == 10
+    parts = [shard(cells, i, 3) for i in (1, 2, 3)]
+    ids = [x.id for part in parts for x in part]
+    assert sorted(ids) == sorted(x.id for x in cells) and len(ids) == len(set(ids))
+    reported = [[x.id for x in part if not x.runnable and x.app.name == "a"]
+                for part in parts]
+    assert all(reported), reported  # 4 not-run cells over 3 shards: each reports some
+    assert [len(part) for part in parts] == [4, 3, 3]
+    assert [{x.id for x in shard(list(reversed(cells)), i, 3)} for i in (1, 2, 3)] == \
+        [{x.id for x in part} for part in parts]
 
 
 @pytest.mark.parametrize("text", ["0/3", "4/3", "1", "a/b", "1/0"])

@@ -120,6 +120,16 @@ def test_hil_test_runs_on_two_virtual_boards_at_once(tmp_path, capsys):
         assert store.leases() == {}  # every lease given back
         acquired = [row for row in store.lease_log() if row[3] == "acquire"]
         assert {row[1] for row in acquired} == {"f4-a", "f4-b"}
+    # the audit store has one test record per rack entry: each entry's history shows
+    # exactly the cases that ran on it (never a merged "f4-a,f4-b")
+    for entry in ("f4-a", "f4-b"):
+        capsys.readouterr()
+        assert main(["audit", "board", entry, "--json"]) == 0
+        (test,) = json.loads(capsys.readouterr().out)["tests"]
+        ran_here = sorted(f"{c}::{n}" for (c, n), where in placed.items() if where == entry)
+        assert test["rack_id"] == entry and test["passed"] == len(ran_here)
+        assert sorted(case[0] for case in test["cases"]) == ran_here
+        assert {case[2] for case in test["cases"]} == {entry}
 
 
 def test_a_board_that_keeps_failing_is_marked_unhealthy_and_skipped(tmp_path, capsys,
