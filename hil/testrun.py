@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hil import junit, procs
 from hil.boards import Board
@@ -26,6 +27,9 @@ from hil.harnesses.base import Harness, HarnessConfig
 from hil.image import Image
 from hil.outcome import ErrorRecord, Outcome, OutcomeKind
 from hil.settings import current
+
+if TYPE_CHECKING:
+    from hil.debug.session import DebugOnFailure
 
 # pytest's own exit codes
 PYTEST_OK, PYTEST_FAILED, PYTEST_INTERRUPTED, PYTEST_INTERNAL, PYTEST_USAGE, PYTEST_NO_TESTS = \
@@ -58,6 +62,7 @@ class Plan:
     attempt: int = 1
     retry: str | None = None
     cell_run: str | None = None
+    debug: DebugOnFailure | None = None  # --debug-on-failure: keep a crashed board for gdb
 
 
 @dataclass
@@ -201,6 +206,10 @@ def pytest_command(plan: Plan, junit_path: Path, info_path: Path) -> list[str]:
         args += ["--hil-rack-entries", ",".join(plan.rack_entries)]
     if plan.workers:
         args += ["-n", str(plan.workers)]
+    if plan.debug is not None:
+        args.append("--hil-debug-on-failure")
+        if plan.debug.wait is not None:
+            args += ["--hil-debug-wait", f"{plan.debug.wait:g}"]
     return args + list(plan.extra_pytest_args)
 
 
@@ -220,8 +229,10 @@ def _run_pytest(plan: Plan) -> BoardResult:
             rc = procs.call(cmd, env=env)
         else:
             log_path = log
+            # --debug-on-failure: the gdb command (on stderr) must reach the terminal
             with open(log, "wb") as fh:
-                rc = procs.call(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
+                rc = procs.call(cmd, env=env, stdout=fh,
+                                stderr=None if plan.debug else subprocess.STDOUT)
     except Cancelled as exc:
         cancelled, rc = exc, PYTEST_INTERRUPTED
     infos = []
@@ -323,6 +334,13 @@ def make_harness(name: str, config: HarnessConfig) -> Harness:
     return harness
 
 
+def _debug_mode(plan: Plan) -> str | None:
+    """--debug-on-failure: every board starts reachable from gdb, running."""
+    from hil.debug import LISTEN
+
+    return LISTEN if plan.debug is not None else None
+
+
 def _run_lines(plan: Plan) -> BoardResult:
     """A line harness (unity, ztest, console, a team's own) over the board's console."""
     from hil.harnesses.base import run
@@ -331,7 +349,7 @@ def _run_lines(plan: Plan) -> BoardResult:
     harness = make_harness(plan.harness, config)
     name = f"{plan.board.name}/{plan.app}"
     executor = make_executor(plan.board, plan.choice, work_dir=plan.work_dir / plan.harness,
-                             timeout=plan.timeout)
+                             timeout=plan.timeout, debug=_debug_mode(plan))
     entry = plan.choice.entry
     result = BoardResult(plan, junit.Suite(name), kind=executor.kind,
                          executor=executor.description,
@@ -351,6 +369,13 @@ def _run_lines(plan: Plan) -> BoardResult:
             result.extra = {"rack_id": executor.entry.id, "probe": str(executor.entry.probe)}
             result.executor = executor.description
         outcome = run(console, harness, config)
+        if plan.debug is not None and outcome.stop is not None:
+            from hil.debug.session import keep_for_debugger
+
+            try:
+                keep_for_debugger(executor, outcome.stop, plan.debug)
+            except Cancelled as exc:  # Ctrl-C ended the wait: the run, with what it found
+                result.cancelled = exc
     result.suite.cases = [junit.Case(c.name, c.classname, c.status, c.seconds or 0.0,
                                      c.message, c.text, "\n".join(c.output))
                           for c in outcome.cases]

@@ -46,9 +46,10 @@ class DebugOnFailure:
 
 
 def stdin_is_terminal() -> bool:
+    """Whether file descriptor 0 is a terminal (``sys.stdin`` may be pytest's stand-in)."""
     try:
-        return os.isatty(sys.stdin.fileno())
-    except (OSError, ValueError):  # closed or replaced stdin (pytest's capture)
+        return os.isatty(0)
+    except OSError:
         return False
 
 
@@ -92,7 +93,7 @@ def serve(console: Console, *, seconds: float | None = None, forward_input: bool
     Cancelled); typed lines go to the board when stdin is a terminal."""
     out = out or sys.stdout
     forward = stdin_is_terminal() if forward_input is None else forward_input
-    stdin = sys.stdin.fileno() if forward else -1
+    stdin = 0 if forward else -1
     deadline = None if seconds is None else time.monotonic() + seconds
     while deadline is None or time.monotonic() < deadline:
         try:

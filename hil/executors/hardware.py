@@ -162,6 +162,9 @@ class HardwareExecutor(Executor):
     def reset(self) -> None:
         if self._flasher is None or self.image is None:
             raise NoHardwareError(f"{self.description}: not started")
+        if self._gdbserver is not None:  # it holds the probe: the reset needs it
+            self._gdbserver.stop()
+            self._gdbserver = None
         self.console.discard()
         self.console.note("reset")
         reset = getattr(self._flasher, "reset", None)
