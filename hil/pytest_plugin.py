@@ -75,6 +75,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 "and prints the gdb-multiarch command (waits for Ctrl-C on a terminal)")
     g.addoption("--hil-debug-wait", default=None, type=float, metavar="SECONDS",
                 help="with --hil-debug-on-failure: keep the board this long, terminal or not")
+    g.addoption("--hil-debug-terminal", action="store_true", help=argparse.SUPPRESS)
     g.addoption("--hil-run-info", default=None, type=Path, help=argparse.SUPPRESS)
     g.addoption("--hil-rack-entries", default=None, help=argparse.SUPPRESS)  # hil test's plan
 
@@ -348,13 +349,17 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
     executor = getattr(item, "funcargs", {}).get("hil_executor")
     if why is None or executor is None:
         return
-    from hil.debug.session import DebugOnFailure, keep_for_debugger
+    from hil.debug.session import DebugOnFailure, keep_for_debugger, stdin_is_terminal
 
     policy = DebugOnFailure(wait=item.config.getoption("--hil-debug-wait"))
     capture = item.config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled() if capture is not None else nullcontext():
         print(file=sys.stderr)
-        keep_for_debugger(executor, why, policy, out=sys.stderr)
+        # hil test says whether a developer is at a terminal (capture hides stdin from
+        # here); run directly, the terminal counts only with capture off (-s)
+        terminal = item.config.getoption("--hil-debug-terminal") or \
+            (item.config.getoption("capture") == "no" and stdin_is_terminal())
+        keep_for_debugger(executor, why, policy, out=sys.stderr, interactive=terminal)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

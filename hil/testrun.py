@@ -207,9 +207,13 @@ def pytest_command(plan: Plan, junit_path: Path, info_path: Path) -> list[str]:
     if plan.workers:
         args += ["-n", str(plan.workers)]
     if plan.debug is not None:
+        from hil.debug.session import stdin_is_terminal
+
         args.append("--hil-debug-on-failure")
         if plan.debug.wait is not None:
             args += ["--hil-debug-wait", f"{plan.debug.wait:g}"]
+        elif stdin_is_terminal():  # pytest's capture hides the terminal from the plugin
+            args.append("--hil-debug-terminal")
     return args + list(plan.extra_pytest_args)
 
 

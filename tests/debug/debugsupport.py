@@ -53,11 +53,31 @@ class HilProcess:
         self.out = tmp_path / "hil.stdout"
         self.err = tmp_path / "hil.stderr"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.pty_master: int | None = None
 
-    def start(self, *args: str) -> None:
+    def start(self, *args: str, terminal: bool = False) -> None:
+        """Start ``hil args``; with ``terminal`` its stdin is a pseudo-terminal (``type()``
+        writes to it) and it leads its own process group (``ctrl_c()`` signals that group,
+        as a terminal's Ctrl-C does)."""
+        stdin: int = subprocess.DEVNULL
+        if terminal:
+            import pty
+
+            self.pty_master, stdin = pty.openpty()
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
-            self.proc = subprocess.Popen([HIL, *args], env=self.env, stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=err)
+            self.proc = subprocess.Popen([HIL, *args], env=self.env, stdin=stdin,
+                                         stdout=out, stderr=err, start_new_session=terminal)
+        if terminal:
+            os.close(stdin)
+
+    def type(self, text: str) -> None:
+        os.write(self.pty_master, text.encode())
+
+    def ctrl_c(self) -> int:
+        """SIGINT to hil's process group (hil and its pytest, not QEMU's own session)."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGINT)
+        return self.wait()
 
     def stderr(self) -> str:
         return self.err.read_text(errors="replace")
@@ -111,6 +131,9 @@ class HilProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        if self.pty_master is not None:
+            os.close(self.pty_master)
+            self.pty_master = None
 
     def leftovers(self, bound: float = 10.0) -> list[str]:
         """Live processes carrying this run's marker, after waiting up to ``bound`` s."""

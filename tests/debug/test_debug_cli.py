@@ -126,6 +126,23 @@ def test_a_hex_image_starts_without_symbols(tmp_path: Path, shared_cache: Path) 
     assert run.leftovers() == []
 
 
+def test_on_a_terminal_typed_lines_reach_the_board(tmp_path: Path,
+                                                  shared_cache: Path) -> None:
+    run = HilProcess(tmp_path / "run", cache=shared_cache)
+    run.start("debug", "--board", "nucleo-f4", "shell", terminal=True)
+    try:
+        address = run.gdb_address()
+        gdb = gdb_batch(None, address, arch="arm")  # attach, detach: the core runs
+        assert gdb.returncode == 0, gdb.stderr
+        run.wait_for_output(re.compile(r"^READY", re.MULTILINE))
+        run.type("echo typed on the terminal\n")
+        run.wait_for_output(re.compile(r"^typed on the terminal\r?$", re.MULTILINE))
+        assert run.ctrl_c() == 0, run.stderr()
+    finally:
+        run.kill()
+    assert run.leftovers() == []
+
+
 @pytest.mark.parametrize("argv", [
     pytest.param(["debug", "--board", "nucleo-f4", "shell", "--image", "x.elf"],
                  id="app-and-image"),

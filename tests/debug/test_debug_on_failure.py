@@ -89,6 +89,31 @@ def test_a_crashed_pytest_test_keeps_the_board_halted_in_the_fault(tmp_path: Pat
     assert run.leftovers() == []
 
 
+def test_on_a_terminal_it_waits_for_ctrl_c(tmp_path: Path, shared_cache: Path) -> None:
+    """A developer's run: stdin is a terminal, no --debug-wait; Ctrl-C reaches hil and its
+    pytest (one process group) and ends the wait and the run."""
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_crash.py").write_text(textwrap.dedent("""\
+        def test_fault_command(dut):
+            dut.command("fault")
+        """))
+    run = HilProcess(tmp_path / "run", cache=shared_cache)
+    run.start("test", "--board", "hifive1-revb", "shell", "--suite", str(suite),
+              "--debug-on-failure", terminal=True)
+    try:
+        address = run.gdb_address()
+        run.wait_for(re.compile("waiting for the debugger; Ctrl-C ends the wait"))
+        gdb = gdb_batch(_elf(run), address, "info registers pc", "backtrace")
+        assert gdb.returncode == 0, gdb.stderr
+        assert "hil_riscv_trap" in gdb.stdout, gdb.stdout  # halted in the trap handler
+        assert run.proc is not None and run.proc.poll() is None  # still waiting
+        assert run.ctrl_c() == 130, run.stderr()
+    finally:
+        run.kill()
+    assert run.leftovers() == []
+
+
 def test_debug_wait_without_debug_on_failure_is_a_usage_error(capsys) -> None:
     assert main(["test", "--board", "nucleo-f4", "blinky", "--debug-wait", "5"]) == 2
     err = capsys.readouterr().err
