@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
             access = replace(executor.debug_access(),
                              source_dirs=_source_dirs(source_root))
             print(access.describe(), file=sys.stderr)
-            print(f"hil: the console of {console.name} follows (transcript "
+            print(f"hil: on {executor.description}; its console follows (transcript "
                   f"{console.transcript_path}); {_until(args.timeout)}", file=sys.stderr,
                   flush=True)
             from hil.debug.session import serve
