@@ -96,37 +96,41 @@ def run(args: argparse.Namespace) -> int:
     if args.probe and (args.on or args.require_hardware):
         raise UsageError("--probe names where to run: leave out --on and --require-hardware")
     board = load_board(args.board)
+    probe = _probe(args.probe)
+    # where it runs is decided and said before anything is built, as in hil test
+    choice = _probe_choice(board, probe) if probe is not None else \
+        choose_executor(board, args.on or current().test_on, args.require_hardware)
+    if choice is not None:
+        print(f"hil: {choice.describe(board)}", file=sys.stderr, flush=True)
     work_dir = state_dir() / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-debug"
     image, source_root = _image(args, board, work_dir)
-    probe = _probe(args.probe)
+    dirs = _source_dirs(source_root)
+    serving = [False]  # Ctrl-C before the session began is a cancel (exit 130), after not
     try:
-        choice = _probe_choice(board, probe) if probe is not None else \
-            choose_executor(board, args.on or current().test_on, args.require_hardware)
         if choice is None:
             assert probe is not None
-            _debug_bare_probe(board, probe, image, work_dir, args.timeout)
+            _debug_bare_probe(board, probe, image, work_dir, args.timeout, serving, dirs)
             return 0
-        print(f"hil: {choice.describe(board)}", file=sys.stderr, flush=True)
         executor = make_executor(board, choice, work_dir=work_dir, debug=HALT)
         with executor:
             print(f"hil: starting {image.elf or image.hex} halted at reset",
                   file=sys.stderr, flush=True)
             console = executor.start(image)
-            access = replace(executor.debug_access(),
-                             source_dirs=_source_dirs(source_root))
+            access = replace(executor.debug_access(), source_dirs=dirs)
             print(access.describe(), file=sys.stderr)
             print(f"hil: on {executor.description}; its console follows (transcript "
                   f"{console.transcript_path}); {_until(args.timeout)}", file=sys.stderr,
                   flush=True)
             from hil.debug.session import serve
 
+            serving[0] = True
             serve(console, seconds=args.timeout)
     except Cancelled as exc:
-        if exc.signum != signal.SIGINT:
+        if exc.signum != signal.SIGINT or not serving[0]:
             raise
-        print("hil: debug session ended (Ctrl-C): board stopped", file=sys.stderr)
+        print("hil: debug session ended (Ctrl-C)", file=sys.stderr)
         return 0
-    print("hil: debug session ended (--timeout): board stopped", file=sys.stderr)
+    print("hil: debug session ended (--timeout)", file=sys.stderr)
     return 0
 
 
@@ -190,7 +194,8 @@ def _probe_choice(board: Board, probe: ProbeId) -> Choice | None:
 
 
 def _debug_bare_probe(board: Board, probe: ProbeId, image: Image, work_dir: Path,
-                      seconds: float | None) -> None:
+                      seconds: float | None, serving: list[bool],
+                      dirs: tuple[Path, ...]) -> None:
     """A probe outside the rack: flash through it, then serve it with pyocd gdbserver."""
     from hil.debug import GdbAccess, hold
     from hil.debug.gdbserver import PyOCDGdbServer
@@ -204,8 +209,10 @@ def _debug_bare_probe(board: Board, probe: ProbeId, image: Image, work_dir: Path
     with PyOCDGdbServer(board, probe, log_path=work_dir / "gdbserver.log") as server:
         assert server.port is not None
         access = GdbAccess("127.0.0.1", server.port, image.elf, "pyocd gdbserver",
-                           arch=board.arch, after_connect=("monitor reset halt",))
+                           arch=board.arch, source_dirs=dirs,
+                           after_connect=("monitor reset halt",))
         print(access.describe(), file=sys.stderr)
         print(f"hil: {_until(seconds)}", file=sys.stderr, flush=True)
+        serving[0] = True
         hold(seconds)
     print("hil: debug session ended: gdbserver stopped", file=sys.stderr)

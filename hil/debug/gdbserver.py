@@ -22,7 +22,7 @@ from typing import Self
 
 from hil import procs
 from hil.boards import Board
-from hil.errors import NoProbeError
+from hil.errors import NoProbeError, UsageError
 from hil.flash.probe_id import ProbeId
 
 LISTENING = re.compile(r"GDB server listening on port (\d+)")
@@ -51,6 +51,14 @@ class PyOCDGdbServer:
     def start(self, timeout: float = START_TIMEOUT) -> int:
         """Start the child and wait until it listens; returns its port."""
         from hil.settings import current
+
+        if self.board.flash.tool != "pyocd":
+            raise UsageError(f"board {self.board.name} is flashed with "
+                             f"{self.board.flash.tool}, not pyOCD: hil starts no gdb server "
+                             "for it on hardware yet",
+                             hint="start the tool's own gdb server (openocd: gdb_port) and "
+                             "attach gdb-multiarch to it; in QEMU (--on qemu) hil debug "
+                             "works on this board")
 
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:

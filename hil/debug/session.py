@@ -90,7 +90,9 @@ def keep_for_debugger(executor: Executor, why: BaseException, policy: DebugOnFai
 def serve(console: Console, *, seconds: float | None = None, forward_input: bool | None = None,
           out: IO[str] | None = None) -> None:
     """Show the console until ``seconds`` have passed (None: until Ctrl-C, which raises
-    Cancelled); typed lines go to the board when stdin is a terminal."""
+    Cancelled); typed lines go to the board when stdin is a terminal. A firmware FAULT
+    report is shown and serving goes on (the debugger is attached); an emulator lockup
+    (CrashError) or death (EmulatorError) ends it: raised, there is no target left."""
     out = out or sys.stdout
     forward = stdin_is_terminal() if forward_input is None else forward_input
     stdin = 0 if forward else -1
@@ -99,6 +101,8 @@ def serve(console: Console, *, seconds: float | None = None, forward_input: bool
         try:
             text = console.read_available(POLL)
         except CrashError as exc:  # the firmware's FAULT report: show it, keep serving
+            if exc.crash.source == "emulator":
+                raise
             text = f"\n{exc}\n"
         if text:
             out.write(text)

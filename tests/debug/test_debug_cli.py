@@ -162,3 +162,30 @@ def test_help_explains_with_examples(capsys) -> None:
     out = capsys.readouterr().out
     assert "gdb-multiarch" in out and "hil debug --board nucleo-f4" in out
     assert "--timeout" in out and "--probe" in out
+
+
+def test_a_board_pyocd_cannot_drive_is_refused_on_hardware_with_the_fix(capsys) -> None:
+    """hifive1-revb is flashed with OpenOCD: its probe gets no pyocd gdbserver."""
+    argv = ["debug", "--board", "hifive1-revb", "--probe", "hilsim:hifive-bare", "shell",
+            "--timeout", "60"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "flashed with openocd, not pyOCD" in err and "--on qemu" in err
+    assert "Traceback" not in err
+
+
+def test_the_printed_command_survives_a_shell() -> None:
+    """What the user pastes is what gdb gets: paths with spaces are quoted."""
+    import shlex
+
+    from hil.debug import GdbAccess
+
+    access = GdbAccess("127.0.0.1", 4242, Path("/tmp/my firmware/app.elf"), "QEMU gdbstub",
+                       source_dirs=(Path("/src/my project"),),
+                       after_connect=("monitor reset halt",))
+    assert shlex.split(access.command()) == [
+        "gdb-multiarch", "-q", "-d", "/src/my project", "/tmp/my firmware/app.elf",
+        "-ex", "target remote 127.0.0.1:4242", "-ex", "monitor reset halt"]
+    bare = GdbAccess("127.0.0.1", 4242, None, "QEMU gdbstub", arch="riscv")
+    assert "-ex 'set architecture riscv:rv32'" in bare.command()
+    assert "gdb has no symbols" in bare.describe()
