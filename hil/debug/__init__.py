@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hil.errors import EmulatorError
+from hil.errors import Cancelled, EmulatorError
 
 GDB = "gdb-multiarch"
 HALT = "halt"
@@ -118,8 +118,14 @@ def halt_gdbstub(host: str, port: int, *, what: str,
 
 
 def hold(seconds: float | None, *, poll: float = 0.2) -> None:
-    """Wait ``seconds`` (None: until Ctrl-C, which raises Cancelled)."""
+    """Wait ``seconds`` (None: until Ctrl-C). Once the run is cancelled this raises
+    Cancelled, in worker threads too (the signal handler raises only in the main one)."""
+    from hil import procs
+
     deadline = None if seconds is None else time.monotonic() + seconds
     while deadline is None or time.monotonic() < deadline:
+        signum = procs.cancel_signal()
+        if signum is not None:
+            raise Cancelled(signum)
         time.sleep(poll if deadline is None else min(poll, max(deadline - time.monotonic(),
                                                                 0.0)))

@@ -114,6 +114,22 @@ def test_on_a_terminal_it_waits_for_ctrl_c(tmp_path: Path, shared_cache: Path) -
     assert run.leftovers() == []
 
 
+def test_ctrl_c_ends_the_wait_of_boards_run_in_parallel(tmp_path: Path,
+                                                       shared_cache: Path) -> None:
+    """Two boards time out, each waits in its own thread; one Ctrl-C ends both waits."""
+    run = HilProcess(tmp_path / "run", cache=shared_cache)
+    run.start("test", "--board", "nucleo-f4", "--board", "hifive1-revb", "blinky",
+              "--expect", "^never printed$", "--timeout", "2", "--debug-on-failure",
+              terminal=True)
+    try:
+        run.wait_for(re.compile(r"(?s)(waiting for the debugger.*){2}"))
+        assert len(TARGET.findall(run.stderr())) == 2
+        assert run.ctrl_c() == 130, run.stderr()
+    finally:
+        run.kill()
+    assert run.leftovers() == []
+
+
 def test_debug_wait_without_debug_on_failure_is_a_usage_error(capsys) -> None:
     assert main(["test", "--board", "nucleo-f4", "blinky", "--debug-wait", "5"]) == 2
     err = capsys.readouterr().err
