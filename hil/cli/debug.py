@@ -159,7 +159,7 @@ def _image(args: argparse.Namespace, board: Board, work_dir: Path) -> tuple[Imag
 def _source_dirs(source_root: Path | None) -> tuple[Path, ...]:
     from hil.debug import source_dirs
 
-    return source_dirs(source_root)
+    return source_dirs(source_root.parent) if source_root is not None else source_dirs()
 
 
 def _probe(text: str | None) -> ProbeId | None:

@@ -80,15 +80,13 @@ class GdbAccess:
         return "\n".join(lines)
 
 
-def source_dirs(source_root: Path | None = None) -> tuple[Path, ...]:
-    """Directories that resolve the source paths hil's builds record (``hil/runtime/...``
-    and ``<source root name>/...``, see hil.build's prefix maps)."""
+def source_dirs(*more: Path) -> tuple[Path, ...]:
+    """Directories that resolve the relative source paths hil's builds record: the one
+    holding ``hil/runtime/...``, then ``more`` (for ``<source root name>/...``: the source
+    root's parent; see hil.build's prefix maps)."""
     from hil.paths import RUNTIME_DIR
 
-    dirs = [RUNTIME_DIR.parent.parent]
-    if source_root is not None and source_root.parent not in dirs:
-        dirs.append(source_root.parent)
-    return tuple(dirs)
+    return tuple(dict.fromkeys([RUNTIME_DIR.parent.parent, *more]))
 
 
 def halt_gdbstub(host: str, port: int, *, what: str,

@@ -68,6 +68,13 @@ def keep_for_debugger(executor: Executor, why: BaseException, policy: DebugOnFai
               f"{exc}", file=out, flush=True)
         return False
     executor.halted_for_debug = True
+    from dataclasses import replace
+
+    from hil.debug import source_dirs
+    from hil.settings import current
+
+    # the app is not known here: the runtime's sources and those under the project root
+    access = replace(access, source_dirs=source_dirs(current().root))
     print(f"hil: --debug-on-failure: {name} {what} ({str(why).splitlines()[0]}); the target "
           f"is halted on {executor.description}", file=out)
     print(access.describe(), file=out, flush=True)

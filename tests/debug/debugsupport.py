@@ -186,3 +186,18 @@ def held_leases(state: Path) -> list[str]:
             return [r[0] for r in db.execute("SELECT rack_id FROM hil_leases")]
     except sqlite3.OperationalError:  # being created right now
         return []
+
+
+def printed_gdb(stderr: str, *commands: str) -> subprocess.CompletedProcess[str]:
+    """Run the gdb command line hil printed (as a user pastes it), in batch mode, with
+    ``commands`` after its own."""
+    import shlex
+
+    line = next(ln for ln in stderr.splitlines() if ln.strip().startswith("gdb-multiarch "))
+    argv = shlex.split(line)
+    argv[0] = need_gdb()
+    argv[1:1] = ["-batch", "-nx"]
+    for command in commands:
+        argv += ["-ex", command]
+    return subprocess.run(argv, check=False, capture_output=True, text=True, timeout=GDB_S,
+                          stdin=subprocess.DEVNULL)

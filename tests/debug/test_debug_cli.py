@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
-from debugsupport import HilProcess, gdb_batch, held_leases
+from debugsupport import HilProcess, gdb_batch, held_leases, printed_gdb
 from intelhex import IntelHex
 
 from hil.cli import main
@@ -30,10 +30,14 @@ def _debug_to_main(run: HilProcess, board: str) -> None:
     elf = Path(ELF.search(run.stderr()).group(1))  # type: ignore[union-attr]
     assert elf.is_file()
     assert run.stdout() == "", "the core ran before gdb continued it"
-    gdb = gdb_batch(elf, address, "info registers pc", "break main", "continue",
-                    "print commands[0].name", "print sizeof(commands)/sizeof(commands[0])")
+    assert address in run.stderr()
+    gdb = printed_gdb(run.stderr(), "info registers pc", "break main", "continue",
+                      "print commands[0].name", "print sizeof(commands)/sizeof(commands[0])")
     assert gdb.returncode == 0, gdb.stderr
     assert "Breakpoint 1, main ()" in gdb.stdout
+    # the printed -d directories let gdb show the source line it stopped at
+    assert "No such file or directory" not in gdb.stdout + gdb.stderr
+    assert "linebuf_init(&lb, storage" in gdb.stdout or "static char storage" in gdb.stdout
     assert '"ping"' in gdb.stdout
     assert "= 8" in gdb.stdout  # ping echo add crc32 mem version help fault
     if board == "nucleo-f4":  # halted at reset: the first stop is the reset handler
