@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from debugsupport import TARGET, HilProcess, gdb_batch
+from debugsupport import TARGET, HilProcess, gdb_batch, held_leases
 
 from hil.cli import main
 
@@ -25,10 +25,18 @@ def _elf(run: HilProcess) -> Path:
     return Path(m.group(1))
 
 
-def test_a_timed_out_run_keeps_the_board_halted_for_gdb(tmp_path: Path,
-                                                         shared_cache: Path) -> None:
+VIRTUAL_RACK = ("schema: 1\nboards:\n  - {id: f4-a, board: nucleo-f4, probe: 'hilsim:f4-a', "
+                "emulator: qemu}\n")
+
+
+@pytest.mark.parametrize("rack", [
+    pytest.param("schema: 1\nboards: []\n", id="plain-qemu"),
+    pytest.param(VIRTUAL_RACK, id="virtual-board"),
+])
+def test_a_timed_out_run_keeps_the_board_halted_for_gdb(tmp_path: Path, shared_cache: Path,
+                                                         rack: str) -> None:
     junit = tmp_path / "junit.xml"
-    run = HilProcess(tmp_path / "run", cache=shared_cache)
+    run = HilProcess(tmp_path / "run", rack=rack, cache=shared_cache)
     run.start("test", "--board", "nucleo-f4", "blinky", "--expect", "^never printed$",
               "--timeout", "2", "--junit", str(junit), "--debug-on-failure",
               "--debug-wait", "600")
@@ -41,10 +49,14 @@ def test_a_timed_out_run_keeps_the_board_halted_for_gdb(tmp_path: Path,
         pcs = PC.findall(gdb.stdout)
         assert len(pcs) == 2 and pcs[0] == pcs[1], gdb.stdout  # halted: it does not move
         assert 0x08000000 <= int(pcs[0], 16) < 0x08080000  # in the image, in flash
+        if rack == VIRTUAL_RACK:
+            assert "halted on virtual board f4-a" in run.stderr()
+            assert held_leases(run.state) == ["f4-a"]  # held while gdb may attach
         assert run.interrupt() == 130, run.stderr()  # Ctrl-C ends the wait and the run
     finally:
         run.kill()
     assert run.leftovers() == []
+    assert held_leases(run.state) == []
     cases = {c.get("name"): c for c in ET.parse(junit).iter("testcase")}
     assert cases["expect[0] /^never printed$/"].find("failure") is not None
     assert "cancelled" in cases
