@@ -45,21 +45,24 @@ An image without an ELF (a .hex or .bin) still starts; gdb then has no symbols.
 examples:
   hil debug --board nucleo-f4                      # the shell example, in QEMU or on a board
   hil debug --board nucleo-f4 blinky --on qemu
-  hil debug --board hifive1-revb --image build/hifive1-revb/shell/gcc/firmware.elf
+  hil debug --board hifive1-revb --image build/hifive1-revb/shell/firmware.elf
   hil debug --board nucleo-f4 --build-dir ../zephyr-app/build
   hil debug --board nucleo-f4 --probe stlink:066DFF48 myapp   # a probe outside the rack
 
 then, in another terminal, the printed command, e.g.:
-  gdb-multiarch -q build/nucleo-f4/shell/gcc/firmware.elf -ex 'target remote 127.0.0.1:PORT'
+  gdb-multiarch -q build/nucleo-f4/shell/firmware.elf -ex 'target remote 127.0.0.1:PORT'
   (gdb) break main
   (gdb) continue
 """
 EPILOG = """\
 exit codes:
    0  the session ended (Ctrl-C or --timeout)
+   1  the firmware locked the emulator up (the decoded crash is printed)
    2  usage or configuration error      3  the emulator or gdbserver failed
    4  hardware required, not present    5  build failed   10-14  flashing errors
-  20  timed out waiting for a lease   143, 129  cancelled by SIGTERM, SIGHUP
+  20  timed out waiting for a lease
+ 130  Ctrl-C before the session began (while building, leasing, flashing)
+ 143, 129  cancelled by SIGTERM, SIGHUP
 """
 
 
