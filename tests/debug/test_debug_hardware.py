@@ -102,3 +102,32 @@ def test_a_rack_board_is_served_by_pyocd_gdbserver_under_its_lease(
             run.kill()
     assert held_leases(run.state) == []
     assert run.leftovers() == []
+
+
+def test_debug_on_failure_on_a_rack_board_starts_pyocd_gdbserver(
+        tmp_path: Path, shared_cache: Path) -> None:
+    """The silent console times the test out; the board is offered to gdb where it is."""
+    run = HilProcess(tmp_path / "run", cache=shared_cache)
+    env = dict(run.env, HIL_SIM_BOARDS="hw-sim=nucleo-f4")
+    with pyocd_server("hilsim:hw-sim", tmp_path / "server.log", env) as probe_port, \
+            silent_console() as console_port:
+        run.rack.write_text(
+            "schema: 1\nboards:\n  - {id: f4-hw, board: nucleo-f4, "
+            f"probe: 'remote:127.0.0.1:{probe_port}', "
+            f"console: 'socket://127.0.0.1:{console_port}'}}\n")
+        run.start("test", "--board", "nucleo-f4", "blinky", "--expect", "^never printed$",
+                  "--timeout", "2", "--debug-on-failure", "--debug-wait", "600")
+        try:
+            run.gdb_address()
+            err = run.stderr()
+            assert "--debug-on-failure: nucleo-f4 timed out" in err
+            assert "pyocd gdbserver on 127.0.0.1:" in err
+            assert "monitor reset halt" not in err  # halted where it was, not reset
+            gdb = printed_gdb(err, "info registers pc")
+            assert gdb.returncode == 0, gdb.stderr
+            assert re.search(r"^pc\s+0x[0-9a-f]+", gdb.stdout, re.MULTILINE), gdb.stdout
+            assert run.interrupt() == 130, run.stderr()
+        finally:
+            run.kill()
+    assert held_leases(run.state) == []
+    assert run.leftovers() == []
