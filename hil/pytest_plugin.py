@@ -29,6 +29,7 @@ import os
 import re
 import sys
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -46,6 +47,7 @@ _COLLECT_FAILED = pytest.StashKey[bool]()
 _EXECUTORS = pytest.StashKey[list[Any]]()
 _SIGNALS = pytest.StashKey[dict]()
 _PARENT = pytest.StashKey[int]()
+_DEBUG = pytest.StashKey[BaseException]()  # the crash or timeout to debug after this test
 Scope = Literal["session", "package", "module", "class", "function"]
 SCOPES = ("function", "class", "module", "package", "session")
 
@@ -71,6 +73,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="one board instance per ... (default: module)")
     g.addoption("--hil-work-dir", default=None, type=Path,
                 help="where transcripts and emulator logs go (default: pytest's tmp dir)")
+    g.addoption("--hil-debug-on-failure", action="store_true",
+                help="a test that crashes the board or times out keeps it halted for gdb "
+                "and prints the gdb-multiarch command (waits for Ctrl-C on a terminal)")
+    g.addoption("--hil-debug-wait", default=None, type=float, metavar="SECONDS",
+                help="with --hil-debug-on-failure: keep the board this long, terminal or not")
+    g.addoption("--hil-debug-terminal", action="store_true", help=argparse.SUPPRESS)
     g.addoption("--hil-run-info", default=None, type=Path, help=argparse.SUPPRESS)
     g.addoption("--hil-rack-entries", default=None, help=argparse.SUPPRESS)  # hil test's plan
     # hil test --retry-failed: a file of node ids (one a line), the only tests to run
@@ -257,7 +265,8 @@ def hil_executor(request: pytest.FixtureRequest, board, image,
     config = request.config
     executor = make_executor(board, _choice(config), work_dir=_work_dir(request,
                                                                           tmp_path_factory),
-                             timeout=config.getoption("--hil-timeout"))
+                             timeout=config.getoption("--hil-timeout"),
+                             debug=_debug_mode(config))
     config.stash[_EXECUTORS].append(executor)
     with executor:
         executor.start(image)
@@ -295,9 +304,11 @@ def _hil_recover(request: pytest.FixtureRequest) -> None:
     executor = request.getfixturevalue("hil_executor")
     console = executor._console
     broken = (console is None or not console.is_open or console.crashed is not None
-              or console.wedged or executor.outcome.state in ("crashed", "died"))
+              or console.wedged or executor.outcome.state in ("crashed", "died")
+              or executor.halted_for_debug)
     if broken and executor.image is not None:
         executor.reset()
+        executor.halted_for_debug = False
         _wait_ready(request.config, executor.console)
 
 
@@ -333,6 +344,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         record = ErrorRecord.of(exc)  # its first line: the run-info lines stay short
         record = dataclasses.replace(record, message=record.message.split("\n", 1)[0])
         item.config.stash[_ERRORS].append({"test": item.nodeid, **record.as_dict()})
+    if call.when == "call" and report.failed and _debug_mode(item.config) and \
+            _crash_or_timeout(exc):
+        assert exc is not None
+        item.stash[_DEBUG] = exc
     if report.failed and "hil_executor" in getattr(item, "fixturenames", ()):
         executors: list[Any] = item.config.stash[_EXECUTORS]
         executor = next((e for e in reversed(executors)
@@ -344,6 +359,40 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             report.longrepr.addsection(
                 f"hil console of {executor.board.name} ({executor.description}), last lines",
                 f"{tail}\ntranscript: {console.transcript_path}")
+
+
+def _debug_mode(config: pytest.Config) -> str | None:
+    from hil.debug import LISTEN
+
+    return LISTEN if config.getoption("--hil-debug-on-failure", False) else None
+
+
+def _crash_or_timeout(exc: BaseException | None) -> bool:
+    from hil.console import ConsoleTimeout
+    from hil.crash import CrashError
+
+    return isinstance(exc, (CrashError, ConsoleTimeout))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """--hil-debug-on-failure: before the board's fixtures are torn down, keep the board
+    of a test that crashed or timed out halted for gdb (see hil.debug.session)."""
+    why = item.stash.get(_DEBUG, None)
+    executor = getattr(item, "funcargs", {}).get("hil_executor")
+    if why is None or executor is None:
+        return
+    from hil.debug.session import DebugOnFailure, keep_for_debugger, stdin_is_terminal
+
+    policy = DebugOnFailure(wait=item.config.getoption("--hil-debug-wait"))
+    capture = item.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture is not None else nullcontext():
+        print(file=sys.stderr)
+        # hil test says whether a developer is at a terminal (capture hides stdin from
+        # here); run directly, the terminal counts only with capture off (-s)
+        terminal = item.config.getoption("--hil-debug-terminal") or \
+            (item.config.getoption("capture") == "no" and stdin_is_terminal())
+        keep_for_debugger(executor, why, policy, out=sys.stderr, interactive=terminal)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -28,6 +28,7 @@ from hil.outcome import ErrorRecord, Outcome, OutcomeKind
 from hil.settings import current
 
 if TYPE_CHECKING:  # the line harnesses (and their console) load only when one runs
+    from hil.debug.session import DebugOnFailure
     from hil.harnesses.base import Harness, HarnessConfig
 
 # pytest's own exit codes
@@ -63,6 +64,7 @@ class Plan:
     cell_run: str | None = None
     # pytest: only these node ids (a re-run of the failed tests); empty: the whole suite
     select: tuple[str, ...] = ()
+    debug: DebugOnFailure | None = None  # --debug-on-failure: keep a crashed board for gdb
 
 
 @dataclass
@@ -264,6 +266,14 @@ def pytest_command(plan: Plan, junit_path: Path, info_path: Path) -> list[str]:
         args.append(f"--hil-select={select}")
     if plan.workers:
         args += ["-p", "xdist.plugin", "-n", str(plan.workers)]
+    if plan.debug is not None:
+        from hil.debug.session import stdin_is_terminal
+
+        args.append("--hil-debug-on-failure")
+        if plan.debug.wait is not None:
+            args += ["--hil-debug-wait", f"{plan.debug.wait:g}"]
+        elif stdin_is_terminal():  # pytest's capture hides the terminal from the plugin
+            args.append("--hil-debug-terminal")
     return args + list(plan.extra_pytest_args)
 
 
@@ -291,8 +301,10 @@ def _run_pytest(plan: Plan) -> BoardResult:
             rc = procs.call(cmd, env=env)
         else:
             log_path = log
+            # --debug-on-failure: the gdb command (on stderr) must reach the terminal
             with open(log, "wb") as fh:
-                rc = procs.call(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
+                rc = procs.call(cmd, env=env, stdout=fh,
+                                stderr=None if plan.debug else subprocess.STDOUT)
     except Cancelled as exc:
         cancelled, rc = exc, PYTEST_INTERRUPTED
     infos = []
@@ -400,6 +412,13 @@ def make_harness(name: str, config: HarnessConfig) -> Harness:
     return harness
 
 
+def _debug_mode(plan: Plan) -> str | None:
+    """--debug-on-failure: every board starts reachable from gdb, running."""
+    from hil.debug import LISTEN
+
+    return LISTEN if plan.debug is not None else None
+
+
 def _run_lines(plan: Plan) -> BoardResult:
     """A line harness (unity, ztest, console, a team's own) over the board's console."""
     from hil.harnesses.base import run
@@ -408,7 +427,7 @@ def _run_lines(plan: Plan) -> BoardResult:
     harness = make_harness(plan.harness, config)
     name = f"{plan.board.name}/{plan.app}"
     executor = make_executor(plan.board, plan.choice, work_dir=plan.work_dir / plan.harness,
-                             timeout=plan.timeout)
+                             timeout=plan.timeout, debug=_debug_mode(plan))
     entry = plan.choice.entry
     result = BoardResult(plan, junit.Suite(name), kind=executor.kind,
                          executor=executor.description,
@@ -428,6 +447,13 @@ def _run_lines(plan: Plan) -> BoardResult:
             result.extra = {"rack_id": executor.entry.id, "probe": str(executor.entry.probe)}
             result.executor = executor.description
         outcome = run(console, harness, config)
+        if plan.debug is not None and outcome.stop is not None:
+            from hil.debug.session import keep_for_debugger
+
+            try:
+                keep_for_debugger(executor, outcome.stop, plan.debug)
+            except Cancelled as exc:  # Ctrl-C ended the wait: the run, with what it found
+                result.cancelled = exc
     result.suite.cases = [junit.Case(c.name, c.classname, c.status, c.seconds or 0.0,
                                      c.message, c.text, "\n".join(c.output))
                           for c in outcome.cases]

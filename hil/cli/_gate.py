@@ -74,6 +74,10 @@ def run_plan(args: argparse.Namespace, *, harness: str, on: str, run_root: Path,
         image = Image.from_build(build_app(cell.board, cell.app, toolchain=toolchain))
         return image.copy_to(work_dir(run_root, cell, 1) / "image")
 
+    from hil.cli.test import debug_policy
+
+    debug = debug_policy(args)
+
     def plan_for(cell: gp.Cell, image: Image, choice: Choice, attempt: int) -> Plan:
         expect, ordered, source = _expect(cell.app, args)
         timeout = args.timeout if args.timeout is not None else \
@@ -83,7 +87,8 @@ def run_plan(args: argparse.Namespace, *, harness: str, on: str, run_root: Path,
                     work_dir=work_dir(run_root, cell, attempt), on="qemu" if
                     cell.kind == gp.QEMU else "auto", timeout=timeout, workers=args.workers,
                     stream=single, expect=expect, ordered=ordered, expect_source=source,
-                    rack_entries=tuple(e.id for e in choice.entries))
+                    rack_entries=tuple(e.id for e in choice.entries),
+                    debug=debug)
 
     limits = Limits(jobs=args.jobs, infra_retries=args.infra_retries,
                     retry_failed=args.retry_failed)

@@ -72,6 +72,11 @@ examples:
   hil test --board nucleo-f4 --image build/app.hex --suite tests/ --require-hardware
   hil test --board nucleo-f4 --build-dir ../zephyr-app/build --harness unity
 
+--debug-on-failure keeps the board of a test that crashed or timed out halted (QEMU with
+its gdbstub; hardware through pyocd gdbserver) and prints the gdb-multiarch command line
+that attaches to it; then it waits for Ctrl-C (which ends the run) when stdin is a terminal,
+--debug-wait SECONDS, or not at all (an unattended CI run is never blocked).
+
 An image from outside (--image, --build-dir) is checked against the board before anything
 starts: its architecture, every loadable segment in the board's flash, and on Cortex-M the
 initial stack pointer in RAM and the reset vector in flash. A provenance statement marked
@@ -160,6 +165,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds to wait for each expected console output (default: the "
                    "project's test.timeout, else 10)")
     _size.add_arguments(p)
+    d = p.add_argument_group("debugging a failure")
+    d.add_argument("--debug-on-failure", action="store_true",
+                   help="a test that crashes or times out keeps its board halted for gdb "
+                   "and prints the gdb-multiarch command; waits for Ctrl-C when stdin is "
+                   "a terminal")
+    d.add_argument("--debug-wait", type=_args.timeout, default=None, metavar="SECONDS",
+                   help="with --debug-on-failure: keep the board this long, terminal or not "
+                   "(then the run goes on)")
+
+
+def debug_policy(args: argparse.Namespace):
+    """--debug-on-failure and --debug-wait as a hil.debug.session.DebugOnFailure (or None)."""
+    if args.debug_wait is not None and not args.debug_on_failure:
+        raise UsageError("--debug-wait goes with --debug-on-failure")
+    if not args.debug_on_failure:
+        return None
+    from hil.debug.session import DebugOnFailure
+
+    return DebugOnFailure(wait=args.debug_wait)
 
 
 def _harness(name: str) -> str:
@@ -184,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
     on = args.on or settings.test_on
     timeout = args.timeout if args.timeout is not None else settings.test_timeout
     toolchain = args.toolchain or settings.toolchains[0]
+    debug_policy(args)  # a misplaced --debug-wait fails before anything is built
     given = "--build-dir" if args.build_dir is not None else "--image"
     foreign_given = args.image is not None or args.build_dir is not None
     if foreign_given and len(args.board) > 1:
@@ -328,7 +353,8 @@ def _prepare(args: argparse.Namespace, boards, apps: list[App | None], choices,
                               expect_source=source,
                               on=on, require_hardware=args.require_hardware,
                               timeout=timeout, workers=args.workers,
-                              stream=len(boards) * len(apps) == 1))
+                              stream=len(boards) * len(apps) == 1,
+                              debug=debug_policy(args)))
 
 
 def _harness_of(app: App | None, args: argparse.Namespace, default: str) -> str:

@@ -17,6 +17,10 @@ no I/O). ``start()`` builds the command line from the board model and spawns QEM
   ``hil`` do), SIGTERM when the run is cancelled, no core dumps; an ``atexit`` hook kills any
   still running at interpreter exit.
 
+With ``gdbstub=True`` a second socket hil binds and listens on the same way is QEMU's
+gdbstub (``-chardev socket,fd=M,server=on,wait=off -gdb chardev:...``; ``gdb_address``);
+``halted=True`` adds ``-S``: the core waits at its reset vector until a debugger continues it.
+
 ``connect()`` (a raw socket with TCP_NODELAY) or ``url`` (``socket://`` for
 ``hil.console.Console``) reach the console; ``exit_status()`` says whether QEMU has ended and
 how (a ``qemu: fatal: Lockup`` register dump on stderr becomes a ``Crash``); ``pause()`` and
@@ -43,6 +47,7 @@ from hil.errors import ConfigError, EmulatorError
 
 HOST = "127.0.0.1"
 CONSOLE_CHARDEV = "hilconsole"
+GDB_CHARDEV = "hilgdb"
 CONNECT_TIMEOUT = 10.0  # seconds for a raw client's connect (the port is listening already)
 STOP_GRACE = 2.0  # seconds QEMU gets to end on SIGTERM before SIGKILL
 
@@ -97,7 +102,8 @@ class QemuProcess:
     EmulatorError when the QEMU binary is missing, Cancelled once the run is cancelled."""
 
     def __init__(self, board: Board, hex_path: Path, *, stderr_path: Path,
-                 extra_args: tuple[str, ...] = ()) -> None:
+                 extra_args: tuple[str, ...] = (), gdbstub: bool = False,
+                 halted: bool = False) -> None:
         if board.qemu is None:
             raise ConfigError(f"board {board.name} has no qemu section: it cannot run in QEMU",
                               hint="run it on hardware (--on hardware)")
@@ -106,8 +112,11 @@ class QemuProcess:
         self.hex_path = Path(hex_path)
         self.stderr_path = Path(stderr_path)
         self.extra_args = extra_args
+        self.gdbstub = gdbstub or halted
+        self.halted = halted
         self.proc: subprocess.Popen[bytes] | None = None
         self.address: tuple[str, int] | None = None
+        self.gdb_address: tuple[str, int] | None = None  # the gdbstub's, with gdbstub=True
         self.command: list[str] = []
         self._paused = False
 
@@ -115,14 +124,19 @@ class QemuProcess:
     def description(self) -> str:
         return f"QEMU ({self.spec.machine})"
 
-    def command_line(self, console_fd: int) -> list[str]:
-        """QEMU's argv with the listening console socket at file descriptor ``console_fd``."""
+    def command_line(self, console_fd: int, gdb_fd: int | None = None) -> list[str]:
+        """QEMU's argv with the listening console socket at file descriptor ``console_fd``
+        (and the gdbstub's at ``gdb_fd``)."""
         binary = shutil.which(self.spec.binary) or self.spec.binary
         chardev = f"socket,id={CONSOLE_CHARDEV},fd={console_fd},server=on,wait=on,nodelay=on"
         serials = ["-serial", "null"] * self.board.console.qemu_serial
+        gdb: list[str] = []
+        if gdb_fd is not None:
+            gdb = ["-chardev", f"socket,id={GDB_CHARDEV},fd={gdb_fd},server=on,wait=off",
+                   "-gdb", f"chardev:{GDB_CHARDEV}"] + (["-S"] if self.halted else [])
         return [binary, "-M", self.spec.machine, *self.spec.args, "-display", "none",
                 "-monitor", "none", "-nic", "none", "-chardev", chardev, *serials,
-                "-serial", f"chardev:{CONSOLE_CHARDEV}",
+                "-serial", f"chardev:{CONSOLE_CHARDEV}", *gdb,
                 "-device", f"loader,file={qemu_escape(self.hex_path)}", *self.extra_args]
 
     # ------------------------------------------------------------------ lifecycle
@@ -135,16 +149,25 @@ class QemuProcess:
             raise EmulatorError(f"{self.spec.binary} not found on PATH",
                                 hint="install qemu-system-arm / qemu-system-misc")
         self.stderr_path.parent.mkdir(parents=True, exist_ok=True)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener, \
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as gdb_listener:
             listener.bind((HOST, 0))
             listener.listen(1)
             self.address = listener.getsockname()[:2]
             fd = listener.fileno()
-            self.command = self.command_line(fd)
+            fds: tuple[int, ...] = (fd,)
+            gdb_fd = None
+            if self.gdbstub:  # bound like the console: no port race with other processes
+                gdb_listener.bind((HOST, 0))
+                gdb_listener.listen(1)
+                self.gdb_address = gdb_listener.getsockname()[:2]
+                gdb_fd = gdb_listener.fileno()
+                fds = (fd, gdb_fd)
+            self.command = self.command_line(fd, gdb_fd)
             with open(self.stderr_path, "wb") as err:
                 self.proc = procs.popen(self.command, stdin=subprocess.DEVNULL, stdout=err,
                                         stderr=err, start_new_session=True, close_fds=True,
-                                        pass_fds=(fd,), pdeathsig=signal.SIGKILL, core=False)
+                                        pass_fds=fds, pdeathsig=signal.SIGKILL, core=False)
             with _LIVE_LOCK:
                 _LIVE[self.proc.pid] = self.proc
         # hil's copy of the listener is closed here; QEMU's stays open while QEMU runs, so a

@@ -9,6 +9,9 @@ Contract of an ``Executor`` (a context manager; the constructor does no I/O):
    beginning (the console stays the same object, with its input discarded).
 3. ``stop()`` (or leaving the ``with`` block) ends everything: no process, port or lease is left
    behind, whatever happened before. ``outcome`` then says how the run ended.
+4. With a debug mode (``debug``, set before ``start``: ``hil.debug.HALT`` or ``LISTEN``),
+   ``debug_access()`` halts the running target and returns where gdb reaches it
+   (``hil.debug.GdbAccess``); the gdbstub or gdbserver ends with ``stop()``.
 
 ``select_executor`` picks one from ``--on auto|hardware|qemu`` and says on the terminal which
 and why; ``choose_executor`` is the same decision without constructing anything.
@@ -29,6 +32,7 @@ from hil.image import Image
 
 if TYPE_CHECKING:
     from hil.console import Console
+    from hil.debug import GdbAccess
     from hil.rack.inventory import RackEntry
 
 ON_CHOICES = ("auto", "hardware", "qemu")
@@ -47,6 +51,8 @@ class Executor(ABC):
     """A running board; see the module doc for the contract."""
 
     kind: str = ""
+    debug: str | None = None  # hil.debug.HALT or LISTEN: reachable from gdb (set before start)
+    halted_for_debug = False  # debug_access() stopped it for gdb (reset to run it again)
 
     def __init__(self, board: Board, *, work_dir: Path, timeout: float = 10.0) -> None:
         self.board = board
@@ -93,6 +99,11 @@ class Executor(ABC):
 
     @abstractmethod
     def stop(self) -> None: ...
+
+    def debug_access(self) -> GdbAccess:
+        """Halt the target and say where gdb reaches it (needs ``debug`` set at start);
+        raises UsageError when this executor cannot be debugged."""
+        raise UsageError(f"{self.description} cannot be debugged with gdb")
 
     def check(self) -> None:  # noqa: B027 - a hook with a default, not abstract
         """Raise if the board crashed or died since started (an emulator sees it; on
@@ -166,19 +177,23 @@ def choose_executor(board: Board, on: str = "auto", require_hardware: bool = Fal
 
 
 def make_executor(board: Board, choice: Choice, *, work_dir: Path,
-                  timeout: float = 10.0) -> Executor:
-    """Construct (no I/O) the executor ``choice`` names."""
+                  timeout: float = 10.0, debug: str | None = None) -> Executor:
+    """Construct (no I/O) the executor ``choice`` names (with debug mode ``debug``)."""
+    executor: Executor
     if choice.entries:
         from hil.executors.leased import LeasedExecutor
 
-        return LeasedExecutor(board, choice, work_dir=work_dir, timeout=timeout)
-    if choice.kind == "qemu":
+        executor = LeasedExecutor(board, choice, work_dir=work_dir, timeout=timeout)
+    elif choice.kind == "qemu":
         from hil.executors.qemu import QemuExecutor
 
-        return QemuExecutor(board, work_dir=work_dir, timeout=timeout)
-    from hil.executors.hardware import HardwareExecutor
+        executor = QemuExecutor(board, work_dir=work_dir, timeout=timeout)
+    else:
+        from hil.executors.hardware import HardwareExecutor
 
-    return HardwareExecutor(board, choice.entry, work_dir=work_dir, timeout=timeout)
+        executor = HardwareExecutor(board, choice.entry, work_dir=work_dir, timeout=timeout)
+    executor.debug = debug
+    return executor
 
 
 def select_executor(board: Board, on: str = "auto", require_hardware: bool = False, *,

@@ -28,6 +28,8 @@ from hil.image import Image
 from hil.rack.inventory import Rack, RackEntry
 
 if TYPE_CHECKING:
+    from hil.debug import GdbAccess
+    from hil.debug.gdbserver import PyOCDGdbServer
     from hil.flash import Flasher
 
 _URL = re.compile(r"^(?P<scheme>[a-z0-9+]+)://(?P<host>[^:/]+):(?P<port>\d+)")
@@ -133,6 +135,7 @@ class HardwareExecutor(Executor):
         self.entry: RackEntry = entry
         self.console_url: str = entry.console
         self._flasher: Flasher | None = None
+        self._gdbserver: PyOCDGdbServer | None = None
 
     @property
     def description(self) -> str:
@@ -159,6 +162,9 @@ class HardwareExecutor(Executor):
     def reset(self) -> None:
         if self._flasher is None or self.image is None:
             raise NoHardwareError(f"{self.description}: not started")
+        if self._gdbserver is not None:  # it holds the probe: the reset needs it
+            self._gdbserver.stop()
+            self._gdbserver = None
         self.console.discard()
         self.console.note("reset")
         reset = getattr(self._flasher, "reset", None)
@@ -173,7 +179,26 @@ class HardwareExecutor(Executor):
                 record_failed_flash(self._flasher, self.image.hex, exc)
                 raise
 
+    def debug_access(self) -> GdbAccess:
+        """Start ``pyocd gdbserver`` on the entry's probe (the core halts when it
+        connects); in HALT mode gdb resets and halts it again at once."""
+        from hil.debug import HALT, GdbAccess
+        from hil.debug.gdbserver import PyOCDGdbServer
+
+        if self._gdbserver is None or self._gdbserver.port is None:
+            self._gdbserver = PyOCDGdbServer(self.board, self.entry.probe,
+                                             log_path=self.work_dir / "gdbserver.log")
+            self._gdbserver.start()
+        assert self._gdbserver.port is not None
+        elf = self.image.elf if self.image is not None else None
+        return GdbAccess("127.0.0.1", self._gdbserver.port, elf, "pyocd gdbserver",
+                         arch=self.board.arch,
+                         after_connect=("monitor reset halt",) if self.debug == HALT else ())
+
     def stop(self) -> None:
+        if self._gdbserver is not None:
+            self._gdbserver.stop()
+            self._gdbserver = None
         if self._console is not None:
             self._console.close()
         if self.outcome.state == "running":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hil.boards import Board
 from hil.console import Console
@@ -20,6 +21,9 @@ from hil.image import Image
 from hil.rack.inventory import RackEntry
 from hil.rack.leases import Lease, LeaseStore
 from hil.settings import current
+
+if TYPE_CHECKING:
+    from hil.debug import GdbAccess
 
 
 def lease_wait() -> float | None:
@@ -72,6 +76,7 @@ class LeasedExecutor(Executor):
         self.entry = entry
         try:
             self.inner = self._make_inner(entry)
+            self.inner.debug = self.debug
             self._console = self.inner.start(image)
         except BaseException as exc:
             if is_infrastructure(exc):  # the probe, console or emulator: the entry's health
@@ -118,3 +123,8 @@ class LeasedExecutor(Executor):
     def check(self) -> None:
         if self.inner is not None:
             self.inner.check()
+
+    def debug_access(self) -> GdbAccess:
+        if self.inner is None:
+            return super().debug_access()
+        return self.inner.debug_access()

@@ -15,13 +15,17 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hil.boards import Board
 from hil.console import Console
 from hil.emulator.qemu import QemuProcess
-from hil.errors import ConfigError, ConsoleError, EmulatorError
+from hil.errors import ConfigError, ConsoleError, EmulatorError, UsageError
 from hil.executors import Executor, Outcome
 from hil.image import Image
+
+if TYPE_CHECKING:
+    from hil.debug import GdbAccess
 
 
 class QemuExecutor(Executor):
@@ -81,8 +85,11 @@ class QemuExecutor(Executor):
         return self._console
 
     def _spawn_and_connect(self) -> None:
+        from hil.debug import HALT
+
         process = QemuProcess(self.board, self.boot_hex(), stderr_path=self.stderr_path,
-                              extra_args=self.extra_args)
+                              extra_args=self.extra_args, gdbstub=self.debug is not None,
+                              halted=self.debug == HALT)
         self.process = process
         self.spawned_at = time.monotonic()
         process.start()
@@ -118,6 +125,25 @@ class QemuExecutor(Executor):
                             f"unexpectedly: {ended.how}" + (f"\n  stderr: {tail}" if tail else ""),
                             hint=f"stderr: {self.stderr_path}; transcript: "
                             f"{self._console.transcript_path if self._console else None}")
+
+    def debug_access(self) -> GdbAccess:
+        """Stop the VM through its gdbstub and say where that is."""
+        from hil.debug import GdbAccess, halt_gdbstub
+
+        process = self.process
+        if process is None or process.gdb_address is None:
+            raise UsageError(f"{self.board.name} in {self.description} was started without "
+                             "a gdbstub", hint="start it with a debug mode (hil debug, "
+                             "hil test --debug-on-failure)")
+        ended = process.exit_status()
+        if ended is not None:
+            raise EmulatorError(f"{self.board.name} in {self.description} has ended "
+                                f"({ended.how}): there is no target left to debug",
+                                hint=f"QEMU's stderr: {self.stderr_path}")
+        host, port = process.gdb_address
+        halt_gdbstub(host, port, what=f"{self.board.name} in {self.description}")
+        assert self.image is not None
+        return GdbAccess(host, port, self.image.elf, "QEMU gdbstub", arch=self.board.arch)
 
     def _stop_process(self) -> None:
         self._stopping = True

@@ -9,6 +9,7 @@ flash. Its verdicts are QEMU verdicts: a virtual board is not hardware.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hil.boards import Board
 from hil.console import Console
@@ -17,6 +18,9 @@ from hil.executors.qemu import QemuExecutor
 from hil.flash import FlashReport
 from hil.image import Image
 from hil.rack.inventory import RackEntry
+
+if TYPE_CHECKING:
+    from hil.debug import GdbAccess
 
 
 class VirtualBoardExecutor(Executor):
@@ -54,6 +58,7 @@ class VirtualBoardExecutor(Executor):
         self.work_dir.mkdir(parents=True, exist_ok=True)
         flasher = make_flasher(self.board, self.entry.probe, rack_entry=self.entry.id)
         self.flash_report = flash_and_record(flasher, image.hex, reset=True)
+        self._qemu.debug = self.debug
         self._console = self._qemu.start(image)
         self.outcome = Outcome("running")
         return self._console
@@ -72,3 +77,6 @@ class VirtualBoardExecutor(Executor):
 
     def check(self) -> None:
         self._qemu.check()
+
+    def debug_access(self) -> GdbAccess:
+        return self._qemu.debug_access()
