@@ -36,6 +36,7 @@ examples:
   hil rack status
   hil rack release "$HIL_LEASE"
   hil rack reset f4-a            # mark an unhealthy board healthy again (or clear a BAD ROW)
+  hil rack power f4-a cycle      # switch a board's power (its rack entry's power: key)
 """
 
 
@@ -68,6 +69,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                            "a lease row shown as BAD ROW, and forgets an id gone from the rack "
                            "file")
     reset.add_argument("rack_id")
+    from hil.cli import _rack_power
+
+    _rack_power.add_parser(sub)
 
 
 def _when(t: object) -> str:
@@ -128,6 +132,11 @@ def run(args: argparse.Namespace) -> int:
             until = store.renew(args.token, args.ttl)
             print(f"renewed until {_when(until)}", file=sys.stderr)
             return 0
+        if action == "power":
+            from hil.cli import _rack_power
+
+            return _rack_power.run(rack, store, args.rack_id, args.power_action,
+                                   force=args.force)
         if action == "reset":
             gone = rack.entry(args.rack_id) is None
             if gone and args.rack_id not in {**store.leases(), **store.health()}:
