@@ -134,3 +134,22 @@ def test_site_driver_checks_its_keys_through_the_reader(tmp_path, site_relay):
     path = write_rack(tmp_path, f"driver: relay\nstate: '{site_relay}'\nchannel: 9")
     with pytest.raises(ConfigError, match=r"boards\[0\]\.power\.channel: must be at most 8"):
         load_rack(path)
+
+
+def readme_power_examples() -> list[str]:
+    """The power: blocks of the README's "Power control" section."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("### Power control", 1)[1].split("\n### ", 1)[0]
+    yaml_block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    blocks = yaml_block.split("\npower:")
+    return [textwrap.dedent("\n".join(b.splitlines()[1:])) for b in blocks]
+
+
+def test_readme_power_examples_are_valid(tmp_path):
+    examples = readme_power_examples()
+    assert [e.splitlines()[0] for e in examples] == ["driver: uhubctl", "driver: pdudaemon",
+                                                     "driver: command"]
+    for example in examples:
+        load_rack(write_rack(tmp_path, example))  # raises on any bad key
