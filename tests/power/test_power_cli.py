@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,45 @@ def test_end_to_end_real_uhubctl_without_a_hub(tmp_path):
     assert proc.returncode == ExitCode.INFRASTRUCTURE, proc.stderr
     assert "f4-a: power on (uhubctl hub 1-1.4 port 2)" in proc.stderr
     assert "No compatible devices detected" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie is gone for our purposes
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_cancelled_switch_stops_the_command_and_says_how_to_restore_power(tmp_path):
+    pid_file = tmp_path / "relay.pid"
+    # the relay program's own child (a helper it started) must end too
+    script(tmp_path / "relay.sh", f'sleep 120 &\necho $! > "{pid_file}.tmp"\n'
+           f'mv "{pid_file}.tmp" "{pid_file}"\nwait\n')
+    path = write_rack(tmp_path, RELAY)
+    env = {**os.environ, "HIL_STATE_DIR": str(tmp_path / "state")}
+    proc = subprocess.Popen([sys.executable, "-m", "hil", "rack", "--rack", str(path),
+                             "power", "f4-a", "cycle"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(1200):  # the relay command is running
+            if pid_file.exists() or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert pid_file.exists(), proc.communicate(timeout=60)
+        relay_pid = int(pid_file.read_text())
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "'hil rack power f4-a on' switches it on" in err and "Traceback" not in err
+    assert out == ""  # nothing claims it was switched
+    for _ in range(200):
+        if not _alive(relay_pid):
+            break
+        time.sleep(0.05)
+    assert not _alive(relay_pid)  # the relay command did not outlive the cancel
