@@ -45,7 +45,14 @@ def run(path: Path | None, *, write: bool) -> int:
     target = path or default_rack_path()
     rack = load_rack(target) if target.exists() else Rack(None, ())
     print("scanning probes and serial ports...", file=sys.stderr, flush=True)
-    found = scan(rack, list_probes(rack), serial_ports())
+    ports = serial_ports()
+    found = scan(rack, list_probes(rack), ports)
+    paired = {p.device for f in found for p in f.ports}
+    others = [p for p in ports if p.serial_number and p.device not in paired]
+    if others:  # a separate USB-serial adapter: its port is the user's to assign
+        print("serial ports of no probe: " + ", ".join(
+            f"{p.path} ({p.description or 'serial'} {p.serial_number})" for p in others),
+            file=sys.stderr)
     if not found:
         print("no probes found (USB probes need their udev rules; 'hil probes' lists the same "
               "probes)")

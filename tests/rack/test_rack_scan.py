@@ -51,7 +51,10 @@ def bench(tmp_path, monkeypatch):
 
 def test_scan_lists_probes_and_prints_an_entry_for_the_new_one(bench, capsys):
     assert main(["rack", "scan"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    # a port whose serial number is no probe's is named, for the user to assign by hand
+    assert "serial ports of no probe: /dev/ttyACM3 (STM32 STLink - ST-Link VCP Data " \
+           "0670FF3632)" in err and "ttyS0" not in err
     rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("hilsim:")}
     assert rows["hilsim:f4-a"].endswith("f4-a")  # already in the rack: its entry
     assert rows["hilsim:bench-x"].split()[-2:] == ["/dev/ttyACM7", "new"]
