@@ -36,6 +36,8 @@ examples:
   hil rack status
   hil rack release "$HIL_LEASE"
   hil rack reset f4-a            # mark an unhealthy board healthy again (or clear a BAD ROW)
+  hil rack power f4-a cycle      # switch a board's power (its rack entry's power: key)
+  hil rack scan --write          # add entries for newly connected probes to rack.yaml
 """
 
 
@@ -68,6 +70,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                            "a lease row shown as BAD ROW, and forgets an id gone from the rack "
                            "file")
     reset.add_argument("rack_id")
+    from hil.cli import _rack_power, _rack_scan
+
+    _rack_power.add_parser(sub)
+    _rack_scan.add_parser(sub)
 
 
 def _when(t: object) -> str:
@@ -93,6 +99,10 @@ def _seconds(value: object) -> float | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.rack_command == "scan":
+        from hil.cli import _rack_scan
+
+        return _rack_scan.run(args.scan_rack or args.rack, write=args.write)
     rack = load_rack(args.rack, required=args.rack is not None)
     action = args.rack_command
     with lease_store(rack) as store:
@@ -128,6 +138,11 @@ def run(args: argparse.Namespace) -> int:
             until = store.renew(args.token, args.ttl)
             print(f"renewed until {_when(until)}", file=sys.stderr)
             return 0
+        if action == "power":
+            from hil.cli import _rack_power
+
+            return _rack_power.run(rack, store, args.rack_id, args.power_action,
+                                   force=args.force)
         if action == "reset":
             gone = rack.entry(args.rack_id) is None
             if gone and args.rack_id not in {**store.leases(), **store.health()}:

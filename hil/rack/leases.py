@@ -115,7 +115,7 @@ class Health:
         return self.unhealthy_reason is None
 
 
-HEALTH_EVENTS = ("recovery", "check", "unhealthy", "returned")
+HEALTH_EVENTS = ("recovery", "check", "unhealthy", "returned", "power")
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,8 @@ class HealthEvent:
     ``kind``: ``recovery`` (a recovery-ladder step was tried: ``step`` names it, ``ok`` says
     whether the board answered after it), ``check`` (a health check ran; ``ok`` its result),
     ``unhealthy`` (the board was taken out of service; ``detail`` is the reason) or
-    ``returned`` (back in service)."""
+    ``returned`` (back in service) or ``power`` (switched by hand with ``hil rack power``:
+    ``step`` is on, off or cycle, ``detail`` who did it)."""
 
     rack_id: str
     at: float
