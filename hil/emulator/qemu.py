@@ -21,6 +21,11 @@ no I/O). ``start()`` builds the command line from the board model and spawns QEM
 ``hil.console.Console``) reach the console; ``exit_status()`` says whether QEMU has ended and
 how (a ``qemu: fatal: Lockup`` register dump on stderr becomes a ``Crash``); ``pause()`` and
 ``resume()`` stop and continue it; ``stop()`` ends it (SIGTERM, a grace period, SIGKILL).
+
+A second listening socket, handed over the same way, is QEMU's QMP control channel:
+``system_reset(timeout)`` resets the machine through it (the loader reloads the image, the
+console connection stays). Only a QEMU that runs answers it: a stopped (SIGSTOP) or wedged
+one does not, which is how a virtual board models a chip whose debug port no longer answers.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from hil.errors import ConfigError, EmulatorError
 
 HOST = "127.0.0.1"
 CONSOLE_CHARDEV = "hilconsole"
+QMP_CHARDEV = "hilqmp"
 CONNECT_TIMEOUT = 10.0  # seconds for a raw client's connect (the port is listening already)
 STOP_GRACE = 2.0  # seconds QEMU gets to end on SIGTERM before SIGKILL
 
@@ -108,6 +114,7 @@ class QemuProcess:
         self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
         self.address: tuple[str, int] | None = None
+        self.qmp_address: tuple[str, int] | None = None
         self.command: list[str] = []
         self._paused = False
 
@@ -115,13 +122,17 @@ class QemuProcess:
     def description(self) -> str:
         return f"QEMU ({self.spec.machine})"
 
-    def command_line(self, console_fd: int) -> list[str]:
-        """QEMU's argv with the listening console socket at file descriptor ``console_fd``."""
+    def command_line(self, console_fd: int, qmp_fd: int | None = None) -> list[str]:
+        """QEMU's argv with the listening console socket at file descriptor ``console_fd``
+        (and the QMP control socket at ``qmp_fd``)."""
         binary = shutil.which(self.spec.binary) or self.spec.binary
         chardev = f"socket,id={CONSOLE_CHARDEV},fd={console_fd},server=on,wait=on,nodelay=on"
         serials = ["-serial", "null"] * self.board.console.qemu_serial
+        control = [] if qmp_fd is None else [
+            "-chardev", f"socket,id={QMP_CHARDEV},fd={qmp_fd},server=on,wait=off",
+            "-mon", f"chardev={QMP_CHARDEV},mode=control"]
         return [binary, "-M", self.spec.machine, *self.spec.args, "-display", "none",
-                "-monitor", "none", "-nic", "none", "-chardev", chardev, *serials,
+                "-monitor", "none", "-nic", "none", "-chardev", chardev, *control, *serials,
                 "-serial", f"chardev:{CONSOLE_CHARDEV}",
                 "-device", f"loader,file={qemu_escape(self.hex_path)}", *self.extra_args]
 
@@ -135,16 +146,21 @@ class QemuProcess:
             raise EmulatorError(f"{self.spec.binary} not found on PATH",
                                 hint="install qemu-system-arm / qemu-system-misc")
         self.stderr_path.parent.mkdir(parents=True, exist_ok=True)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener, \
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as control:
             listener.bind((HOST, 0))
             listener.listen(1)
+            control.bind((HOST, 0))
+            control.listen(1)
             self.address = listener.getsockname()[:2]
-            fd = listener.fileno()
-            self.command = self.command_line(fd)
+            self.qmp_address = control.getsockname()[:2]
+            fd, qmp_fd = listener.fileno(), control.fileno()
+            self.command = self.command_line(fd, qmp_fd)
             with open(self.stderr_path, "wb") as err:
                 self.proc = procs.popen(self.command, stdin=subprocess.DEVNULL, stdout=err,
                                         stderr=err, start_new_session=True, close_fds=True,
-                                        pass_fds=(fd,), pdeathsig=signal.SIGKILL, core=False)
+                                        pass_fds=(fd, qmp_fd), pdeathsig=signal.SIGKILL,
+                                        core=False)
             with _LIVE_LOCK:
                 _LIVE[self.proc.pid] = self.proc
         # hil's copy of the listener is closed here; QEMU's stays open while QEMU runs, so a
@@ -232,6 +248,49 @@ class QemuProcess:
 
     # ------------------------------------------------------------------ control
 
+    def system_reset(self, timeout: float) -> None:
+        """Reset the machine through QMP (``system_reset``); EmulatorError when QEMU does not
+        answer within ``timeout`` seconds (stopped, wedged or gone)."""
+        self.qmp("system_reset", timeout)
+
+    def qmp(self, command: str, timeout: float) -> dict:
+        """Run one QMP command (after the capabilities handshake) and return its reply."""
+        import json
+        import time
+
+        if self.qmp_address is None or self.poll() is not None:
+            raise EmulatorError(f"{self.description} for {self.board.name} is not running: "
+                                f"cannot {command}")
+        deadline = time.monotonic() + timeout
+        try:
+            with socket.create_connection(self.qmp_address, timeout=timeout) as sock:
+                reader = sock.makefile("rb")
+
+                def reply(wanted: str) -> dict:
+                    while True:
+                        sock.settimeout(max(deadline - time.monotonic(), 0.001))
+                        line = reader.readline()
+                        if not line:
+                            raise EmulatorError(f"QEMU closed its control channel ({command})")
+                        msg = json.loads(line)
+                        if wanted in msg or "error" in msg:
+                            return msg
+
+                reply("QMP")
+                for cmd in ("qmp_capabilities", command):
+                    sock.sendall(json.dumps({"execute": cmd}).encode() + b"\n")
+                    msg = reply("return")
+                    if "error" in msg:
+                        raise EmulatorError(f"QEMU refused {cmd}: {msg['error']}")
+                return msg
+        except TimeoutError as exc:
+            raise EmulatorError(f"{self.description} for {self.board.name} did not answer "
+                                f"'{command}' on its control channel within {timeout:g} s "
+                                "(stopped or wedged)") from exc
+        except (OSError, ValueError) as exc:
+            raise EmulatorError(f"{self.description} for {self.board.name}: '{command}' "
+                                f"failed on its control channel: {exc}") from exc
+
     def pause(self) -> None:
         """SIGSTOP QEMU (a core halted by the debugger)."""
         if self.proc is not None and not self._paused:
@@ -257,14 +316,18 @@ class QemuProcess:
         except ProcessLookupError:  # ended just now: exit_status() reports it
             pass
 
-    def stop(self) -> None:
+    def stop(self, *, power_cut: bool = False) -> None:
         """End QEMU: SIGTERM, up to STOP_GRACE seconds, then SIGKILL (at once when the run
-        is cancelled: QEMU holds nothing to save, and a cancel must end fast); idempotent."""
+        is cancelled: QEMU holds nothing to save, and a cancel must end fast; and for a
+        ``power_cut``, a virtual board switched off); idempotent."""
         proc = self.proc
         if proc is None:
             return
         self.resume()  # a stopped process would only see SIGTERM once continued
-        procs.stop(proc, grace=0.0 if procs.cancel_signal() is not None else STOP_GRACE)
+        if proc.poll() is None:
+            self._signal(signal.SIGCONT)  # also when stopped by someone else (a hung board)
+        now = power_cut or procs.cancel_signal() is not None
+        procs.stop(proc, grace=0.0 if now else STOP_GRACE)
         self._forget()
 
     def _forget(self) -> None:

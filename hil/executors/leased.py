@@ -95,6 +95,20 @@ class LeasedExecutor(Executor):
     def _running(self) -> Executor | None:
         return self.inner
 
+    def recover(self, cause: BaseException, *, ready: str | None = None) -> str | None:
+        """The recovery ladder (hil.recovery) on the leased board; RecoveryFailed marks it
+        unhealthy. None when nothing can be tried (not started, lease lost)."""
+        if self.inner is None or self.entry is None or self._console is None or \
+                (self.lease is not None and self.lease.lost):
+            return None
+        from hil.power import driver_for
+        from hil.recovery import RecoveryLadder, Timeouts
+
+        ladder = RecoveryLadder(self.inner, self.entry, store=self._store,
+                                timeouts=Timeouts.for_console(self.timeout), ready=ready or "",
+                                power=driver_for(self.entry))
+        return ladder.climb(cause)
+
     def reset(self) -> None:
         if self.inner is None:
             raise EmulatorError(f"{self.description}: reset before start")
