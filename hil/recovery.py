@@ -210,7 +210,7 @@ class RecoveryLadder:
 
 def _left(deadline: float) -> float:
     """Seconds left until ``deadline`` (a little at least, so a wait can still look)."""
-    return max(deadline - time.monotonic(), 0.2)
+    return round(max(deadline - time.monotonic(), 0.2), 1)
 
 
 def _stderr(text: str) -> None:

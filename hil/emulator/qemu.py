@@ -285,7 +285,7 @@ class QemuProcess:
                 return msg
         except TimeoutError as exc:
             raise EmulatorError(f"{self.description} for {self.board.name} did not answer "
-                                f"'{command}' on its control channel within {timeout:g} s "
+                                f"'{command}' on its control channel within {timeout:.1f} s "
                                 "(stopped or wedged)") from exc
         except (OSError, ValueError) as exc:
             raise EmulatorError(f"{self.description} for {self.board.name}: '{command}' "

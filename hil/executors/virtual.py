@@ -13,6 +13,7 @@ while the console is waited on: off stops QEMU, on boots a fresh one from the fl
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,6 +54,11 @@ class VirtualBoardExecutor(Executor):
     @property
     def sim_name(self) -> str:
         return self.entry.probe.address
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        """The running (or last) QEMU process; None while powered off."""
+        return self._qemu.proc
 
     def _flash_contents(self) -> Path:
         from hil.flash.sim.store import SimFlashStore
@@ -143,4 +149,5 @@ class VirtualBoardExecutor(Executor):
         if self._flasher is None or self.image is None:
             raise EmulatorError(f"{self.description}: not started")
         self.flash_report = flash_and_record(self._flasher, self.image.hex, reset=True)
-        self._process().system_reset(timeout)
+        # the flash may take long; the reset is answered at once or not at all
+        self._process().system_reset(min(timeout, max(self.timeout, 1.0)))
