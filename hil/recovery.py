@@ -106,14 +106,35 @@ class RecoveryLadder:
     def climb(self, cause: BaseException) -> str:
         """Try the steps in order; the name of the one after which the board answered.
         Raises RecoveryFailed (board marked unhealthy) when none did; Cancelled passes."""
+        return self._climb(cause, self.steps, self._step)
+
+    def climb_start(self, cause: BaseException, restart: Callable[[], object]) -> str:
+        """After a start (flash and boot) failed: power-cycle, then ``restart`` (flash and
+        boot again); only for a board with ``power:`` (without it, a failed flash counts
+        against the board's health and the job moves on). Raises RecoveryFailed."""
+        if self.power is None:
+            raise RecoveryFailed(f"{self.entry.id}: no power control to recover a failed "
+                                 "start with") from cause
+        power = self.power
+
+        def step(_name: str, _deadline: float) -> None:
+            power.off()
+            time.sleep(power.off_time)
+            power.on()
+            restart()
+
+        return self._climb(cause, ("power-cycle",), step)
+
+    def _climb(self, cause: BaseException, steps: tuple[str, ...],
+               run: Callable[[str, float], None]) -> str:
         first = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
         self.announce(f"hil: {self.entry.id}: {first}; trying to recover the board")
         self._note(f"recovery: {first}")
-        for step in self.steps:
+        for step in steps:
             timeout = self.timeouts.of(step)
             t0 = time.monotonic()
             try:
-                self._step(step, t0 + timeout)
+                run(step, t0 + timeout)
                 ok, detail = True, ""
             except HilError as exc:
                 ok, detail = False, str(exc).splitlines()[0]

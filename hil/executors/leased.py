@@ -14,7 +14,7 @@ from pathlib import Path
 
 from hil.boards import Board
 from hil.console import Console
-from hil.errors import EmulatorError, LeaseLost, is_infrastructure
+from hil.errors import EmulatorError, HilError, LeaseLost, RecoveryFailed, is_infrastructure
 from hil.executors import Choice, Executor, Outcome
 from hil.image import Image
 from hil.rack.inventory import RackEntry
@@ -71,16 +71,38 @@ class LeasedExecutor(Executor):
         entry = next(e for e in self.choice.entries if e.id == self.lease.rack_id)
         self.entry = entry
         try:
-            self.inner = self._make_inner(entry)
-            self._console = self.inner.start(image)
+            try:
+                self._start_inner(entry, image)
+            except HilError as exc:
+                if not (is_infrastructure(exc) and entry.power is not None):
+                    raise
+                # the flash or boot failed on a board with power control: power-cycle it
+                # and start again (the recovery ladder's top for a start)
+                self._store.report_failure(entry.id, str(exc).splitlines()[0])
+                self._ladder(entry).climb_start(exc, lambda: self._start_inner(entry, image))
         except BaseException as exc:
-            if is_infrastructure(exc):  # the probe, console or emulator: the entry's health
+            if is_infrastructure(exc) and not isinstance(exc, RecoveryFailed):
+                # the probe, console or emulator: the entry's health
                 self._store.report_failure(entry.id, str(exc).splitlines()[0])
             self.stop()
             raise
         self._store.report_ok(entry.id)
         self.outcome = Outcome("running")
-        return self._console
+        return self.console
+
+    def _start_inner(self, entry: RackEntry, image: Image) -> None:
+        if self.inner is not None:
+            self.inner.stop()
+        self.inner = self._make_inner(entry)
+        self._console = self.inner.start(image)
+
+    def _ladder(self, entry: RackEntry, ready: str | None = None):  # -> RecoveryLadder
+        from hil.power import driver_for
+        from hil.recovery import RecoveryLadder, Timeouts
+
+        return RecoveryLadder(self, entry, store=self._store,
+                              timeouts=Timeouts.for_console(self.timeout), ready=ready or "",
+                              power=driver_for(entry))
 
     def _make_inner(self, entry: RackEntry) -> Executor:
         work = self.work_dir / entry.id
@@ -101,12 +123,8 @@ class LeasedExecutor(Executor):
         if self.inner is None or self.entry is None or self._console is None or \
                 (self.lease is not None and self.lease.lost):
             return None
-        from hil.power import driver_for
-        from hil.recovery import RecoveryLadder, Timeouts
-
-        ladder = RecoveryLadder(self.inner, self.entry, store=self._store,
-                                timeouts=Timeouts.for_console(self.timeout), ready=ready or "",
-                                power=driver_for(self.entry))
+        ladder = self._ladder(self.entry, ready)
+        ladder.executor = self.inner
         return ladder.climb(cause)
 
     def reset(self) -> None:
