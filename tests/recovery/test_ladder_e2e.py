@@ -50,6 +50,10 @@ def test_ping(dut, hil_executor):
         for pid in pids:
             os.kill(pid, signal.SIGSTOP)
     assert dut.command("ping", timeout=3) == ["pong"]
+
+
+def test_after(dut):  # on a board given up on, it fails as its board did
+    assert dut.command("add 2 3") == ["5"]
 """
 
 
@@ -97,9 +101,10 @@ def test_a_wedged_virtual_board_is_recovered_by_a_power_cycle(project, tmp_path,
     assert rc == 0, captured.out + captured.err
     assert mark.exists()  # the board was hung once
     assert "passed on a virtual board" in captured.out
-    (case,) = ET.parse(junit).getroot().iter("testcase")
-    assert case.find("failure") is None and case.find("error") is None
-    assert "recovered by power-cycle" in case.findtext("system-out", "")
+    ping, after = ET.parse(junit).getroot().iter("testcase")
+    for case in (ping, after):
+        assert case.find("failure") is None and case.find("error") is None
+    assert "recovered by power-cycle" in ping.findtext("system-out", "")
     assert _recoveries("f4-p") == [("reconnect-console", False), ("swd-reset", False),
                                    ("connect-under-reset", False), ("power-cycle", True)]
     health, log = _health("f4-p")
@@ -116,12 +121,19 @@ def test_a_wedged_board_without_power_control_is_taken_out_and_the_job_moves(
     mark = tmp_path / "hung"
     _app(project, mark)
     _rack(project, ("f4-a", False), ("f4-b", False))
-    rc = main(["test", "-b", "nucleo-f4", "-j", "1", "--timeout", "3"])
+    junit = tmp_path / "verdict.xml"
+    rc = main(["test", "-b", "nucleo-f4", "-j", "1", "--timeout", "3", "--junit", str(junit)])
     captured = capsys.readouterr()
     assert rc == 0, captured.out + captured.err
     hung = mark.read_text().split()[0]
     other = {"f4-a": "f4-b", "f4-b": "f4-a"}[hung]
     assert f"passed after 1 infrastructure retry ({hung} -> {other})" in captured.out
+    first, second = ET.parse(junit).getroot().findall("testsuite")
+    given_up = [(c.get("name"), next(iter(c)).get("message", "")) for c in first.iter("testcase")]
+    assert [name for name, _ in given_up] == ["test_ping", "test_after"]
+    assert all(f"{hung}: recovery failed:" in message for _, message in given_up)
+    assert all(c.find("failure") is None and c.find("error") is None
+               for c in second.iter("testcase"))
     assert _recoveries(hung) == [("reconnect-console", False), ("swd-reset", False),
                                  ("connect-under-reset", False), ("reflash", False)]
     health, log = _health(hung)

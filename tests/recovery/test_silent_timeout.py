@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from hil.console import Console, ConsoleTimeout
-from hil.errors import ConsoleError, LeaseLost, RecoveryFailed, ShellError
+from hil.console import Console, ConsoleTimeout, ShellError
+from hil.errors import ConsoleError, LeaseLost, RecoveryFailed
 from hil.recovery import needs_recovery
 
 
