@@ -15,6 +15,7 @@ from hil.audit.store import open_store
 from hil.cli import main
 from hil.paths import state_dir
 from hil.rack.leases import open_store as open_leases
+from hil.recovery import STEPS
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("qemu-system-arm") is None,
@@ -114,6 +115,12 @@ def test_a_wedged_virtual_board_is_recovered_by_a_power_cycle(project, tmp_path,
         ("recovery", "connect-under-reset", False), ("recovery", "power-cycle", True)]
     transcripts = list((state_dir() / "runs").rglob("console.log"))
     assert any("recovered by power-cycle" in t.read_text() for t in transcripts)
+    assert main(["audit", "board", "f4-p"]) == 0  # what a user asks afterwards
+    shown = capsys.readouterr().out.split("recovery ladder steps:", 1)[1]
+    rows = [line.split() for line in shown.splitlines()]
+    steps = [row[1:3] for row in rows if len(row) > 2 and row[1] in STEPS]
+    assert steps == [["power-cycle", "recovered"], ["connect-under-reset", "failed:"],
+                     ["swd-reset", "failed:"], ["reconnect-console", "failed:"]]  # newest first
 
 
 def test_a_wedged_board_without_power_control_is_taken_out_and_the_job_moves(
