@@ -79,7 +79,8 @@ class LeasedExecutor(Executor):
                 # the flash or boot failed on a board with power control: power-cycle it
                 # and start again (the recovery ladder's top for a start)
                 self._store.report_failure(entry.id, str(exc).splitlines()[0])
-                self._ladder(entry).climb_start(exc, lambda: self._start_inner(entry, image))
+                self._ladder(entry, self).climb_start(
+                    exc, lambda: self._start_inner(entry, image))
         except BaseException as exc:
             if is_infrastructure(exc) and not isinstance(exc, RecoveryFailed):
                 # the probe, console or emulator: the entry's health
@@ -96,11 +97,12 @@ class LeasedExecutor(Executor):
         self.inner = self._make_inner(entry)
         self._console = self.inner.start(image)
 
-    def _ladder(self, entry: RackEntry, ready: str | None = None):  # -> RecoveryLadder
+    def _ladder(self, entry: RackEntry, executor: Executor,
+                ready: str | None = None):  # -> hil.recovery.RecoveryLadder
         from hil.power import driver_for
         from hil.recovery import RecoveryLadder, Timeouts
 
-        return RecoveryLadder(self, entry, store=self._store,
+        return RecoveryLadder(executor, entry, store=self._store,
                               timeouts=Timeouts.for_console(self.timeout), ready=ready or "",
                               power=driver_for(entry))
 
@@ -123,9 +125,7 @@ class LeasedExecutor(Executor):
         if self.inner is None or self.entry is None or self._console is None or \
                 (self.lease is not None and self.lease.lost):
             return None
-        ladder = self._ladder(self.entry, ready)
-        ladder.executor = self.inner
-        return ladder.climb(cause)
+        return self._ladder(self.entry, self.inner, ready).climb(cause)
 
     def reset(self) -> None:
         if self.inner is None:
