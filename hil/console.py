@@ -54,7 +54,8 @@ class ShellError(TestFailure):
 class ConsoleTimeout(TestFailure):
     """Nothing matching arrived in time; the message shows the last lines and the transcript."""
 
-    def __init__(self, message: str, *, last_lines: list[str], transcript: Path | None) -> None:
+    def __init__(self, message: str, *, last_lines: list[str], transcript: Path | None,
+                 silent: bool = False) -> None:
         text = message
         text += "\n  last lines received:" if last_lines else "\n  nothing received"
         for line in last_lines:
@@ -64,6 +65,9 @@ class ConsoleTimeout(TestFailure):
         super().__init__(text)
         self.last_lines = last_lines
         self.transcript = transcript
+        # not one byte arrived while waiting: the board may be hung, not wrong (the
+        # recovery ladder, hil.recovery, treats it as a possible infrastructure failure)
+        self.silent = silent
 
 
 class ConsoleLost(ConsoleError):
@@ -97,6 +101,7 @@ class Console:
         self._line = ""  # the incomplete last line received, for FAULT detection
         self._tail = ""
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.received = 0  # bytes received since constructed (a silent wait adds none)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -281,6 +286,7 @@ class Console:
             self._idle()
             return False
         self._record("<", data)
+        self.received += len(data)
         text = self._decoder.decode(data)
         self._buf += text
         self._tail += text
@@ -328,31 +334,36 @@ class Console:
         raise CrashError(crash, transcript=self.transcript_path,
                          last_lines=self.last_lines(10))
 
-    def _timeout(self, what: str, timeout: float) -> ConsoleTimeout:
+    def _timeout(self, what: str, timeout: float, since: int | None = None) -> ConsoleTimeout:
+        """``since``: ``received`` when the wait began (the timeout is silent if unchanged)."""
         self.wedged = True
-        self.note(f"timeout waiting for {what}")
+        silent = since is not None and self.received == since
+        self.note(f"timeout waiting for {what}" + (" (nothing received)" if silent else ""))
         self.flush()
         return ConsoleTimeout(f"{self.name}: no {what} within {timeout:g} s",
-                              last_lines=self.last_lines(10), transcript=self.transcript_path)
+                              last_lines=self.last_lines(10), transcript=self.transcript_path,
+                              silent=silent)
 
     def expect(self, pattern: str | re.Pattern[str], timeout: float | None = None) -> re.Match[str]:
         """Wait for ``pattern`` (multiline regex) in the input; consume input up to the match."""
         regex = re.compile(pattern, re.MULTILINE) if isinstance(pattern, str) else pattern
         timeout = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
+        since = self.received
         while True:
             m = regex.search(self._buf)
             if m:
                 self._buf = self._buf[m.end():]
                 return m
             if time.monotonic() >= deadline:
-                raise self._timeout(f"match for /{regex.pattern}/", timeout)
+                raise self._timeout(f"match for /{regex.pattern}/", timeout, since)
             self._receive(deadline)
 
     def read_line(self, timeout: float | None = None) -> str:
         """The next complete line, without CR/LF."""
         timeout = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
+        since = self.received
         while True:
             i = self._buf.find("\n")
             if i >= 0:
@@ -360,7 +371,7 @@ class Console:
                 self._buf = self._buf[i + 1:]
                 return line.removesuffix("\r")
             if time.monotonic() >= deadline:
-                raise self._timeout("complete line", timeout)
+                raise self._timeout("complete line", timeout, since)
             self._receive(deadline)
 
     def pending_lines(self) -> list[str]:
@@ -394,12 +405,13 @@ class Console:
         timeout = self.timeout if timeout is None else timeout
         self.send(line)
         deadline = time.monotonic() + timeout
+        since = self.received
         reply: list[str] = []
         while True:
             i = self._buf.find("\n")
             if i < 0:
                 if time.monotonic() >= deadline:
-                    raise self._timeout(f"reply to '{line}' (OK or ERR)", timeout)
+                    raise self._timeout(f"reply to '{line}' (OK or ERR)", timeout, since)
                 self._receive(deadline)
                 continue
             text = self._buf[:i]

@@ -248,3 +248,8 @@ class LeaseLost(LeaseError):
 
 class AuditError(HilError):
     exit_code = ExitCode.AUDIT_FAILED
+
+
+class RecoveryFailed(InfrastructureError):
+    """The recovery ladder (hil.recovery) climbed to its top and the board still did not
+    answer: the board is out of service and the job needs another one."""

@@ -229,6 +229,9 @@ def read_pytest(path: Path) -> list[Case]:
                 break
         out = "".join((o.text or "") for o in tc.findall("system-out"))
         props = {p.get("name", ""): p.get("value", "") for p in tc.iter("property")}
+        if props.get("hil.recovered"):  # the recovery ladder brought its board back
+            out = (f"hil: the board hung during this test and was recovered by "
+                   f"{props['hil.recovered']}; the test ran again on it\n") + out
         cases.append(Case(tc.get("name", "?"), tc.get("classname", ""), status,
                           float(tc.get("time", "0") or 0), message, text, out,
                           properties={k: v for k, v in props.items() if k in PLACEMENT}))

@@ -48,6 +48,7 @@ _EXECUTORS = pytest.StashKey[list[Any]]()
 _SIGNALS = pytest.StashKey[dict]()
 _PARENT = pytest.StashKey[int]()
 _DEBUG = pytest.StashKey[BaseException]()  # the crash or timeout to debug after this test
+_GIVEN_UP = pytest.StashKey[dict[int, BaseException]]()  # executor id -> RecoveryFailed
 Scope = Literal["session", "package", "module", "class", "function"]
 SCOPES = ("function", "class", "module", "package", "session")
 
@@ -93,6 +94,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_FAILED] = []
     config.stash[_COLLECT_FAILED] = False
     config.stash[_EXECUTORS] = []
+    config.stash[_GIVEN_UP] = {}
     if config.getoption("--hil-board"):
         from hil import procs
 
@@ -298,10 +300,14 @@ def hil_reset(request: pytest.FixtureRequest, hil_executor, dut):
 
 @pytest.fixture(autouse=True)
 def _hil_recover(request: pytest.FixtureRequest) -> None:
-    """Before a test that uses the board: reset it if it crashed or was lost."""
+    """Before a test that uses the board: reset it if it crashed or was lost (a board the
+    recovery ladder gave up on is out of service: its tests fail as it did)."""
     if "hil_executor" not in request.fixturenames:  # (a project's own ``dut`` is not ours)
         return
     executor = request.getfixturevalue("hil_executor")
+    given_up = request.config.stash[_GIVEN_UP].get(id(executor))
+    if given_up is not None:
+        raise given_up
     console = executor._console
     broken = (console is None or not console.is_open or console.crashed is not None
               or console.wedged or executor.outcome.state in ("crashed", "died")
@@ -310,6 +316,33 @@ def _hil_recover(request: pytest.FixtureRequest) -> None:
         executor.reset()
         executor.halted_for_debug = False
         _wait_ready(request.config, executor.console)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """A test on a rack board that hit an infrastructure failure, or waited in silence,
+    gets the recovery ladder (hil.recovery); if the board comes back the test runs once
+    more on it, and that run is its result."""
+    try:
+        return (yield)
+    except BaseException as exc:
+        executor = getattr(item, "funcargs", {}).get("hil_executor")
+        from hil.recovery import needs_recovery
+
+        if executor is None or not item.config.getoption("--hil-board") or \
+                not needs_recovery(exc):
+            raise
+        try:
+            step = executor.recover(exc, ready=item.config.getoption("--hil-ready"))
+        except HilError as failed:
+            item.config.stash[_GIVEN_UP][id(executor)] = failed
+            raise failed from exc
+        if step is None:
+            raise
+        item.user_properties.append(("hil.recovered", step))
+        executor.console.note(f"{item.nodeid}: recovered by {step}; running it again")
+        item.runtest()
+        return None
 
 
 def _record_placement(item: pytest.Item) -> None:

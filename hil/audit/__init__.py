@@ -41,6 +41,7 @@ __all__ = [
     "image_sha256_of",
     "on_build",
     "record_flash",
+    "record_recovery",
     "record_test",
     "signing_key_path",
     "trusted_public_keys",
@@ -321,6 +322,41 @@ def record_test(
         payload["cases"] = [[str(v) for v in c] for c in cases]
     with open_store(store) as s:
         return s.append("test", image_sha256, payload)
+
+
+def record_recovery(
+    *,
+    image_sha256: str,
+    board: str,
+    rack_id: str,
+    step: str,
+    ok: bool,
+    seconds: float,
+    cause: str,
+    detail: str | None = None,
+    store: str | None = None,
+) -> Record:
+    """Append a ``recovery`` record: one step of the recovery ladder (hil.recovery) on a
+    rack board, while it ran the image ``image_sha256``.
+
+    step: the ladder step (``reconnect-console``, ``swd-reset``, ``connect-under-reset``,
+    ``power-cycle``, ``reflash``); ok: the board answered after it (the step that recovered
+    it is the one with ok true); seconds: how long the step took; cause: the failure that
+    started the climb (its first line); detail: why the step failed. Raises AuditError for
+    an unwritable store.
+    """
+    payload: dict[str, Any] = {
+        "board": board,
+        "rack_id": rack_id,
+        "step": step,
+        "ok": bool(ok),
+        "seconds": round(float(seconds), 3),
+        "cause": cause,
+        "detail": detail,
+        "user": _user(),
+    }
+    with open_store(store) as s:
+        return s.append("recovery", image_sha256, payload)
 
 
 def _user() -> str:

@@ -185,6 +185,7 @@ def board(store: Store, name: str, *, limit: int = 200) -> dict[str, Any]:
         "running_now": current,
         "flashes": [_event(r) for r in records if r.kind == "flash"],
         "tests": [_event(r) for r in records if r.kind == "test"],
+        "recoveries": [_event(r) for r in records if r.kind == "recovery"],
     }
 
 

@@ -43,7 +43,8 @@ from hil.settings import current
 SCHEMA_VERSION = 2
 READABLE_SCHEMA_VERSIONS = (1, 2)
 GENESIS = "0" * 64
-KINDS = ("build", "flash", "test")
+#: ``recovery``: one step of the recovery ladder on a rack board (hil.recovery).
+KINDS = ("build", "flash", "test", "recovery")
 #: What a flash record says about the chip's flash afterwards: ``runs`` (the image was
 #: written and read back equal), ``unknown`` (erase or program began, then failed or was
 #: interrupted: needs re-flash), ``untouched`` (failed before anything was written).

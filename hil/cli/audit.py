@@ -381,6 +381,12 @@ def _print_board(d: dict[str, Any]) -> None:
     print(table(["time", "image sha256", "executor", "passed", "failed", "skipped"],
                 [[t["time"], t["image_sha256"], t.get("executor"), t.get("passed"),
                   t.get("failed"), t.get("skipped")] for t in d["tests"]]))
+    if d.get("recoveries"):
+        print("\nrecovery ladder steps:")
+        print(table(["time", "step", "outcome", "seconds", "cause"],
+                    [[r["time"], r.get("step"), "recovered" if r.get("ok") else
+                      f"failed: {r.get('detail') or ''}"[:60], r.get("seconds"),
+                      str(r.get("cause") or "")[:60]] for r in d["recoveries"]]))
 
 
 def _print_flaky(d: dict[str, Any]) -> None:

@@ -25,6 +25,11 @@ gdbstub (``-chardev socket,fd=M,server=on,wait=off -gdb chardev:...``; ``gdb_add
 ``hil.console.Console``) reach the console; ``exit_status()`` says whether QEMU has ended and
 how (a ``qemu: fatal: Lockup`` register dump on stderr becomes a ``Crash``); ``pause()`` and
 ``resume()`` stop and continue it; ``stop()`` ends it (SIGTERM, a grace period, SIGKILL).
+
+A second listening socket, handed over the same way, is QEMU's QMP control channel:
+``system_reset(timeout)`` resets the machine through it (the loader reloads the image, the
+console connection stays). Only a QEMU that runs answers it: a stopped (SIGSTOP) or wedged
+one does not, which is how a virtual board models a chip whose debug port no longer answers.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from hil.errors import ConfigError, EmulatorError
 HOST = "127.0.0.1"
 CONSOLE_CHARDEV = "hilconsole"
 GDB_CHARDEV = "hilgdb"
+QMP_CHARDEV = "hilqmp"
 CONNECT_TIMEOUT = 10.0  # seconds for a raw client's connect (the port is listening already)
 STOP_GRACE = 2.0  # seconds QEMU gets to end on SIGTERM before SIGKILL
 
@@ -117,6 +123,7 @@ class QemuProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.address: tuple[str, int] | None = None
         self.gdb_address: tuple[str, int] | None = None  # the gdbstub's, with gdbstub=True
+        self.qmp_address: tuple[str, int] | None = None
         self.command: list[str] = []
         self._paused = False
 
@@ -124,9 +131,10 @@ class QemuProcess:
     def description(self) -> str:
         return f"QEMU ({self.spec.machine})"
 
-    def command_line(self, console_fd: int, gdb_fd: int | None = None) -> list[str]:
+    def command_line(self, console_fd: int, gdb_fd: int | None = None,
+                     qmp_fd: int | None = None) -> list[str]:
         """QEMU's argv with the listening console socket at file descriptor ``console_fd``
-        (and the gdbstub's at ``gdb_fd``)."""
+        (the gdbstub's at ``gdb_fd``, the QMP control socket at ``qmp_fd``)."""
         binary = shutil.which(self.spec.binary) or self.spec.binary
         chardev = f"socket,id={CONSOLE_CHARDEV},fd={console_fd},server=on,wait=on,nodelay=on"
         serials = ["-serial", "null"] * self.board.console.qemu_serial
@@ -134,8 +142,11 @@ class QemuProcess:
         if gdb_fd is not None:
             gdb = ["-chardev", f"socket,id={GDB_CHARDEV},fd={gdb_fd},server=on,wait=off",
                    "-gdb", f"chardev:{GDB_CHARDEV}"] + (["-S"] if self.halted else [])
+        control = [] if qmp_fd is None else [
+            "-chardev", f"socket,id={QMP_CHARDEV},fd={qmp_fd},server=on,wait=off",
+            "-mon", f"chardev={QMP_CHARDEV},mode=control"]
         return [binary, "-M", self.spec.machine, *self.spec.args, "-display", "none",
-                "-monitor", "none", "-nic", "none", "-chardev", chardev, *serials,
+                "-monitor", "none", "-nic", "none", "-chardev", chardev, *control, *serials,
                 "-serial", f"chardev:{CONSOLE_CHARDEV}", *gdb,
                 "-device", f"loader,file={qemu_escape(self.hex_path)}", *self.extra_args]
 
@@ -150,20 +161,24 @@ class QemuProcess:
                                 hint="install qemu-system-arm / qemu-system-misc")
         self.stderr_path.parent.mkdir(parents=True, exist_ok=True)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener, \
-                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as gdb_listener:
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as gdb_listener, \
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as control:
             listener.bind((HOST, 0))
             listener.listen(1)
+            control.bind((HOST, 0))
+            control.listen(1)
             self.address = listener.getsockname()[:2]
-            fd = listener.fileno()
-            fds: tuple[int, ...] = (fd,)
+            self.qmp_address = control.getsockname()[:2]
+            fd, qmp_fd = listener.fileno(), control.fileno()
+            fds: tuple[int, ...] = (fd, qmp_fd)
             gdb_fd = None
             if self.gdbstub:  # bound like the console: no port race with other processes
                 gdb_listener.bind((HOST, 0))
                 gdb_listener.listen(1)
                 self.gdb_address = gdb_listener.getsockname()[:2]
                 gdb_fd = gdb_listener.fileno()
-                fds = (fd, gdb_fd)
-            self.command = self.command_line(fd, gdb_fd)
+                fds = (fd, qmp_fd, gdb_fd)
+            self.command = self.command_line(fd, gdb_fd, qmp_fd)
             with open(self.stderr_path, "wb") as err:
                 self.proc = procs.popen(self.command, stdin=subprocess.DEVNULL, stdout=err,
                                         stderr=err, start_new_session=True, close_fds=True,
@@ -255,6 +270,49 @@ class QemuProcess:
 
     # ------------------------------------------------------------------ control
 
+    def system_reset(self, timeout: float) -> None:
+        """Reset the machine through QMP (``system_reset``); EmulatorError when QEMU does not
+        answer within ``timeout`` seconds (stopped, wedged or gone)."""
+        self.qmp("system_reset", timeout)
+
+    def qmp(self, command: str, timeout: float) -> dict:
+        """Run one QMP command (after the capabilities handshake) and return its reply."""
+        import json
+        import time
+
+        if self.qmp_address is None or self.poll() is not None:
+            raise EmulatorError(f"{self.description} for {self.board.name} is not running: "
+                                f"cannot {command}")
+        deadline = time.monotonic() + timeout
+        try:
+            with socket.create_connection(self.qmp_address, timeout=timeout) as sock:
+                reader = sock.makefile("rb")
+
+                def reply(wanted: str) -> dict:
+                    while True:
+                        sock.settimeout(max(deadline - time.monotonic(), 0.001))
+                        line = reader.readline()
+                        if not line:
+                            raise EmulatorError(f"QEMU closed its control channel ({command})")
+                        msg = json.loads(line)
+                        if wanted in msg or "error" in msg:
+                            return msg
+
+                reply("QMP")
+                for cmd in ("qmp_capabilities", command):
+                    sock.sendall(json.dumps({"execute": cmd}).encode() + b"\n")
+                    msg = reply("return")
+                    if "error" in msg:
+                        raise EmulatorError(f"QEMU refused {cmd}: {msg['error']}")
+                return msg
+        except TimeoutError as exc:
+            raise EmulatorError(f"{self.description} for {self.board.name} did not answer "
+                                f"'{command}' on its control channel within {timeout:.1f} s "
+                                "(stopped or wedged)") from exc
+        except (OSError, ValueError) as exc:
+            raise EmulatorError(f"{self.description} for {self.board.name}: '{command}' "
+                                f"failed on its control channel: {exc}") from exc
+
     def pause(self) -> None:
         """SIGSTOP QEMU (a core halted by the debugger)."""
         if self.proc is not None and not self._paused:
@@ -280,14 +338,18 @@ class QemuProcess:
         except ProcessLookupError:  # ended just now: exit_status() reports it
             pass
 
-    def stop(self) -> None:
+    def stop(self, *, power_cut: bool = False) -> None:
         """End QEMU: SIGTERM, up to STOP_GRACE seconds, then SIGKILL (at once when the run
-        is cancelled: QEMU holds nothing to save, and a cancel must end fast); idempotent."""
+        is cancelled: QEMU holds nothing to save, and a cancel must end fast; and for a
+        ``power_cut``, a virtual board switched off); idempotent."""
         proc = self.proc
         if proc is None:
             return
         self.resume()  # a stopped process would only see SIGTERM once continued
-        procs.stop(proc, grace=0.0 if procs.cancel_signal() is not None else STOP_GRACE)
+        if proc.poll() is None:
+            self._signal(signal.SIGCONT)  # also when stopped by someone else (a hung board)
+        now = power_cut or procs.cancel_signal() is not None
+        procs.stop(proc, grace=0.0 if now else STOP_GRACE)
         self._forget()
 
     def _forget(self) -> None:

@@ -13,6 +13,11 @@ Contract of an ``Executor`` (a context manager; the constructor does no I/O):
    ``debug_access()`` halts the running target and returns where gdb reaches it
    (``hil.debug.GdbAccess``); the gdbstub or gdbserver ends with ``stop()``.
 
+Rack boards can be recovered when hung (``recover``, the ladder of ``hil.recovery``); the
+steps are the executor's ``reconnect_console``, ``swd_reset``, ``connect_under_reset``,
+``follow_power`` (after a power switch) and ``reflash``, each raising a HilError when it
+cannot be done.
+
 ``select_executor`` picks one from ``--on auto|hardware|qemu`` and says on the terminal which
 and why; ``choose_executor`` is the same decision without constructing anything.
 """
@@ -27,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 from hil.boards import Board
-from hil.errors import ConfigError, NoHardwareError, UsageError
+from hil.errors import ConfigError, InfrastructureError, NoHardwareError, UsageError
 from hil.image import Image
 
 if TYPE_CHECKING:
@@ -108,6 +113,32 @@ class Executor(ABC):
     def check(self) -> None:  # noqa: B027 - a hook with a default, not abstract
         """Raise if the board crashed or died since started (an emulator sees it; on
         hardware nothing can, so this does nothing)."""
+
+    # ------------------------------------------------------------------ recovery
+    def recover(self, cause: BaseException, *, ready: str | None = None) -> str | None:
+        """Climb the recovery ladder after ``cause``; the step that brought the board back,
+        or None when this executor has no ladder (plain QEMU). Raises RecoveryFailed."""
+        return None
+
+    def reconnect_console(self) -> None:
+        """Ladder step 1: close and reopen the console."""
+        self.console.reconnect()
+
+    def swd_reset(self, timeout: float) -> None:
+        """Ladder step 2: reset through the debug probe."""
+        raise InfrastructureError(f"{self.description}: no reset through a probe")
+
+    def connect_under_reset(self, timeout: float) -> None:
+        """Ladder step 3: connect with nRESET held, then reset."""
+        raise InfrastructureError(f"{self.description}: no connect under reset")
+
+    def follow_power(self) -> None:  # noqa: B027 - a hook with a default, not abstract
+        """After a power switch (ladder step 4): a virtual board stops or boots its QEMU;
+        a real board needs nothing."""
+
+    def reflash(self, timeout: float) -> None:
+        """Ladder step 5: flash the started image again, with reset."""
+        raise InfrastructureError(f"{self.description}: cannot flash again")
 
     def __enter__(self) -> Self:
         return self

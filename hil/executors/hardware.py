@@ -195,6 +195,25 @@ class HardwareExecutor(Executor):
                          arch=self.board.arch,
                          after_connect=("monitor reset halt",) if self.debug == HALT else ())
 
+    # ------------------------------------------------------------------ recovery steps
+    def _started(self) -> Flasher:
+        if self._flasher is None or self.image is None:
+            raise NoHardwareError(f"{self.description}: not started")
+        return self._flasher
+
+    def swd_reset(self, timeout: float) -> None:
+        self._started().reset()
+
+    def connect_under_reset(self, timeout: float) -> None:
+        self._started().reset(under_reset=True)
+
+    def reflash(self, timeout: float) -> None:
+        from hil.flash import flash_and_record
+
+        flasher = self._started()
+        assert self.image is not None
+        flash_and_record(flasher, self.image.hex, reset=True)
+
     def stop(self) -> None:
         if self._gdbserver is not None:
             self._gdbserver.stop()

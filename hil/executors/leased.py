@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from hil.boards import Board
 from hil.console import Console
-from hil.errors import EmulatorError, LeaseLost, is_infrastructure
+from hil.errors import EmulatorError, HilError, LeaseLost, RecoveryFailed, is_infrastructure
 from hil.executors import Choice, Executor, Outcome
 from hil.image import Image
 from hil.rack.inventory import RackEntry
@@ -75,17 +75,41 @@ class LeasedExecutor(Executor):
         entry = next(e for e in self.choice.entries if e.id == self.lease.rack_id)
         self.entry = entry
         try:
-            self.inner = self._make_inner(entry)
-            self.inner.debug = self.debug
-            self._console = self.inner.start(image)
+            try:
+                self._start_inner(entry, image)
+            except HilError as exc:
+                if not (is_infrastructure(exc) and entry.power is not None):
+                    raise
+                # the flash or boot failed on a board with power control: power-cycle it
+                # and start again (the recovery ladder's top for a start)
+                self._store.report_failure(entry.id, str(exc).splitlines()[0])
+                self._ladder(entry, self).climb_start(
+                    exc, lambda: self._start_inner(entry, image))
         except BaseException as exc:
-            if is_infrastructure(exc):  # the probe, console or emulator: the entry's health
+            if is_infrastructure(exc) and not isinstance(exc, RecoveryFailed):
+                # the probe, console or emulator: the entry's health
                 self._store.report_failure(entry.id, str(exc).splitlines()[0])
             self.stop()
             raise
         self._store.report_ok(entry.id)
         self.outcome = Outcome("running")
-        return self._console
+        return self.console
+
+    def _start_inner(self, entry: RackEntry, image: Image) -> None:
+        if self.inner is not None:
+            self.inner.stop()
+        self.inner = self._make_inner(entry)
+        self.inner.debug = self.debug
+        self._console = self.inner.start(image)
+
+    def _ladder(self, entry: RackEntry, executor: Executor,
+                ready: str | None = None):  # -> hil.recovery.RecoveryLadder
+        from hil.power import driver_for
+        from hil.recovery import RecoveryLadder, Timeouts
+
+        return RecoveryLadder(executor, entry, store=self._store,
+                              timeouts=Timeouts.for_console(self.timeout), ready=ready or "",
+                              power=driver_for(entry))
 
     def _make_inner(self, entry: RackEntry) -> Executor:
         work = self.work_dir / entry.id
@@ -99,6 +123,14 @@ class LeasedExecutor(Executor):
 
     def _running(self) -> Executor | None:
         return self.inner
+
+    def recover(self, cause: BaseException, *, ready: str | None = None) -> str | None:
+        """The recovery ladder (hil.recovery) on the leased board; RecoveryFailed marks it
+        unhealthy. None when nothing can be tried (not started, lease lost)."""
+        if self.inner is None or self.entry is None or self._console is None or \
+                (self.lease is not None and self.lease.lost):
+            return None
+        return self._ladder(self.entry, self.inner, ready).climb(cause)
 
     def reset(self) -> None:
         if self.inner is None:

@@ -145,11 +145,11 @@ class QemuExecutor(Executor):
         assert self.image is not None
         return GdbAccess(host, port, self.image.elf, "QEMU gdbstub", arch=self.board.arch)
 
-    def _stop_process(self) -> None:
+    def _stop_process(self, *, power_cut: bool = False) -> None:
         self._stopping = True
         try:
             if self.process is not None:
-                self.process.stop()
+                self.process.stop(power_cut=power_cut)
         finally:
             self._stopping = False
 
@@ -159,6 +159,24 @@ class QemuExecutor(Executor):
             raise EmulatorError(f"{self.description}: reset before start")
         self._stop_process()
         self.console.note("reset: restarting QEMU")
+        self._spawn_and_connect()
+        self.outcome = Outcome("running")
+
+    def power_off(self) -> None:
+        """End QEMU as a power switch would (a virtual board's power off): no process left,
+        the console disconnected; ``power_on`` boots again."""
+        self._stop_process(power_cut=True)
+        self.process = None
+        if self._console is not None:
+            self._console.note("power off: QEMU stopped")
+            self._console.disconnect()
+
+    def power_on(self) -> None:
+        """Boot a fresh QEMU from ``boot_hex()`` on the same console (a power on)."""
+        if self.image is None:
+            raise EmulatorError(f"{self.description}: power on before start")
+        self._stop_process()
+        self.console.note("power on: booting QEMU")
         self._spawn_and_connect()
         self.outcome = Outcome("running")
 

@@ -120,6 +120,15 @@ class Flasher(ABC):
               progress: ProgressCallback | None = None) -> FlashReport:
         """Program, verify and (unless ``reset`` is False) reset and run the board."""
 
+    def reset(self, *, under_reset: bool = False) -> None:
+        """Reset the board through its probe and let it run (``under_reset``: connect while
+        holding nRESET, for a chip whose debug port no longer answers); FlashError from a
+        backend that cannot."""
+        from hil.errors import FlashError
+
+        raise FlashError(f"{self.tool or type(self).__name__} cannot reset {self.board.name} "
+                         "on its own", hint="flash the image again to reset it")
+
 
 def content_sha256(ih) -> str:
     """The canonical hash of the bytes an image programs, whatever its file format: sha256

@@ -181,6 +181,24 @@ class PyOCDFlasher(Flasher):
                 done += size
                 progress(done / total)
 
+    # ------------------------------------------------------------------ reset
+    def reset(self, *, under_reset: bool = False) -> None:
+        """Connect (``under_reset``: with connect_mode under-reset, nRESET held while the
+        debug port comes up), reset the core and let it run."""
+        saved = self.connect_mode
+        if under_reset:
+            self.connect_mode = "under-reset"
+        doing = "connecting under reset" if under_reset else "connecting"
+        try:
+            session = self._open_session()
+            with session:
+                doing = "resetting"
+                session.target.reset()
+        except Exception as exc:
+            raise self._map(exc, doing) from exc
+        finally:
+            self.connect_mode = saved
+
     # ------------------------------------------------------------------ flash
     def flash(self, image: Path, *, erase: str = "sector", reset: bool = True,
               progress: ProgressCallback | None = None) -> FlashReport:

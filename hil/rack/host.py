@@ -12,7 +12,10 @@ that runs whatever its flash holds. ``VirtualBoardHost`` gives a virtual rack en
   (``hil.flash.sim.store``), restarted when the simulated probe resets the core or the flash
   changes, paused (SIGSTOP) while the debugger holds the core halted, resumed (SIGCONT) when
   it lets go. The probe publishes those events in ``<simflash>/<name>.run``
-  (``hil.flash.sim.runstate``), also from another process such as ``pyocd server``.
+  (``hil.flash.sim.runstate``), also from another process such as ``pyocd server``;
+- its power (the ``virtual`` power driver, ``<simflash>/<name>.power``): off stops QEMU and
+  nothing boots until it is on again; on boots a fresh QEMU from the flash. The console pty
+  is not switched: a USB-serial adapter outlives its target's power.
 
 A relay thread per board copies bytes between QEMU's TCP console and the pty master. Output
 while nobody has the console open is dropped, as a UART's would be: a runner opens the
@@ -96,6 +99,7 @@ class VirtualBoardHost:
         self._sock: socket.socket | None = None
         self._sock_lock = threading.Lock()
         self._seen: tuple[int, int | None] | None = None  # (resets, flash generation)
+        self._power_seen: int | None = None  # power switches followed so far
         self._need_boot = False
         self._stop = threading.Event()
         self._relay: threading.Thread | None = None
@@ -205,6 +209,8 @@ class VirtualBoardHost:
             self._seen = seen
             self._kill()
             self._need_boot = generation is not None
+        if not self._follow_power(generation):
+            return
         ended = self.qemu.exit_status() if self.qemu is not None else None
         if ended is not None:
             LOG.warning("%s: QEMU exited (%s); waiting for the next reset", self.entry.id,
@@ -219,6 +225,23 @@ class VirtualBoardHost:
         if self._need_boot:
             self._need_boot = False
             self._boot()
+
+    def _follow_power(self, generation: int | None) -> bool:
+        """Apply the board's power state; whether it is on."""
+        from hil.flash.sim.power import read_power_state
+        from hil.flash.sim.store import sim_dir
+
+        power = read_power_state(sim_dir(), self.sim_name)
+        if power.switches != self._power_seen:
+            if self._power_seen is not None:
+                LOG.info("%s: power %s", self.entry.id,
+                         "on: booting from flash" if power.on else "off: QEMU stopped")
+                self._kill(power_cut=True)
+                self._need_boot = generation is not None
+            self._power_seen = power.switches
+        if not power.on:
+            self._kill(power_cut=True)
+        return power.on
 
     def _boot(self) -> None:
         from hil.flash.sim.store import SimFlashStore
@@ -238,13 +261,13 @@ class VirtualBoardHost:
         LOG.info("%s: QEMU pid %d booted from flash (boot %d)", self.entry.id, qemu.pid,
                  self.boots)
 
-    def _kill(self) -> None:
+    def _kill(self, *, power_cut: bool = False) -> None:
         with self._sock_lock:
             sock, self._sock = self._sock, None
         if sock is not None:
             sock.close()
         if self.qemu is not None:
-            self.qemu.stop()
+            self.qemu.stop(power_cut=power_cut)
             self.qemu = None
 
     def stop(self) -> None:

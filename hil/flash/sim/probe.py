@@ -201,6 +201,7 @@ class SimProbe(DebugProbe):
 
     def connect(self, protocol=None) -> None:
         self._check()
+        self._powered()
         self._protocol = DebugProbe.Protocol.SWD
 
     def disconnect(self) -> None:
@@ -214,10 +215,12 @@ class SimProbe(DebugProbe):
 
     def reset(self) -> None:
         self._check()
+        self._powered()
         self.chip.system_reset()
 
     def assert_reset(self, asserted) -> None:
         self._check()
+        self._powered()
         was = self._reset_asserted
         self._reset_asserted = bool(asserted)
         self.chip.in_reset = self._reset_asserted
@@ -233,6 +236,17 @@ class SimProbe(DebugProbe):
         self._check()
 
     # ------------------------------------------------------------------ faults
+    def _powered(self) -> None:
+        """An unpowered target (``hil rack power ID off``) answers no SWD transfer; the probe
+        itself stays enumerated, as a USB probe does."""
+        from hil.flash.sim.power import read_power_state
+
+        if not read_power_state(sim_dir(), self.spec.name).on:
+            entry = self.spec.rack_entry or self.spec.name
+            raise exceptions.TransferError(
+                f"{self.unique_id}: no answer from the target: virtual board {entry} is "
+                f"powered off (switch it on: hil rack power {entry} on)")
+
     def _check(self, count: int = 0) -> None:
         if self._lost:
             raise exceptions.ProbeDisconnected(f"{self.unique_id}: probe disconnected")
@@ -254,6 +268,7 @@ class SimProbe(DebugProbe):
         self._check(1)
         addr &= 0xC
         if addr == 0x0:
+            self._powered()  # the first read of every connect
             value = DPIDR_VALUE
         elif addr == 0x4:
             value = self._ctrl

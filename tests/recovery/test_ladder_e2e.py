@@ -1,0 +1,150 @@
+"""The recovery ladder end to end through ``hil test``: a virtual board whose QEMU is
+SIGSTOPped mid-test (a wedged chip) is brought back by a power cycle and the test passes
+on it; without power control it is marked unhealthy and the job moves to the other board.
+"""
+
+from __future__ import annotations
+
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from hil.audit.store import open_store
+from hil.cli import main
+from hil.paths import state_dir
+from hil.rack.leases import open_store as open_leases
+from hil.recovery import STEPS
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("qemu-system-arm") is None,
+                                 reason="qemu-system-arm absent")]
+
+# The first run (marked by MARK) stops its board's QEMU, then pings: silence.
+HANGS_ITS_BOARD_ONCE = """
+import os
+import signal
+from pathlib import Path
+
+MARK = Path({mark!r})
+
+
+def _qemu_children():
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (d / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and b"qemu-system" in cmd:
+            yield int(d.name)
+
+
+def test_ping(dut, hil_executor):
+    if not MARK.exists():
+        pids = list(_qemu_children())
+        assert pids, "no QEMU child found"
+        MARK.write_text(f"{{hil_executor.entry.id}} {{pids}}")
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+    assert dut.command("ping", timeout=3) == ["pong"]
+
+
+def test_after(dut):  # on a board given up on, it fails as its board did
+    assert dut.command("add 2 3") == ["5"]
+"""
+
+
+def _app(root: Path, mark: Path) -> None:
+    """The shell example (with its library) as the project's one app, with a suite that
+    hangs the board once."""
+    examples = Path(__file__).resolve().parents[2] / "firmware_examples"
+    for name in ("shell", "lib"):
+        shutil.copytree(examples / name, root / "fw" / name)
+    tests = root / "fw" / "shell" / "tests"
+    shutil.rmtree(tests)
+    tests.mkdir()
+    (tests / "test_hang.py").write_text(HANGS_ITS_BOARD_ONCE.format(mark=str(mark)))
+    (root / "hil.toml").write_text('apps = ["fw/shell"]\nrack = "rack.yaml"\n')
+
+
+def _rack(root: Path, *entries: tuple[str, bool]) -> None:
+    text = "schema: 1\nboards:\n"
+    for rack_id, power in entries:
+        text += (f"  - id: {rack_id}\n    board: nucleo-f4\n    probe: hilsim:rec-{rack_id}\n"
+                 "    emulator: qemu\n")
+        if power:
+            text += "    power: {driver: virtual}\n"
+    (root / "rack.yaml").write_text(text)
+
+
+def _recoveries(rack_id: str) -> list[tuple[str, bool]]:
+    with open_store(str(state_dir() / "audit.sqlite")) as store:
+        return [(r.payload["step"], r.payload["ok"]) for r in store.since(None, ("recovery",))
+                if r.payload["rack_id"] == rack_id][::-1]
+
+
+def _health(rack_id: str):
+    with open_leases(state_dir() / "leases.sqlite") as store:
+        return store.health().get(rack_id), store.health_log(rack_id)
+
+
+def test_a_wedged_virtual_board_is_recovered_by_a_power_cycle(project, tmp_path, capsys):
+    mark = tmp_path / "hung"
+    _app(project, mark)
+    _rack(project, ("f4-p", True))
+    junit = tmp_path / "verdict.xml"
+    rc = main(["test", "-b", "nucleo-f4", "-j", "1", "--timeout", "3", "--junit", str(junit)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.out + captured.err
+    assert mark.exists()  # the board was hung once
+    assert "passed on a virtual board" in captured.out
+    ping, after = ET.parse(junit).getroot().iter("testcase")
+    for case in (ping, after):
+        assert case.find("failure") is None and case.find("error") is None
+    assert "recovered by power-cycle" in ping.findtext("system-out", "")
+    assert _recoveries("f4-p") == [("reconnect-console", False), ("swd-reset", False),
+                                   ("connect-under-reset", False), ("power-cycle", True)]
+    health, log = _health("f4-p")
+    assert health is None or health.healthy
+    assert [(e.kind, e.step, e.ok) for e in log] == [
+        ("recovery", "reconnect-console", False), ("recovery", "swd-reset", False),
+        ("recovery", "connect-under-reset", False), ("recovery", "power-cycle", True)]
+    transcripts = list((state_dir() / "runs").rglob("console.log"))
+    assert any("recovered by power-cycle" in t.read_text() for t in transcripts)
+    assert main(["audit", "board", "f4-p"]) == 0  # what a user asks afterwards
+    shown = capsys.readouterr().out.split("recovery ladder steps:", 1)[1]
+    rows = [line.split() for line in shown.splitlines()]
+    steps = [row[1:3] for row in rows if len(row) > 2 and row[1] in STEPS]
+    assert steps == [["power-cycle", "recovered"], ["connect-under-reset", "failed:"],
+                     ["swd-reset", "failed:"], ["reconnect-console", "failed:"]]  # newest first
+
+
+def test_a_wedged_board_without_power_control_is_taken_out_and_the_job_moves(
+        project, tmp_path, capsys):
+    mark = tmp_path / "hung"
+    _app(project, mark)
+    _rack(project, ("f4-a", False), ("f4-b", False))
+    junit = tmp_path / "verdict.xml"
+    rc = main(["test", "-b", "nucleo-f4", "-j", "1", "--timeout", "3", "--junit", str(junit)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.out + captured.err
+    hung = mark.read_text().split()[0]
+    other = {"f4-a": "f4-b", "f4-b": "f4-a"}[hung]
+    assert f"passed after 1 infrastructure retry ({hung} -> {other})" in captured.out
+    first, second = ET.parse(junit).getroot().findall("testsuite")
+    given_up = [(c.get("name"), next(iter(c)).get("message", "")) for c in first.iter("testcase")]
+    assert [name for name, _ in given_up] == ["test_ping", "test_after"]
+    assert all(f"{hung}: recovery failed:" in message for _, message in given_up)
+    assert all(c.find("failure") is None and c.find("error") is None
+               for c in second.iter("testcase"))
+    assert _recoveries(hung) == [("reconnect-console", False), ("swd-reset", False),
+                                 ("connect-under-reset", False), ("reflash", False)]
+    health, log = _health(hung)
+    assert health is not None and not health.healthy
+    assert health.unhealthy_reason.startswith("recovery failed: ")
+    assert log[-1].kind == "unhealthy" and log[-1].detail == health.unhealthy_reason
+    assert _recoveries(other) == []
