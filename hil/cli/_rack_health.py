@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from datetime import datetime
@@ -45,7 +46,8 @@ def add_check_parser(sub: argparse._SubParsersAction) -> None:
                    help="only unhealthy boards whose cool-down (health.recheck_after) is "
                    "over")
     p.add_argument("--wait", type=_args.wait, default=0.0,
-                   help="seconds to wait for a leased board (default 0: skip it)")
+                   help="seconds to wait for a leased board (default 0: skip it; 'forever' "
+                   "waits without end)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
@@ -76,7 +78,7 @@ def run_check(rack: Rack, store: LeaseStore, args: argparse.Namespace) -> int:
     results = []
     for i, entry in enumerate(entries, 1):
         say(entry.id, f"checking ({i} of {len(entries)}, board {entry.board})")
-        result = checker.check(entry, wait=args.wait or 0.0)
+        result = checker.check(entry, wait=math.inf if args.wait is None else args.wait)
         results.append(result)
         say(entry.id, f"{result.status.upper()} in {result.seconds:.1f} s: {result.detail}")
     if args.json:
@@ -91,6 +93,9 @@ def run_check(rack: Rack, store: LeaseStore, args: argparse.Namespace) -> int:
                 said = " | ".join(_short(line, 60) for line in r.last_lines[-3:])
                 print(f"{r.rack_id}: console transcript {r.transcript}" + (
                     f" (last lines: {said})" if said else ""))
+    for r in results:  # in full, with the hint (the table has the first line)
+        if r.status == "error" and r.error is not None:
+            print(f"hil rack check: {r.rack_id}: error: {r.error}", file=sys.stderr)
     return exit_code(results, named=bool(args.ids) and not args.due)
 
 

@@ -203,7 +203,7 @@ def _status(rack, store, args) -> int:
                          "since": _seconds(lease.acquired_at), "until": until,
                          "expires_in": None if until is None else round(until - now, 1)},
                      "healthy": not (bad or (h and h.unhealthy_reason)),
-                     "unhealthy_reason": bad or (_clean(h.unhealthy_reason, 200)
+                     "unhealthy_reason": bad or (_clean(h.unhealthy_reason, 1000)
                                                  if h and h.unhealthy_reason else None),
                      "bad_row": bad, **health_keys})
     if args.json:
