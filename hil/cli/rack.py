@@ -11,7 +11,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from hil.cli import _args
+from hil.cli import _args, _rack_health
 from hil.errors import UsageError
 from hil.rack import lease_store, load_rack, matching_entries
 from hil.rack.leases import Holder, lease_problem
@@ -38,6 +38,7 @@ examples:
   hil rack reset f4-a            # mark an unhealthy board healthy again (or clear a BAD ROW)
   hil rack power f4-a cycle      # switch a board's power (its rack entry's power: key)
   hil rack scan --write          # add entries for newly connected probes to rack.yaml
+  hil rack check f4-a            # flash the golden image, run the smoke test, record it
 """
 
 
@@ -62,7 +63,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     renew.add_argument("--ttl", type=_args.ttl, default=3600.0,
                        help="seconds from now until the lease expires (1 to 604800; default "
                        "3600)")
-    status = sub.add_parser("status", help="every board: probe, lease holder, health")
+    status = sub.add_parser("status", help="every board: probe, lease holder, health, last "
+                            "check, recoveries")
     status.add_argument("--json", action="store_true")
     status.add_argument("--no-probes", action="store_true",
                         help="do not enumerate probes (faster; presence shown as '?')")
@@ -74,6 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     _rack_power.add_parser(sub)
     _rack_scan.add_parser(sub)
+    _rack_health.add_check_parser(sub)
 
 
 def _when(t: object) -> str:
@@ -154,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{args.rack_id} {'forgotten' if gone else 'marked healthy'}",
                   file=sys.stderr)
             return 0
+        if action == "check":
+            return _rack_health.run_check(rack, store, args)
         return _status(rack, store, args)
 
 
@@ -175,6 +180,7 @@ def _status(rack, store, args) -> int:
     known = [e.id for e in rack.entries]
     # rows for rack ids no longer in the rack file: shown, so they can be cleared
     orphans = [k for k in {**leases, **health} if k not in known]
+    since = store.unhealthy_since()
     for rack_id in known + orphans:
         e = rack.entry(rack_id) if isinstance(rack_id, str) else None
         lease = leases.get(rack_id)
@@ -196,6 +202,8 @@ def _status(rack, store, args) -> int:
                      {True: "yes", False: "ABSENT", None: "?"}[p], holder,
                      _when(lease.acquired_at) if lease else "-",
                      _when(lease.expires_at) if lease else "-", state])
+        health_cells, health_keys = _rack_health.health_columns(rack, store, rack_id, since)
+        rows[-1] += health_cells
         until = _seconds(lease.expires_at) if lease else None
         objs.append({"id": _clean(rack_id), "board": e.board if e else None,
                      "probe": str(e.probe) if e else None, "probe_present": p,
@@ -210,14 +218,14 @@ def _status(rack, store, args) -> int:
                          "since": _seconds(lease.acquired_at), "until": until,
                          "expires_in": None if until is None else round(until - now, 1)},
                      "healthy": not (bad or (h and h.unhealthy_reason)),
-                     "unhealthy_reason": bad or (_clean(h.unhealthy_reason, 200)
+                     "unhealthy_reason": bad or (_clean(h.unhealthy_reason, 1000)
                                                  if h and h.unhealthy_reason else None),
-                     "bad_row": bad})
+                     "bad_row": bad, **health_keys})
     if args.json:
         print(json.dumps(objs, indent=2))
     else:
-        table(["id", "board", "probe", "present", "leased by", "since", "until", "health"],
-              rows)
+        table(["id", "board", "probe", "present", "leased by", "since", "until", "health",
+               "last check", "recoveries"], rows)
         queued = store.queue_length()
         if queued:
             print(f"\n{queued} job(s) waiting for a board")

@@ -21,6 +21,12 @@ the simulated flash, restarted whenever the simulated probe resets the core or t
 changes. Runs until SIGTERM, SIGHUP or Ctrl-C (SIGINT), then stops every QEMU and exits
 143, 129 or 130.
 
+With --idle-checks [SECONDS] it also health-checks its boards (see `hil rack check`): a
+board nobody leases is checked when its last check is SECONDS old (default 3600), and an
+unhealthy board is re-checked once its cool-down (the rack file's health.recheck_after) is
+over, and returns to service when it passes. A check leases the board, so no job gets it
+mid-check; it goes through the board's console pty as a runner would.
+
 Real boards need no host process: serve each probe with `pyocd server --probe ID --port P`
 and each console with ser2net. See docs/rack-across-hosts.md.
 
@@ -28,6 +34,7 @@ example (rack host):
   HIL_STATE_DIR=/srv/hil hil rack-host f4-a &
   HIL_STATE_DIR=/srv/hil pyocd server --probe hilsim:f4-a --port 5555 &
   ser2net -n -c ser2net.yaml   # connector: serialdev,/srv/hil/consoles/f4-a,115200n81,local
+  hil rack-host --idle-checks 1800   # and health-check idle boards every half hour
 """
 
 
@@ -38,6 +45,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "or rack.yaml in the project)")
     p.add_argument("--console-dir", type=Path, default=None,
                    help="where the console symlinks go (default: <state dir>/consoles)")
+    p.add_argument("--idle-checks", type=_idle_period, nargs="?", const=3600.0, default=None,
+                   metavar="SECONDS",
+                   help="health-check idle boards every SECONDS (default 3600) and re-check "
+                   "unhealthy ones after their cool-down (health.recheck_after)")
+
+
+def _idle_period(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if not 1.0 <= value <= 7 * 24 * 3600:
+        raise argparse.ArgumentTypeError(f"{text}: must be between 1 and 604800 seconds")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,9 +72,34 @@ def run(args: argparse.Namespace) -> int:
                 print(f"hil rack-host: {board.entry.id} ({board.board.name}, probe "
                       f"{board.entry.probe}): console {board.console_path}", file=sys.stderr,
                       flush=True)
-            host.serve(threading.Event())
+            if args.idle_checks is None:
+                host.serve(threading.Event())
+            else:
+                _serve_with_checks(rack, host, args.idle_checks)
     finally:
         print("hil rack-host: stopped", file=sys.stderr)
     return 0
 
+
+def _serve_with_checks(rack, host: RackHost, every: float) -> None:
+    """Serve the boards (main thread: QEMU dies with the thread that spawned it) while a
+    thread runs the idle checks; on the way out (a signal) the check in progress stops,
+    releasing its lease, before the boards go down."""
+    from hil.rack.check import IdleChecks
+
+    def report(text: str) -> None:
+        print(f"hil rack-host: {text}", file=sys.stderr, flush=True)
+
+    checks = IdleChecks(rack, [b.entry for b in host.boards], every=every,
+                        consoles={b.entry.id: b.console_path for b in host.boards},
+                        report=report)
+    thread = threading.Thread(target=checks.run, name="idle checks", daemon=True)
+    report(f"idle checks every {every:g} s; unhealthy boards re-checked after "
+           f"{rack.health.recheck_after:g} s")
+    thread.start()
+    try:
+        host.serve(threading.Event())
+    finally:
+        checks.stop.set()  # a check stops at its next step and releases its lease
+        thread.join(timeout=30.0)
 

@@ -19,6 +19,9 @@ name the file and key.
           driver: uhubctl        # uhubctl | pdudaemon | command | virtual | a site's own
           location: "1-1"        # ... and the driver's own keys
           port: 2
+        health: {golden: shell}  # optional: this board's health check (hil.rack.health_spec)
+    health:                      # optional: every board's health check, re-check cool-down
+      recheck_after: 600
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 from hil.errors import ConfigError
 from hil.flash.probe_id import ProbeId
 from hil.power import PowerSpec
+from hil.rack.health_spec import DEFAULT_HEALTH, HealthSpec, parse_health
 from hil.schema import Reader, load_yaml
 from hil.settings import current
 from hil.storage import redact_url
@@ -52,6 +56,7 @@ class RackEntry:
     sim_faults: str | None = None
     fixtures: tuple[str, ...] = ()  # test fixtures wired to the board (app.yaml requires:)
     power: PowerSpec | None = None  # how its power is switched (hil.power)
+    health: HealthSpec | None = None  # its own health check (None: the rack's)
 
     def __post_init__(self) -> None:
         if isinstance(self.probe, str):  # built in code from text: parsed here, once
@@ -68,6 +73,7 @@ class Rack:
     path: Path | None
     entries: tuple[RackEntry, ...]
     leases_url: str | None = None  # None: SQLite in the state directory
+    health: HealthSpec = DEFAULT_HEALTH  # the rack file's top-level health: (every board)
 
     def entry_for_probe(self, probe: ProbeId) -> RackEntry | None:
         return next((e for e in self.entries if e.probe == probe), None)
@@ -77,6 +83,10 @@ class Rack:
 
     def entry(self, entry_id: str) -> RackEntry | None:
         return next((e for e in self.entries if e.id == entry_id), None)
+
+    def health_for(self, entry: RackEntry) -> HealthSpec:
+        """The health check of ``entry``: its own ``health:``, else the rack's."""
+        return entry.health or self.health
 
 
 def default_rack_path() -> Path:
@@ -124,6 +134,12 @@ def _power(r: Reader) -> PowerSpec | None:
     return PowerSpec(name, options, path=r.path, key=p.key)
 
 
+def _entry_health(r: Reader, rack_health: HealthSpec) -> HealthSpec | None:
+    """The entry's own ``health:`` over the rack's, or None when it has none."""
+    spec = parse_health(r, "health", rack_health)
+    return None if spec is rack_health else spec
+
+
 def parse_rack(data: object, path: Path) -> Rack:
     from hil.boards import BoardCatalog
 
@@ -143,6 +159,7 @@ def parse_rack(data: object, path: Path) -> Rack:
                                hint="use postgresql://user@host/db for a shared rack, or "
                                "leave it out for SQLite in the state directory")
         leases.done()
+    health = parse_health(top, "health", DEFAULT_HEALTH)
     catalog = BoardCatalog()
     entries: list[RackEntry] = []
     seen_ids: dict[str, str] = {}
@@ -158,6 +175,7 @@ def parse_rack(data: object, path: Path) -> Rack:
             sim_faults=r.str("sim_faults", None),
             fixtures=r.str_list("fixtures", ()),
             power=_power(r),
+            health=_entry_health(r, health),
         )
         if not _ID_RE.fullmatch(entry.id):
             raise r.error("id", f"'{entry.id}' is not a valid rack entry id",
@@ -197,4 +215,4 @@ def parse_rack(data: object, path: Path) -> Rack:
         seen_probes[entry.probe] = entry.id
         entries.append(entry)
     top.done()
-    return Rack(path, tuple(entries), leases_url)
+    return Rack(path, tuple(entries), leases_url, health)

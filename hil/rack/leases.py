@@ -138,6 +138,25 @@ class HealthEvent:
     pid: int
 
 
+REASON_SEP = " | "  # between the distinct reasons an unhealthy board collected
+REASONS_KEPT = 5
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """What ``record_check`` did: the check's result and the unhealthy reason before and
+    after (None: healthy)."""
+
+    rack_id: str
+    ok: bool
+    reason_before: str | None
+    reason_after: str | None
+
+    @property
+    def returned(self) -> bool:
+        return self.ok and self.reason_before is not None
+
+
 def _finite(value: object) -> float | None:
     """``value`` as a float when it is a finite number (a row written by hil), else None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -440,6 +459,79 @@ class LeaseStore:
                                 "detail, host, pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
                         (rack_id, now, "unhealthy", None, 0, reason, self.host, os.getpid()))
             return Health(rack_id, count + 1, reason)
+
+    # -- health checks (hil rack check, rack-host --idle-checks) --------------------------
+    def lease_for_check(self, rack_id: str, *, holder: Holder, ttl: float) -> LeaseInfo | None:
+        """Lease ``rack_id`` now for a health check, or None when it is taken: leased, or
+        free but due to a job waiting in the queue (jobs come first). Unlike ``acquire`` an
+        unhealthy board can be leased: that is how it gets re-checked."""
+        LEASE_TTL_ANY.check(ttl, "lease ttl")
+        with self._tx() as cur:
+            now = self._now(cur)
+            self._reap(cur, now)
+            cur.execute(self._q("SELECT 1 FROM hil_leases WHERE rack_id = ?"), (rack_id,))
+            if cur.fetchone() is not None:
+                return None
+            assigned, _order = self._handout(cur)
+            if rack_id in assigned.values():
+                return None
+            token = secrets.token_hex(16)
+            cur.execute(self._q(
+                "INSERT INTO hil_leases (rack_id, token, user_name, host, pid, ci_job, "
+                "purpose, acquired_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                (rack_id, token, holder.user, holder.host, holder.pid, holder.ci_job,
+                 holder.purpose, now, now + ttl))
+            self._log(cur, rack_id, token, "acquire", None, now)
+            return LeaseInfo(rack_id, token, holder, now, now + ttl)
+
+    def record_check(self, rack_id: str, ok: bool, detail: str | None = None) -> CheckRecord:
+        """Record a health check's result and act on it, in one transaction.
+
+        Passed: an unhealthy board returns to service (a ``returned`` event), a healthy one
+        has its failure count reset. Failed: a healthy board is taken out of service (an
+        ``unhealthy`` event); an unhealthy one stays out, its reason keeping the distinct
+        reasons so far (the newest first, at most ``REASONS_KEPT``), and its cool-down
+        restarts."""
+        with self._tx() as cur:
+            now = self._now(cur)
+            cur.execute(self._q("SELECT failures, unhealthy_reason FROM hil_health "
+                                "WHERE rack_id = ?"), (rack_id,))
+            row = cur.fetchone()
+            count = row[0] if row and isinstance(row[0], int) and row[0] >= 0 else 0
+            before = row[1] if row else None
+            log_sql = self._q("INSERT INTO hil_health_log (rack_id, at, kind, step, ok, "
+                              "detail, host, pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            cur.execute(log_sql, (rack_id, now, "check", None, int(ok), detail, self.host,
+                                  os.getpid()))
+            upsert = self._q(
+                "INSERT INTO hil_health (rack_id, failures, unhealthy_reason, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (rack_id) DO UPDATE SET "
+                "failures = excluded.failures, unhealthy_reason = excluded.unhealthy_reason, "
+                "updated_at = excluded.updated_at")
+            if ok:
+                cur.execute(upsert, (rack_id, 0, None, now))
+                if before is not None:
+                    cur.execute(log_sql, (rack_id, now, "returned", None, 1,
+                                          "health check passed", self.host, os.getpid()))
+                return CheckRecord(rack_id, True, before, None)
+            reason = f"health check failed: {detail or 'no reason given'}"
+            if before is None:
+                cur.execute(upsert, (rack_id, count + 1, reason, now))
+                cur.execute(log_sql, (rack_id, now, "unhealthy", None, 0, reason, self.host,
+                                      os.getpid()))
+                return CheckRecord(rack_id, False, None, reason)
+            reasons = [p for p in str(before).split(REASON_SEP) if p and p != reason]
+            text = REASON_SEP.join([reason, *reasons][:REASONS_KEPT])
+            cur.execute(upsert, (rack_id, count + 1, text, now))
+            return CheckRecord(rack_id, False, str(before), text)
+
+    def unhealthy_since(self) -> dict[str, float]:
+        """Unhealthy boards and when that last changed (taken out, or a failed re-check):
+        the start of their re-check cool-down."""
+        with self._tx() as cur:
+            cur.execute(self._q("SELECT rack_id, updated_at FROM hil_health "
+                                "WHERE unhealthy_reason IS NOT NULL"))
+            return {r[0]: t for r in cur.fetchall() if (t := _finite(r[1])) is not None}
 
     def report_ok(self, rack_id: str) -> None:
         """A successful use resets the failure count (an unhealthy board stays unhealthy)."""
