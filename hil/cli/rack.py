@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 import time
 from datetime import datetime
@@ -14,7 +13,9 @@ from pathlib import Path
 from hil.cli import _args
 from hil.errors import UsageError
 from hil.rack import lease_store, load_rack, matching_entries
-from hil.rack.leases import Holder, lease_problem
+from hil.rack.leases import Holder
+from hil.rack.snapshot import board_rows, probe_presence
+from hil.rack.snapshot import clean as _clean
 from hil.ui import table
 
 log = logging.getLogger(__name__)
@@ -79,19 +80,6 @@ def _when(t: object) -> str:
         return f"invalid ({_clean(t, 20)})"
 
 
-def _clean(value: object, width: int = 60) -> str:
-    """Text from the lease database, safe to print: no control characters, bounded length."""
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
-    return text if len(text) <= width else text[:width - 3] + "..."
-
-
-def _seconds(value: object) -> float | None:
-    """A time from the database as JSON can carry it (NaN and infinities are not JSON)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def run(args: argparse.Namespace) -> int:
     rack = load_rack(args.rack, required=args.rack is not None)
     action = args.rack_command
@@ -143,82 +131,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _status(rack, store, args) -> int:
-    leases = store.leases()
-    health = store.health()
-    present: dict[str, bool | None] = {e.id: None for e in rack.entries}
-    if not args.no_probes:
-        try:
-            from hil.flash.probes import list_probes
-
-            ids = {p.rack_entry for p in list_probes(rack)}
-            present = {e.id: (e.id in ids or not e.probe.usb)
-                       for e in rack.entries}
-        except Exception as exc:  # noqa: BLE001 - probe enumeration is best effort here
-            log.info("probe enumeration failed: %s", exc)  # presence stays unknown ('?')
-    rows, objs = [], []
-    now = time.time()
-    known = [e.id for e in rack.entries]
-    # rows for rack ids no longer in the rack file: shown, so they can be cleared
-    orphans = [k for k in {**leases, **health} if k not in known]
-    for rack_id in known + orphans:
-        e = rack.entry(rack_id) if isinstance(rack_id, str) else None
-        lease = leases.get(rack_id)
-        h = health.get(rack_id)
-        bad = _bad_row(rack_id, e, lease, h, now)
-        holder = "-"
-        if lease:
-            who = lease.holder
-            holder = _clean(f"{who.user}@{who.host}" + (f" pid {who.pid}" if who.pid else "")
-                            + (f" job {who.ci_job}" if who.ci_job else ""))
-        if bad:
-            state = f"BAD ROW: {bad}"
-        elif h and h.unhealthy_reason:
-            state = "UNHEALTHY: " + _clean(h.unhealthy_reason, 200)
-        else:
-            state = f"ok ({h.failures} recent failures)" if h and h.failures else "ok"
-        p = present.get(rack_id) if e else None
-        rows.append([_clean(rack_id), e.board if e else "-", str(e.probe) if e else "-",
-                     {True: "yes", False: "ABSENT", None: "?"}[p], holder,
-                     _when(lease.acquired_at) if lease else "-",
-                     _when(lease.expires_at) if lease else "-", state])
-        until = _seconds(lease.expires_at) if lease else None
-        objs.append({"id": _clean(rack_id), "board": e.board if e else None,
-                     "probe": str(e.probe) if e else None, "probe_present": p,
-                     "console": e.console if e else None, "tags": list(e.tags) if e else [],
-                     "virtual": e.is_virtual if e else None,
-                     "lease": None if not lease else {
-                         "user": _clean(lease.holder.user), "host": _clean(lease.holder.host),
-                         "pid": lease.holder.pid if isinstance(lease.holder.pid, int)
-                         else _clean(lease.holder.pid),
-                         "ci_job": None if lease.holder.ci_job is None
-                         else _clean(lease.holder.ci_job),
-                         "since": _seconds(lease.acquired_at), "until": until,
-                         "expires_in": None if until is None else round(until - now, 1)},
-                     "healthy": not (bad or (h and h.unhealthy_reason)),
-                     "unhealthy_reason": bad or (_clean(h.unhealthy_reason, 200)
-                                                 if h and h.unhealthy_reason else None),
-                     "bad_row": bad})
+    rows = board_rows(rack, store.leases(), store.health(),
+                      None if args.no_probes else probe_presence(rack))
     if args.json:
-        print(json.dumps(objs, indent=2))
-    else:
-        table(["id", "board", "probe", "present", "leased by", "since", "until", "health"],
-              rows)
-        queued = store.queue_length()
-        if queued:
-            print(f"\n{queued} job(s) waiting for a board")
+        now = time.time()
+        print(json.dumps([r.to_json(now) for r in rows], indent=2))
+        return 0
+    lines = []
+    for r in rows:
+        lease = r.lease
+        lines.append([_clean(r.id), r.entry.board if r.entry else "-",
+                      str(r.entry.probe) if r.entry else "-",
+                      {True: "yes", False: "ABSENT", None: "?"}[r.present], r.holder,
+                      _when(lease.acquired_at) if lease else "-",
+                      _when(lease.expires_at) if lease else "-", r.state])
+    table(["id", "board", "probe", "present", "leased by", "since", "until", "health"], lines)
+    queued = store.queue_length()
+    if queued:
+        print(f"\n{queued} job(s) waiting for a board")
     return 0
-
-
-def _bad_row(rack_id, entry, lease, health, now: float) -> str | None:
-    """What is wrong with the database's rows for ``rack_id`` and how to clear it, or None."""
-    why = None
-    if entry is None:
-        why = "not in the rack file"
-    elif lease is not None and (problem := lease_problem(lease, now)):
-        why = f"lease {problem}"
-    elif health is not None and (isinstance(health.failures, bool)
-                                 or not isinstance(health.failures, int)):
-        why = f"failure count {_clean(health.failures, 20)!r} is not a number"
-    if why is None:
-        return None
-    return f"{why}; clear it with 'hil rack reset {_clean(rack_id)}'"
