@@ -37,6 +37,7 @@ examples:
   hil rack status
   hil rack release "$HIL_LEASE"
   hil rack reset f4-a            # mark an unhealthy board healthy again (or clear a BAD ROW)
+  hil rack serve                 # the live rack page on http://127.0.0.1:8700/
 """
 
 
@@ -69,6 +70,69 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                            "a lease row shown as BAD ROW, and forgets an id gone from the rack "
                            "file")
     reset.add_argument("rack_id")
+    _add_serve_arguments(sub)
+
+
+SERVE_DESCRIPTION = """\
+Serve the live rack page: every board with its health (last check, recent recoveries), who
+holds it (user, host, CI job, since, until), the lease queue per board type, and the last
+test runs with their verdicts (hardware, virtual board or QEMU only) and links to their
+transcripts. The page updates itself every second; the same data is JSON at /api/rack,
+/api/runs, /api/boards/ID and /healthz. The page only reads: it never takes a lease.
+
+It binds 127.0.0.1 by default. Another address is served only with a token (--token-file,
+else HIL_RACK_TOKEN, else [rack_serve] token_file in hil.toml); with a token every request
+needs it: 'Authorization: Bearer TOKEN', or open the page once as /?token=TOKEN (a cookie
+keeps it). Plain HTTP: put a TLS proxy in front, or use an SSH tunnel, across networks you
+do not trust. Runs until Ctrl-C or SIGTERM.
+
+examples:
+  hil rack serve                                   # http://127.0.0.1:8700/
+  hil rack serve --port 0                          # any free port (printed)
+  hil rack serve --host 0.0.0.0 --token-file /etc/hil/rack-token
+  curl -H "Authorization: Bearer $(cat /etc/hil/rack-token)" http://rack-host:8700/api/rack
+"""
+
+
+def _add_serve_arguments(sub) -> None:
+    serve = sub.add_parser("serve", help="serve the live rack page (HTML and JSON)",
+                           description=SERVE_DESCRIPTION,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1; a non-loopback address "
+                       "needs a token)")
+    serve.add_argument("--port", type=_port, default=8700,
+                       help="TCP port (default 8700; 0: any free port)")
+    serve.add_argument("--token-file", type=Path, default=None, metavar="FILE",
+                       help="file holding the access token (default: HIL_RACK_TOKEN, else "
+                       "[rack_serve] token_file in hil.toml)")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is not in 0..65535")
+    return port
+
+
+def _serve(rack, args: argparse.Namespace) -> int:
+    """`hil rack serve`: refuse an unprotected non-loopback address before anything runs."""
+    from hil.rack.web import check_bind, serve, token_for
+
+    token, where = token_for(args.token_file)
+    check_bind(args.host, token)
+
+    def ready(url: str) -> None:
+        guard = f"token from {where}" if token else "loopback only, no token"
+        print(f"hil rack serve: {url} ({guard}); rack file {rack.path or '(none)'}; "
+              "Ctrl-C stops", file=sys.stderr, flush=True)
+
+    with lease_store(rack) as store:
+        serve(rack, store, host=args.host, port=args.port, token=token, on_ready=ready)
+    return 0
 
 
 def _when(t: object) -> str:
@@ -83,6 +147,8 @@ def _when(t: object) -> str:
 def run(args: argparse.Namespace) -> int:
     rack = load_rack(args.rack, required=args.rack is not None)
     action = args.rack_command
+    if action == "serve":
+        return _serve(rack, args)
     with lease_store(rack) as store:
         if action == "lease":
             entries = matching_entries(rack, args.board, args.tag)
