@@ -125,13 +125,20 @@ def _serve(rack, args: argparse.Namespace) -> int:
     token, where = token_for(args.token_file)
     check_bind(args.host, token)
 
+    started = []
+
     def ready(url: str) -> None:
+        started.append(url)
         guard = f"token from {where}" if token else "loopback only, no token"
         print(f"hil rack serve: {url} ({guard}); rack file {rack.path or '(none)'}; "
               "Ctrl-C stops", file=sys.stderr, flush=True)
 
     with lease_store(rack) as store:
-        serve(rack, store, host=args.host, port=args.port, token=token, on_ready=ready)
+        try:
+            serve(rack, store, host=args.host, port=args.port, token=token, on_ready=ready)
+        finally:
+            if started:
+                print("hil rack serve: stopped", file=sys.stderr, flush=True)
     return 0
 
 

@@ -9,6 +9,7 @@ import json
 import os
 import queue
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -350,6 +351,22 @@ def test_with_a_token_every_request_needs_it(tmp_path, rack):
             assert browser_like.get(s.url + "api/rack").status_code == 200
         assert _get(s.url + "?token=wrong").status_code == 401
         assert s.stop() == ExitCode.TERMINATED
+
+
+@pytest.mark.parametrize("signum, code", [
+    pytest.param(signal.SIGINT, ExitCode.INTERRUPTED, id="ctrl-c"),
+    pytest.param(signal.SIGHUP, ExitCode.HANGUP, id="sighup"),
+])
+def test_a_signal_stops_it_and_frees_the_port(rack, signum, code):
+    with Server() as s:
+        assert _get(s.url + "healthz").status_code == 200
+        s.proc.send_signal(signum)
+        assert s.proc.wait(timeout=60) == code
+    port = int(s.url.rstrip("/").rsplit(":", 1)[1])
+    with socket.socket() as again:  # nothing listens there any more
+        again.bind(("127.0.0.1", port))
+    with pytest.raises(httpx.ConnectError):
+        _get(s.url + "healthz")
 
 
 def test_without_a_token_a_foreign_host_header_is_refused(server):
