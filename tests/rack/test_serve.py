@@ -478,3 +478,37 @@ def test_a_real_run_on_a_virtual_board_links_its_console_transcript(rack, capsys
         assert consoles, run["transcripts"]
         assert any("READY" in _get(s.url + t["url"]).text for t in consoles)
         assert s.stop() == ExitCode.TERMINATED
+
+
+def test_the_token_from_the_environment_guards_the_page_and_is_never_printed(rack, capsys,
+                                                                            monkeypatch):
+    token = "env-token-" + "y" * 24
+    with Server(env={**os.environ, "HIL_RACK_TOKEN": token}) as s:
+        assert "token from HIL_RACK_TOKEN" in "".join(s.stderr)
+        assert _get(s.url + "api/rack").status_code == 401
+        assert _get(s.url + "api/rack", headers={"Authorization": f"Bearer {token}"}) \
+            .status_code == 200
+        assert s.stop() == ExitCode.TERMINATED
+    assert token not in "".join(s.stderr)
+    monkeypatch.setenv("HIL_RACK_TOKEN", token)
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert token not in out and "(set, not shown)" in out
+
+
+def test_the_project_file_names_the_token_file(tmp_path):
+    from hil.errors import ConfigError
+    from hil.rack.web import token_for
+    from hil.settings import load, use
+
+    (tmp_path / "secret").write_text("project-token-" + "z" * 20 + "\n")
+    (tmp_path / "secret").chmod(0o600)
+    (tmp_path / "hil.toml").write_text('[rack_serve]\ntoken_file = "secret"\n')
+    with use(load(cwd=tmp_path, env={})):
+        token, where = token_for()
+    assert token == "project-token-" + "z" * 20
+    assert where.startswith(str(tmp_path / "secret")) and "hil.toml" in where
+    (tmp_path / "hil.toml").write_text('[rack_serve]\ntoken = "abc"\n')
+    with pytest.raises(ConfigError,
+                       match=r"(?s)rack_serve.token: unknown key.*did you mean 'token_file'"):
+        load(cwd=tmp_path, env={})
