@@ -512,3 +512,36 @@ def test_the_project_file_names_the_token_file(tmp_path):
     with pytest.raises(ConfigError,
                        match=r"(?s)rack_serve.token: unknown key.*did you mean 'token_file'"):
         load(cwd=tmp_path, env={})
+
+
+def test_a_shared_rack_on_postgresql(rack, pg_url, monkeypatch):
+    """The page of a rack whose leases are in PostgreSQL (a rack across hosts)."""
+    monkeypatch.setenv("HIL_LEASE_DB", pg_url)
+    with Server(env=dict(os.environ)) as s:
+        assert _boards(s)["f4-b"]["lease"] is None
+        with lease_store(load_rack()) as store:
+            held = store.acquire(["f4-b"], holder=Holder("carol", "runner-2", 0, "gl-991"),
+                                 ttl=120)
+            lease = _until("the lease", lambda: _boards(s)["f4-b"]["lease"])
+            assert (lease["user"], lease["host"], lease["ci_job"]) == \
+                ("carol", "runner-2", "gl-991")
+            store.release(held.token)
+        _until("the release", lambda: _boards(s)["f4-b"]["lease"] is None)
+        assert s.stop() == ExitCode.TERMINATED
+
+
+def test_an_edited_rack_file_is_read_again_and_a_broken_edit_is_reported(server, rack):
+    assert list(_boards(server)) == IDS
+    time.sleep(0.05)  # a new modification time
+    rack.write_text(RACK + '  - {id: f4-c, board: nucleo-f4, probe: "hilsim:srv-f4-c"}\n')
+    _until("the new board", lambda: "f4-c" in _boards(server))
+    time.sleep(0.05)
+    rack.write_text(RACK + "  - {id: f4-d, board: nucleo-f5, probe: 'hilsim:x'}\n")
+
+    def reported():
+        data = _get(server.url + "api/rack").json()
+        return data if data["error"] else None
+
+    data = _until("the broken edit", reported)
+    assert "boards[3].board: unknown board 'nucleo-f5'" in data["error"]
+    assert [b["id"] for b in data["boards"]] == [*IDS, "f4-c"]  # the last good rack
