@@ -112,9 +112,12 @@ class RackData:
         rack = self.source.get()
         try:
             view = self.store.view()
-        except HilError as exc:  # the lease database is down: say so, keep serving
+        # the lease database is down or restarting (a dropped PostgreSQL connection is
+        # opened again next time): say so on the page and keep serving
+        except Exception as exc:  # noqa: BLE001
             return {"at": time.time(), "rack_file": str(rack.path) if rack.path else None,
-                    "boards": [], "queue": [], "waiting": 0, "error": str(exc)}
+                    "boards": [], "queue": [], "waiting": 0,
+                    "error": f"cannot read the lease database: {exc}"}
         data = rack_snapshot(rack, view)
         data["error"] = self.source.error
         return data
