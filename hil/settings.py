@@ -44,6 +44,7 @@ ENV_VARS = {
     "HIL_LEASE": "lease_token",
     "HIL_SIM_FAULTS": "sim_faults",
     "HIL_SIM_BOARDS": "sim_boards",
+    "HIL_RACK_TOKEN": "rack_token",
 }
 # CI systems' job identifiers, recorded with every lease (first one set wins)
 CI_JOB_VARS = ("HIL_CI_JOB", "CI_JOB_ID", "GITHUB_RUN_ID", "BUILD_TAG", "BUILD_ID")
@@ -85,6 +86,10 @@ class Settings:
     size_baseline: str | None = None  # [size] baseline: a baseline file's path, or git:REF
     size_threshold: str | None = None  # [size] threshold: growth allowed per region
     tool_path: str = ""  # where external tools are searched: PATH, then beside python
+    # `hil rack serve`: the access token (HIL_RACK_TOKEN) or the file holding it
+    # ([rack_serve] token_file); the token itself is never printed
+    rack_token: str | None = None
+    rack_token_file: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def source(self, name: str) -> str:
@@ -135,7 +140,10 @@ class Settings:
         for f in fields(self):
             if f.name in ("root", "project_file", "sources", "tool_path"):
                 continue
-            rows.append((f.name, _format(getattr(self, f.name)), self.source(f.name)))
+            value = getattr(self, f.name)
+            if f.name in SECRETS and value:
+                value = "(set, not shown)"
+            rows.append((f.name, _format(value), self.source(f.name)))
         return rows
 
 
@@ -181,7 +189,8 @@ def _has_tool_hil(path: Path) -> bool:
 
 
 _TOP_KEYS = ("boards", "apps", "rack", "build_dir", "state_dir", "toolchains", "test",
-             "gate", "size")
+             "gate", "size", "rack_serve")
+SECRETS = ("rack_token",)  # settings whose value `hil config` does not print
 _TEST_KEYS = ("harness", "timeout", "on", "pytest_plugins")
 _GATE_KEYS = ("require_hardware", "allow_flaky")
 _SIZE_KEYS = ("baseline", "threshold")
@@ -289,6 +298,8 @@ def _parse_table(data: dict[str, Any], path: Path, root: Path, prefix: str) -> d
         out.update(_gate_table(data["gate"], path, prefix))
     if "size" in data:
         out.update(_size_table(data["size"], path, root, prefix + "size"))
+    if "rack_serve" in data:
+        out.update(_rack_serve_table(data["rack_serve"], path, root, prefix + "rack_serve"))
     return out
 
 
@@ -312,6 +323,23 @@ def _gate_table(gate: object, path: Path, prefix: str) -> dict[str, Any]:
             raise ConfigError("expected true or false", path=path,
                               key=prefix + "gate.allow_flaky")
         out["gate_allow_flaky"] = gate["allow_flaky"]
+    return out
+
+
+def _rack_serve_table(table: object, path: Path, root: Path, key: str) -> dict[str, Any]:
+    """``[rack_serve]``: ``token_file``, the file holding `hil rack serve`'s access token."""
+    if not isinstance(table, dict):
+        raise ConfigError("expected a table", path=path, key=key,
+                          hint='e.g. [rack_serve] with token_file = "/etc/hil/rack-token"')
+    _unknown(table, ("token_file",), path, key + ".")
+    out: dict[str, Any] = {}
+    if "token_file" in table:
+        value = table["token_file"]
+        if not isinstance(value, str) or not value:
+            raise ConfigError("expected a path (a non-empty string)", path=path,
+                              key=key + ".token_file",
+                              hint='e.g. token_file = "/etc/hil/rack-token"')
+        out["rack_token_file"] = _absolute(Path(value), root)
     return out
 
 

@@ -173,7 +173,7 @@ def _audit(result: BoardResult) -> None:
                 cancelled=result.cancelled.signal_name if result.cancelled else None,
                 app=plan.app, seconds=result.seconds, outcome=outcome,
                 attempt=plan.attempt, retry=plan.retry, cell_run=plan.cell_run,
-                cases=_case_outcomes(result, cases))
+                cases=_case_outcomes(result, cases), work_dir=plan.work_dir)
     except HilError as exc:  # the verdict stands; say that it was not recorded
         result.error = (result.error + "; " if result.error else "") + \
             f"verdict not recorded in the audit trail: {exc}"

@@ -268,6 +268,7 @@ def record_test(
     retry: str | None = None,
     cell_run: str | None = None,
     cases: list[list[str]] | None = None,
+    work_dir: str | Path | None = None,
 ) -> Record:
     """Append a ``test`` record: a test run's verdict against an image.
 
@@ -283,7 +284,8 @@ def record_test(
     the cell, why it ran again (``rerun`` after a test failure, ``infrastructure`` after an
     infrastructure failure; None for a first attempt) and the id shared by the attempts of
     one cell run; cases: ``[name, status]`` (or ``[name, status, rack_id]``) per test case
-    (``hil audit flaky`` reads them). All optional: older records lack them.
+    (``hil audit flaky`` reads them); work_dir: the run's directory (transcripts and logs,
+    which the rack page links to). All optional: older records lack them.
     Returns the stored record; raises AuditError for an unknown executor or retry, or an
     unwritable store.
     """
@@ -320,6 +322,8 @@ def record_test(
         payload["cell_run"] = cell_run
     if cases is not None:
         payload["cases"] = [[str(v) for v in c] for c in cases]
+    if work_dir is not None:
+        payload["work_dir"] = str(work_dir)
     with open_store(store) as s:
         return s.append("test", image_sha256, payload)
 

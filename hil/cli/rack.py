@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 import time
 from datetime import datetime
@@ -14,7 +13,9 @@ from pathlib import Path
 from hil.cli import _args, _rack_health
 from hil.errors import UsageError
 from hil.rack import lease_store, load_rack, matching_entries
-from hil.rack.leases import Holder, lease_problem
+from hil.rack.leases import Holder
+from hil.rack.snapshot import board_rows, probe_presence
+from hil.rack.snapshot import clean as _clean
 from hil.ui import table
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ examples:
   hil rack power f4-a cycle      # switch a board's power (its rack entry's power: key)
   hil rack scan --write          # add entries for newly connected probes to rack.yaml
   hil rack check f4-a            # flash the golden image, run the smoke test, record it
+  hil rack serve                 # the live rack page on http://127.0.0.1:8700/
 """
 
 
@@ -77,6 +79,76 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _rack_power.add_parser(sub)
     _rack_scan.add_parser(sub)
     _rack_health.add_check_parser(sub)
+    _add_serve_arguments(sub)
+
+
+SERVE_DESCRIPTION = """\
+Serve the live rack page: every board with its health (last check, recent recoveries), who
+holds it (user, host, CI job, since, until), the lease queue per board type, and the last
+test runs with their verdicts (hardware, virtual board or QEMU only) and links to their
+transcripts. The page updates itself every second; the same data is JSON at /api/rack,
+/api/runs, /api/boards/ID and /healthz. The page only reads: it never takes a lease.
+
+It binds 127.0.0.1 by default. Another address is served only with a token (--token-file,
+else HIL_RACK_TOKEN, else [rack_serve] token_file in hil.toml); with a token every request
+needs it: 'Authorization: Bearer TOKEN', or open the page once as /?token=TOKEN (a cookie
+keeps it). Plain HTTP: put a TLS proxy in front, or use an SSH tunnel, across networks you
+do not trust. Runs until Ctrl-C or SIGTERM.
+
+examples:
+  hil rack serve                                   # http://127.0.0.1:8700/
+  hil rack serve --port 0                          # any free port (printed)
+  hil rack serve --host 0.0.0.0 --token-file /etc/hil/rack-token
+  curl -H "Authorization: Bearer $(cat /etc/hil/rack-token)" http://rack-host:8700/api/rack
+"""
+
+
+def _add_serve_arguments(sub) -> None:
+    serve = sub.add_parser("serve", help="serve the live rack page (HTML and JSON)",
+                           description=SERVE_DESCRIPTION,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1; a non-loopback address "
+                       "needs a token)")
+    serve.add_argument("--port", type=_port, default=8700,
+                       help="TCP port (default 8700; 0: any free port)")
+    serve.add_argument("--token-file", type=Path, default=None, metavar="FILE",
+                       help="file holding the access token (default: HIL_RACK_TOKEN, else "
+                       "[rack_serve] token_file in hil.toml)")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is not in 0..65535")
+    return port
+
+
+def _serve(rack, args: argparse.Namespace) -> int:
+    """`hil rack serve`: refuse an unprotected non-loopback address before anything runs."""
+    from hil.rack.web import check_bind, serve, token_for
+
+    token, where = token_for(args.token_file)
+    check_bind(args.host, token)
+
+    started = []
+
+    def ready(url: str) -> None:
+        started.append(url)
+        guard = f"token from {where}" if token else "loopback only, no token"
+        print(f"hil rack serve: {url} ({guard}); rack file {rack.path or '(none)'}; "
+              "Ctrl-C stops", file=sys.stderr, flush=True)
+
+    with lease_store(rack) as store:
+        try:
+            serve(rack, store, host=args.host, port=args.port, token=token, on_ready=ready)
+        finally:
+            if started:
+                print("hil rack serve: stopped", file=sys.stderr, flush=True)
+    return 0
 
 
 def _when(t: object) -> str:
@@ -88,19 +160,6 @@ def _when(t: object) -> str:
         return f"invalid ({_clean(t, 20)})"
 
 
-def _clean(value: object, width: int = 60) -> str:
-    """Text from the lease database, safe to print: no control characters, bounded length."""
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
-    return text if len(text) <= width else text[:width - 3] + "..."
-
-
-def _seconds(value: object) -> float | None:
-    """A time from the database as JSON can carry it (NaN and infinities are not JSON)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def run(args: argparse.Namespace) -> int:
     if args.rack_command == "scan":
         from hil.cli import _rack_scan
@@ -108,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
         return _rack_scan.run(args.scan_rack or args.rack, write=args.write)
     rack = load_rack(args.rack, required=args.rack is not None)
     action = args.rack_command
+    if action == "serve":
+        return _serve(rack, args)
     with lease_store(rack) as store:
         if action == "lease":
             entries = matching_entries(rack, args.board, args.tag)
@@ -163,85 +224,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _status(rack, store, args) -> int:
-    leases = store.leases()
-    health = store.health()
-    present: dict[str, bool | None] = {e.id: None for e in rack.entries}
-    if not args.no_probes:
-        try:
-            from hil.flash.probes import list_probes
-
-            ids = {p.rack_entry for p in list_probes(rack)}
-            present = {e.id: (e.id in ids or not e.probe.usb)
-                       for e in rack.entries}
-        except Exception as exc:  # noqa: BLE001 - probe enumeration is best effort here
-            log.info("probe enumeration failed: %s", exc)  # presence stays unknown ('?')
-    rows, objs = [], []
-    now = time.time()
-    known = [e.id for e in rack.entries]
-    # rows for rack ids no longer in the rack file: shown, so they can be cleared
-    orphans = [k for k in {**leases, **health} if k not in known]
+    rows = board_rows(rack, store.leases(), store.health(),
+                      None if args.no_probes else probe_presence(rack))
     since = store.unhealthy_since()
-    for rack_id in known + orphans:
-        e = rack.entry(rack_id) if isinstance(rack_id, str) else None
-        lease = leases.get(rack_id)
-        h = health.get(rack_id)
-        bad = _bad_row(rack_id, e, lease, h, now)
-        holder = "-"
-        if lease:
-            who = lease.holder
-            holder = _clean(f"{who.user}@{who.host}" + (f" pid {who.pid}" if who.pid else "")
-                            + (f" job {who.ci_job}" if who.ci_job else ""))
-        if bad:
-            state = f"BAD ROW: {bad}"
-        elif h and h.unhealthy_reason:
-            state = "UNHEALTHY: " + _clean(h.unhealthy_reason, 200)
-        else:
-            state = f"ok ({h.failures} recent failures)" if h and h.failures else "ok"
-        p = present.get(rack_id) if e else None
-        rows.append([_clean(rack_id), e.board if e else "-", str(e.probe) if e else "-",
-                     {True: "yes", False: "ABSENT", None: "?"}[p], holder,
-                     _when(lease.acquired_at) if lease else "-",
-                     _when(lease.expires_at) if lease else "-", state])
-        health_cells, health_keys = _rack_health.health_columns(rack, store, rack_id, since)
-        rows[-1] += health_cells
-        until = _seconds(lease.expires_at) if lease else None
-        objs.append({"id": _clean(rack_id), "board": e.board if e else None,
-                     "probe": str(e.probe) if e else None, "probe_present": p,
-                     "console": e.console if e else None, "tags": list(e.tags) if e else [],
-                     "virtual": e.is_virtual if e else None,
-                     "lease": None if not lease else {
-                         "user": _clean(lease.holder.user), "host": _clean(lease.holder.host),
-                         "pid": lease.holder.pid if isinstance(lease.holder.pid, int)
-                         else _clean(lease.holder.pid),
-                         "ci_job": None if lease.holder.ci_job is None
-                         else _clean(lease.holder.ci_job),
-                         "since": _seconds(lease.acquired_at), "until": until,
-                         "expires_in": None if until is None else round(until - now, 1)},
-                     "healthy": not (bad or (h and h.unhealthy_reason)),
-                     "unhealthy_reason": bad or (_clean(h.unhealthy_reason, 1000)
-                                                 if h and h.unhealthy_reason else None),
-                     "bad_row": bad, **health_keys})
+    now = time.time()
+    lines, objs = [], []
+    for r in rows:
+        lease = r.lease
+        health_cells, health_keys = _rack_health.health_columns(rack, store, r.id, since)
+        objs.append({**r.to_json(now), **health_keys})
+        lines.append([_clean(r.id), r.entry.board if r.entry else "-",
+                      str(r.entry.probe) if r.entry else "-",
+                      {True: "yes", False: "ABSENT", None: "?"}[r.present], r.holder,
+                      _when(lease.acquired_at) if lease else "-",
+                      _when(lease.expires_at) if lease else "-", r.state, *health_cells])
     if args.json:
         print(json.dumps(objs, indent=2))
-    else:
-        table(["id", "board", "probe", "present", "leased by", "since", "until", "health",
-               "last check", "recoveries"], rows)
-        queued = store.queue_length()
-        if queued:
-            print(f"\n{queued} job(s) waiting for a board")
+        return 0
+    table(["id", "board", "probe", "present", "leased by", "since", "until", "health",
+           "last check", "recoveries"], lines)
+    queued = store.queue_length()
+    if queued:
+        print(f"\n{queued} job(s) waiting for a board")
     return 0
-
-
-def _bad_row(rack_id, entry, lease, health, now: float) -> str | None:
-    """What is wrong with the database's rows for ``rack_id`` and how to clear it, or None."""
-    why = None
-    if entry is None:
-        why = "not in the rack file"
-    elif lease is not None and (problem := lease_problem(lease, now)):
-        why = f"lease {problem}"
-    elif health is not None and (isinstance(health.failures, bool)
-                                 or not isinstance(health.failures, int)):
-        why = f"failure count {_clean(health.failures, 20)!r} is not a number"
-    if why is None:
-        return None
-    return f"{why}; clear it with 'hil rack reset {_clean(rack_id)}'"

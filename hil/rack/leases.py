@@ -157,6 +157,28 @@ class CheckRecord:
         return self.ok and self.reason_before is not None
 
 
+@dataclass(frozen=True)
+class Waiter:
+    """A place in the lease queue: the rack ids it waits for, in order of preference."""
+
+    ticket: int
+    candidates: list[str]
+    host: str
+    pid: int
+    since: float | None
+
+
+@dataclass(frozen=True)
+class RackView:
+    """The lease database at one moment (``LeaseStore.view``), for the rack page."""
+
+    at: float
+    leases: dict[str, LeaseInfo]
+    health: dict[str, Health]
+    waiters: list[Waiter]
+    events: list[HealthEvent]  # the newest health events, oldest first
+
+
 def _finite(value: object) -> float | None:
     """``value`` as a float when it is a finite number (a row written by hil), else None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -239,27 +261,38 @@ class LeaseStore:
         return sql
 
     # -- housekeeping (inside a transaction) ---------------------------------------------
+    def _lease_gone(self, host: object, pid: object, expires: object,
+                    now: float) -> str | None:
+        """Why a lease row is reclaimed by the next transaction (``expired``,
+        ``holder-died``), or None while it holds its board."""
+        expiry = _finite(expires)  # an unreadable expiry keeps the board held: see status
+        if expiry is not None and expiry < now:
+            return "expired"
+        if isinstance(pid, int) and pid > 0 and host == self.host \
+                and not _pid_alive(pid):  # pid 0: TTL only
+            return "holder-died"
+        return None
+
+    def _waiter_gone(self, host: object, pid: object, raw_beat: object, candidates: object,
+                     now: float) -> bool:
+        """A queue place that the next transaction drops (stale, unreadable, holder dead)."""
+        beat = _finite(raw_beat)
+        return beat is None or beat < now - WAITER_STALE_S or _candidates(candidates) is None \
+            or (host == self.host and isinstance(pid, int) and pid > 0
+                and not _pid_alive(pid))
+
     def _reap(self, cur: Any, now: float) -> None:
         q = self._q
         cur.execute(q("SELECT rack_id, token, host, pid, expires_at FROM hil_leases"))
         for rack_id, token, host, pid, expires in cur.fetchall():
-            why = None
-            expiry = _finite(expires)  # an unreadable expiry keeps the board held: see status
-            if expiry is not None and expiry < now:
-                why = "expired"
-            elif isinstance(pid, int) and pid > 0 and host == self.host \
-                    and not _pid_alive(pid):  # pid 0: TTL only
-                why = "holder-died"
+            why = self._lease_gone(host, pid, expires, now)
             if why:
                 cur.execute(q("DELETE FROM hil_leases WHERE token = ?"), (token,))
                 self._log(cur, rack_id, token, why, None, now)
                 log.info("lease %s on %s reclaimed: %s", str(token)[:8], rack_id, why)
         cur.execute(q("SELECT ticket, host, pid, heartbeat, candidates FROM hil_waiters"))
         for ticket, host, pid, raw_beat, candidates in cur.fetchall():
-            beat = _finite(raw_beat)
-            if beat is None or beat < now - WAITER_STALE_S or _candidates(candidates) is None \
-                    or (host == self.host and isinstance(pid, int) and pid > 0
-                        and not _pid_alive(pid)):
+            if self._waiter_gone(host, pid, raw_beat, candidates, now):
                 cur.execute(q("DELETE FROM hil_waiters WHERE ticket = ?"), (ticket,))
 
     def _log(self, cur: Any, rack_id: str, token: str, event: str, ticket: int | None,
@@ -558,6 +591,32 @@ class LeaseStore:
                 cur.execute(self._q("DELETE FROM hil_leases WHERE rack_id = ?"), (rack_id,))
                 self._log(cur, rack_id, str(row[0]), "reset", None, now)
             return why
+
+    def view(self, *, events: int = 500) -> RackView:
+        """Everything the rack page shows, read in one transaction that changes nothing:
+        leases and queue places the next transaction would reclaim are left out (not
+        deleted); ``events``: how many of the newest health events to read."""
+        q = self._q
+        with self._tx() as cur:
+            now = self._now(cur)
+            cur.execute(q("SELECT rack_id, token, user_name, host, pid, ci_job, purpose, "
+                          "acquired_at, expires_at FROM hil_leases"))
+            leases = {r[0]: LeaseInfo(r[0], r[1], Holder(r[2], r[3], r[4], r[5], r[6]), r[7],
+                                      r[8])
+                      for r in cur.fetchall() if not self._lease_gone(r[3], r[4], r[8], now)}
+            cur.execute(q("SELECT rack_id, failures, unhealthy_reason FROM hil_health"))
+            health = {r[0]: Health(r[0], r[1], r[2]) for r in cur.fetchall()}
+            cur.execute(q("SELECT ticket, candidates, host, pid, since, heartbeat FROM "
+                          "hil_waiters ORDER BY ticket"))
+            waiters = [Waiter(int(r[0]), _candidates(r[1]) or [], r[2], r[3], _finite(r[4]))
+                       for r in cur.fetchall()
+                       if not self._waiter_gone(r[2], r[3], r[5], r[1], now)]
+            cur.execute(q("SELECT rack_id, at, kind, step, ok, detail, host, pid FROM "
+                          "hil_health_log ORDER BY seq DESC LIMIT ?"), (int(events),))
+            log_rows = cur.fetchall()
+        history = [HealthEvent(r[0], _finite(r[1]) or 0.0, r[2], r[3], bool(r[4]), r[5], r[6],
+                               r[7]) for r in reversed(log_rows)]
+        return RackView(now, leases, health, waiters, history)
 
     def lease_log(self) -> list[tuple[int, str, str, str, int | None, float]]:
         with self._tx() as cur:
