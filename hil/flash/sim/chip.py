@@ -129,6 +129,8 @@ class SimChip:
             device_id |= 0x10000000 & ~chip.mask & 0xFFFFFFFF
         self.regs = _constant_registers(chip.address if chip else None, device_id)
         self.controller, self.peripherals = _peripherals(board, store, faults)
+        self._blocks = {block: p for p in self.peripherals  # 1 KiB block -> peripheral
+                        for block in range(p.base >> 10, ((p.base + p.size - 1) >> 10) + 1)}
         self._cpu = None  # hil.flash.sim.cpu.SimCpu, built on the first run from RAM
         # Core state.
         self.core = [0] * 128
@@ -166,10 +168,8 @@ class SimChip:
         return None
 
     def _peripheral(self, address: int) -> Peripheral | None:
-        for p in self.peripherals:
-            if p.contains(address):
-                return p
-        return None
+        p = self._blocks.get(address >> 10)
+        return p if p is not None and p.contains(address) else None
 
     def _ram_written(self, address: int, size: int) -> None:
         if self._cpu is not None:
@@ -410,8 +410,7 @@ class SimChip:
             memories = [Memory(start, end - start, buf) for start, end, buf in self.rams]
             memories += [Memory(a.origin, a.length, self.store.data, a.offset, flash=True)
                          for a in self.store.areas]
-            self._cpu = SimCpu(memories, self.periph_read, self.periph_write,
-                               self._write_flash)
+            self._cpu = SimCpu(memories, self._blocks, self._write_flash)
         return self._cpu
 
     def _resume(self, step: bool) -> None:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hil.errors import FlashError
-from hil.flash.sim.peripheral import BusFault
+from hil.flash.sim.peripheral import BusFault, Peripheral
 
 LOG = logging.getLogger(__name__)
 
@@ -65,13 +65,12 @@ class Memory:
 class SimCpu:
     """A Cortex-M4 executing from the chip's memories; built once per chip, run per resume.
 
-    ``periph_read(address, size)`` / ``periph_write(address, size, value)`` are the chip's
-    peripheral bus (they may raise BusFault); ``flash_write(address, size, value)`` is the
-    flash controller's ``program``.
+    ``blocks`` maps each 1 KiB block of the peripheral space (address >> 10) that holds a
+    modelled peripheral to it (others read 0, ignore writes); ``flash_write(address, size,
+    value)`` is the flash controller's ``program``. Peripherals may raise BusFault.
     """
 
-    def __init__(self, memories: list[Memory], periph_read: Callable[[int, int], int],
-                 periph_write: Callable[[int, int, int], None],
+    def __init__(self, memories: list[Memory], blocks: dict[int, Peripheral],
                  flash_write: Callable[[int, int, int], None]) -> None:
         from unicorn import (
             UC_ARCH_ARM,
@@ -83,11 +82,11 @@ class SimCpu:
             Uc,
         )
 
-        self._periph_read = periph_read
-        self._periph_write = periph_write
+        self._blocks = blocks
         self._flash_write = flash_write
         self.uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
         self._memories = memories
+        self._flash = [m for m in memories if m.flash]
         self._pins = []  # ctypes views keeping the mapped buffers exported (not resizable)
         for m in memories:
             if m.start % PAGE or m.length % PAGE:
@@ -146,10 +145,9 @@ class SimCpu:
         self.uc.emu_stop()
 
     def _on_flash_write(self, uc, access, address, size, value, user_data) -> None:
-        self._settle()
-        m = self._memory(address)
-        if m is None:  # pragma: no cover - the hook range is a mapped flash
-            return
+        if self._pending:
+            self._settle()
+        m = next(m for m in self._flash if m.start <= address < m.start + m.length)
         try:
             self._flash_write(address, size, value & ((1 << (8 * size)) - 1))
         except BusFault as exc:
@@ -158,17 +156,27 @@ class SimCpu:
         self._pending.append((m, off, bytes(m.buffer[off:off + size])))
 
     def _on_mmio_read(self, uc, offset, size, user_data) -> int:
-        self._settle()
+        if self._pending:
+            self._settle()
+        address = PERIPH_BASE + offset
+        p = self._blocks.get(address >> 10)
+        if p is None or not p.contains(address):
+            return 0  # an unmodelled peripheral at its reset value
         try:
-            return self._periph_read(PERIPH_BASE + offset, size)
+            return p.read(address - p.base, size)
         except BusFault as exc:
             self._fault(str(exc))
             return 0
 
     def _on_mmio_write(self, uc, offset, size, value, user_data) -> None:
-        self._settle()
+        if self._pending:
+            self._settle()
+        address = PERIPH_BASE + offset
+        p = self._blocks.get(address >> 10)
+        if p is None or not p.contains(address):
+            return
         try:
-            self._periph_write(PERIPH_BASE + offset, size, value & ((1 << (8 * size)) - 1))
+            p.write(address - p.base, size, value & ((1 << (8 * size)) - 1))
         except BusFault as exc:
             self._fault(str(exc))
 

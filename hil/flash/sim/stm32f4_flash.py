@@ -127,6 +127,9 @@ class Stm32f4Flash(FlashController):
         self.faults = faults
         self.sectors = f4_sectors(size, origin)
         self.by_number = {snb: (start, length) for snb, start, length in self.sectors}
+        self._by_16k = [next(sector for sector in self.sectors  # sector of each 16 KiB
+                             if sector[1] <= origin + i * 16 * K < sector[1] + sector[2])
+                        for i in range(-(-size // (16 * K)))]
         wrp = 0
         for number in faults.wrp:
             if number < NWRP_BITS:
@@ -151,13 +154,11 @@ class Stm32f4Flash(FlashController):
 
     # ------------------------------------------------------------------ sectors
     def sector_of(self, address: int) -> tuple[int, int, int] | None:
-        for snb, start, size in self.sectors:
-            if start <= address < start + size:
-                return snb, start, size
-        return None
+        index = (address - self.origin) >> 14
+        return self._by_16k[index] if 0 <= index < len(self._by_16k) else None
 
     def protected(self, snb: int) -> bool:
-        return snb < NWRP_BITS and not (self.option_nwrp >> snb) & 1
+        return snb < NWRP_BITS and not (self.option_nwrp >> snb) & 1  # nWRP: 0 = protected
 
     def take_erased(self) -> list[tuple[int, int, int]]:
         erased, self.erased = self.erased, []
@@ -166,34 +167,36 @@ class Stm32f4Flash(FlashController):
     # ------------------------------------------------------------------ registers
     def read(self, offset: int, size: int) -> int:
         reg = offset & ~3
-        if reg == ACR:
-            value = self.acr
-        elif reg == SR:
+        if reg == SR:
             value = self.sr
             if self.busy_reads:
                 self.busy_reads -= 1
                 value |= BSY
         elif reg == CR:
             value = self.cr
+        elif reg == ACR:
+            value = self.acr
         elif reg == OPTCR:
             value = self.optcr
         else:
             value = 0  # KEYR and OPTKEYR are write-only
+        if size == 4:
+            return value
         return (value >> (8 * (offset & 3))) & ((1 << (8 * size)) - 1)
 
     def write(self, offset: int, size: int, value: int) -> None:
         reg = offset & ~3
         value <<= 8 * (offset & 3)
-        if reg == ACR:
-            self.acr = value & 0x1F0F
-        elif reg == KEYR:
-            self._key(value)
-        elif reg == OPTKEYR:
-            self._optkey(value)
+        if reg == CR:
+            self._write_cr(value)
         elif reg == SR:
             self.sr &= ~(value & SR_W1C)
-        elif reg == CR:
-            self._write_cr(value)
+        elif reg == KEYR:
+            self._key(value)
+        elif reg == ACR:
+            self.acr = value & 0x1F0F
+        elif reg == OPTKEYR:
+            self._optkey(value)
         elif reg == OPTCR:
             self._write_optcr(value)
 
@@ -292,7 +295,7 @@ class Stm32f4Flash(FlashController):
         return True
 
     def program(self, address: int, size: int, value: int) -> None:
-        if self.cr & LOCK or not self.cr & PG:
+        if self.cr & (LOCK | PG) != PG:
             self._error(PGSERR, f"write to flash 0x{address:08X} without PG set")
             return
         width = 1 << ((self.cr >> PSIZE_SHIFT) & 3)
@@ -309,14 +312,20 @@ class Stm32f4Flash(FlashController):
             self._error(WRPERR, f"write to 0x{address:08X} in write-protected sector "
                         f"{sector[0]}")
             return
-        if any(address <= a < address + size for a in self.faults.program_at):
+        faults = self.faults
+        if faults.program_at and any(address <= a < address + size for a in faults.program_at):
             self._error(OPERR | PGSERR, f"programming 0x{address:08X} fails (injected fault)")
             return
         off = self.offset + address - self.origin
-        data = value.to_bytes(size, "little")
-        for i in range(size):
-            if address + i not in self.faults.corrupt_at:
-                self.data[off + i] &= data[i]
+        if faults.corrupt_at:
+            data = value.to_bytes(size, "little")
+            for i in range(size):
+                if address + i not in faults.corrupt_at:
+                    self.data[off + i] &= data[i]
+        else:
+            old = int.from_bytes(self.data[off:off + size], "little")
+            self.data[off:off + size] = (old & value).to_bytes(size, "little")
         self.stats["programmed_bytes"] += size
         self.dirty = True
-        self._done()
+        if self.cr & EOPIE:
+            self.sr |= EOP
