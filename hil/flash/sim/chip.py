@@ -114,8 +114,10 @@ def _peripherals(board: Board, store: SimFlashStore,
 class SimChip:
     """One simulated chip: its memories, peripherals, core and debug state."""
 
-    def __init__(self, board: Board, store: SimFlashStore, faults: Faults) -> None:
+    def __init__(self, board: Board, store: SimFlashStore, faults: Faults,
+                 layout_error: type[SectorLayoutError] = SectorLayoutError) -> None:
         self.board = board
+        self.layout_error = layout_error  # the probe raises a pyOCD-compatible subclass
         self.store = store
         self.faults = faults
         self.rams = [(r.origin, r.end, bytearray(r.length)) for r in board.regions
@@ -479,7 +481,7 @@ class SimChip:
                 continue
             index = self.board.regions.index(region)
             said = f"0x{there.start:08X}-0x{there.end - 1:08X}" if there else "no sector"
-            raise SectorLayoutError(
+            raise self.layout_error(
                 f"board {self.board.name}: the flash algorithm erased the chip's sector "
                 f"{number} = 0x{start:08X}-0x{start + size - 1:08X}, but the board file has "
                 f"{said} there; pyOCD erases by the board file's sectors, so flashing would "
