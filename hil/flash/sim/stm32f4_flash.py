@@ -17,7 +17,9 @@ From the reference manuals (RM0383 section 3, RM0390 section 3; FLASH at 0x40023
 - ``OPTKEYR`` (+0x08) 0x08192A3B then 0x4C5D6E7F unlocks ``OPTCR`` (+0x14), same lock rule.
   ``OPTCR`` resets to the option bytes (0x0FFFAAED: no protection, software watchdog);
   nWRP[11:0] at bit 16 (0 = sector write protected), OPTSTRT(1) commits them. A program or
-  erase touching a protected sector sets WRPERR and does nothing (a mass erase too).
+  erase touching a protected sector sets WRPERR and does nothing (a mass erase too). Option
+  bytes programmed this way last as long as the simulated chip in this process (they are
+  not persisted with the flash); ``wrp=N`` faults set them for every process.
 
 Sectors are the chip's own layout (``f4_sectors``), not the board file's: 4x16K, 1x64K, then
 128K per bank of up to 1 MiB. Injected faults (``hil.flash.sim.faults``) act here: an
