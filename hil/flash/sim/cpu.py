@@ -33,6 +33,7 @@ LOG = logging.getLogger(__name__)
 PERIPH_BASE, PERIPH_SIZE = 0x40000000, 0x20000000
 PAGE = 0x1000  # unicorn maps memory in 4 KiB pages
 _EXCP_BKPT = 7  # unicorn's (QEMU's) interrupt number for a BKPT instruction
+_MASK = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF, 8: 0xFFFFFFFFFFFFFFFF}
 _UNTIL = 0xFFFFFFFE  # an address no code returns to: runs end on bkpt, budget or fault
 
 # Debug core register numbers (ARMv7-M DCRSR.REGSEL).
@@ -102,7 +103,7 @@ class SimCpu:
         self.uc.mmio_map(PERIPH_BASE, PERIPH_SIZE, self._on_mmio_read, None,
                          self._on_mmio_write, None)
         self.uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
-        self._pending: list[tuple[Memory, int, bytes]] = []
+        self._pending: list[tuple[Memory, int, bytearray]] = []
         self._result: RunResult | None = None
         self._stale_code: set[int] = set()
 
@@ -147,23 +148,27 @@ class SimCpu:
     def _on_flash_write(self, uc, access, address, size, value, user_data) -> None:
         if self._pending:
             self._settle()
-        m = next(m for m in self._flash if m.start <= address < m.start + m.length)
+        for m in self._flash:
+            if m.start <= address < m.start + m.length:
+                break
         try:
-            self._flash_write(address, size, value & ((1 << (8 * size)) - 1))
+            self._flash_write(address, size, value & _MASK[size])
         except BusFault as exc:
             self._fault(str(exc))
         off = m.offset + address - m.start
-        self._pending.append((m, off, bytes(m.buffer[off:off + size])))
+        self._pending.append((m, off, m.buffer[off:off + size]))
 
     def _on_mmio_read(self, uc, offset, size, user_data) -> int:
         if self._pending:
             self._settle()
-        address = PERIPH_BASE + offset
-        p = self._blocks.get(address >> 10)
-        if p is None or not p.contains(address):
+        p = self._blocks.get((PERIPH_BASE + offset) >> 10)
+        if p is None:
             return 0  # an unmodelled peripheral at its reset value
+        offset -= p.base - PERIPH_BASE
+        if not 0 <= offset < p.size:
+            return 0
         try:
-            return p.read(address - p.base, size)
+            return p.read(offset, size)
         except BusFault as exc:
             self._fault(str(exc))
             return 0
@@ -171,12 +176,14 @@ class SimCpu:
     def _on_mmio_write(self, uc, offset, size, value, user_data) -> None:
         if self._pending:
             self._settle()
-        address = PERIPH_BASE + offset
-        p = self._blocks.get(address >> 10)
-        if p is None or not p.contains(address):
+        p = self._blocks.get((PERIPH_BASE + offset) >> 10)
+        if p is None:
+            return
+        offset -= p.base - PERIPH_BASE
+        if not 0 <= offset < p.size:
             return
         try:
-            p.write(address - p.base, size, value & ((1 << (8 * size)) - 1))
+            p.write(offset, size, value & _MASK[size])
         except BusFault as exc:
             self._fault(str(exc))
 

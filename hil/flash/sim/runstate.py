@@ -12,7 +12,8 @@ possibly in another process (``hil rack host`` on a rack host, while
 released, the probe's reset) and never goes down; ``running`` says whether the core executes
 the firmware (False while halted by the debugger, held in reset or running a flash
 algorithm). The emulating process polls it with ``read_run_state``: a new ``resets`` value
-means "boot again from flash", ``running`` False means "pause". Nothing is written while nothing changes.
+means "boot again from flash", ``running`` False means "pause". Nothing is written while
+nothing changes.
 """
 
 from __future__ import annotations
