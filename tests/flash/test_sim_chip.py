@@ -159,6 +159,14 @@ def test_hung_code_keeps_running_until_halted(chip):
     assert chip.read32(DHCSR) & S_HALT and chip.core[15] == 0x20000100
 
 
+def test_step_executes_one_instruction(chip):
+    chip.write_block(0x20000100, b"\x05\x20\x00\xbe")  # movs r0, #5; bkpt
+    chip.core[0], chip.core[15] = 0, 0x20000100
+    chip.write32(DHCSR, 0xA05F0005)  # C_STEP, C_DEBUGEN
+    assert chip.read32(DHCSR) & S_HALT
+    assert (chip.core[0], chip.core[15]) == (5, 0x20000102)
+
+
 def test_reset_loads_sp_and_pc_from_the_vector_table(chip):
     load_algo(chip)
     assert call(chip, "pc_init", 0x08000000, 0, PROGRAM) == 0

@@ -268,6 +268,7 @@ class SimChip:
         p = self._peripheral(address)
         if p is not None:
             p.write(address - p.base, size, value)
+            self._check_erased_sectors()  # the debugger can start an erase too
         elif debugger:
             self.regs[address] = value
 
