@@ -107,6 +107,25 @@ def test_algorithm_unlocks_programs_only_clearing_bits_and_erases_by_chip_sector
     assert chip.stats == {"erased_sectors": 1, "programmed_bytes": 36}
 
 
+def test_an_algorithm_with_a_wrong_key_faults_as_on_the_chip(chip):
+    # The chip runs whatever is in RAM: pyOCD's algorithm with its second unlock key changed
+    # bus-faults in Init() and never returns (pyOCD reports a timeout), and the controller
+    # stays locked until reset.
+    words = list(ALGO["instructions"])
+    words[words.index(0xCDEF89AB)] = 0xCDEF89AC
+    chip.write_block(ALGO["load_address"], struct.pack(f"<{len(words)}I", *words))
+    resume(chip, ALGO["pc_init"], 0x08000000, 0, ERASE)
+    assert not halted_within(chip, 20)
+    chip.write32(DHCSR, 0xA05F0003)
+    assert chip.core[16] & 0x1FF == 3
+    load_algo(chip)  # the right algorithm cannot unlock either until a reset
+    resume(chip, ALGO["pc_init"], 0x08000000, 0, ERASE)
+    assert not halted_within(chip, 20)
+    chip.write32(AIRCR, 0x05FA0004)
+    chip.write32(DHCSR, 0xA05F0003)
+    assert call(chip, "pc_init", 0x08000000, 0, ERASE) == 0
+
+
 def test_wrong_key_locks_the_controller_until_reset(chip):
     chip.write32(FLASH_KEYR, 0x45670123)
     with pytest.raises(BusFault, match="wrong key"):
