@@ -420,7 +420,7 @@ class SimChip:
         """Resume (or step) the core: code in RAM runs here, the firmware does not."""
         pc = self.core[15] & ~1
         self.retire_sticky = True
-        self.halted = False
+        self.halted = self.faulted = self.lockup = False
         if self._ram(pc, 2) is None:
             if step:  # the firmware is not executed here: a step just moves on
                 self.core[15] = (pc + 2) & 0xFFFFFFFF
@@ -430,7 +430,7 @@ class SimChip:
         self.run_started = time.monotonic()
         if step:
             self._advance(STEP_SLICE, count=1)
-            if self.emulating:  # one instruction retired without reaching a breakpoint
+            if not self.halted:  # one instruction retired (or a fault taken): halt again
                 self.emulating = False
                 self.halted = True
                 self.regs[DFSR] = self.regs.get(DFSR, 0) | DFSR_HALTED

@@ -21,14 +21,11 @@ the controller's status after a write, as the reference manuals require.
 from __future__ import annotations
 
 import ctypes
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from hil.errors import FlashError
 from hil.flash.sim.peripheral import BusFault, Peripheral
-
-LOG = logging.getLogger(__name__)
 
 PERIPH_BASE, PERIPH_SIZE = 0x40000000, 0x20000000
 PAGE = 0x1000  # unicorn maps memory in 4 KiB pages
