@@ -35,6 +35,7 @@ STICKYERR = 1 << 5
 CSW_DEVICEEN = 1 << 6
 AP_CSW, AP_TAR, AP_DRW, AP_CFG, AP_BASE, AP_IDR = 0x00, 0x04, 0x0C, 0xF4, 0xF8, 0xFC
 
+
 class SectorLayoutFault(SectorLayoutError, exceptions.TargetError):
     """SectorLayoutError that is also a pyOCD error: ``pyocd server`` answers the request
     with its message (and goes on serving) instead of dropping the client."""
