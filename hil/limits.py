@@ -126,6 +126,7 @@ RECORDS = Limit("the number of records", 1, 1_000_000_000, integer=True)
 SIM_SLOW = Limit("the delay of 'slow'", 0.0, 600.0, "seconds")
 SIM_COUNT = Limit("the count of 'disconnect_after'", 0, 2**32 - 1, "DAP transfers",
                   integer=True)
+SIM_SECTOR = Limit("a sector number", 0, 11, integer=True)  # STM32F4 nWRP bits
 ADDRESS32 = Limit("an address", 0, 2**32 - 1, integer=True)
 DEVICE_ID = Limit("a device id", 0, 2**32 - 1, integer=True)
 PORT = Limit("a TCP port", 1, 65535, integer=True)

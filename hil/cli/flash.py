@@ -35,11 +35,15 @@ flash, Cortex-M stack pointer and reset vector) before any lease or probe, and r
 the audit trail as an external build.
 
 Simulated probes: hilsim:<name> is a simulated SWD probe driven through pyOCD's real flash
-path; its flash persists under HIL_STATE_DIR/simflash/<name>.bin. Its board comes from the
-rack entry naming it, else from its state file, else from --board. Inject faults with
-HIL_SIM_FAULTS (or sim_faults in the rack entry), e.g.
+path: pyOCD's flash algorithm (and its CRC analyzer) execute on an emulated Cortex-M core
+against a register model of the chip's flash controller (STM32F4). Its flash persists under
+HIL_STATE_DIR/simflash/<name>.bin. Its board comes from the rack entry naming it, else from
+its state file, else from --board. A board file whose sectors are not the chip's fails with
+an error naming the sector and memory[N].sectors. Inject faults with HIL_SIM_FAULTS (or
+sim_faults in the rack entry), e.g.
   erase@0x08004000  program@0x08000400  corrupt@0x08000010  disconnect_after=5000
-  device_id=0x413   slow=0.2            (prefix an item with NAME: for one probe only)
+  device_id=0x413   slow=0.2  wrp=4 (sector 4 write-protected)  locked (flash key locked)
+  (prefix an item with NAME: for one probe only)
 
 examples:
   hil flash --board nucleo-f4 shell --probe hilsim:f4-a

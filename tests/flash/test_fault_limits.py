@@ -23,6 +23,8 @@ BAD = [
     pytest.param("erase@0x108000000", "an address must be 0..4294967295",
                  id="address-beyond-32-bits"),
     pytest.param("corrupt@-16", "an address must be 0..4294967295", id="address-negative"),
+    pytest.param("wrp=12", "a sector number must be 0..11", id="wrp-beyond-option-bytes"),
+    pytest.param("wrp=-1", "a sector number must be 0..11", id="wrp-negative"),
     pytest.param("device_id=0x1ffffffff", "a device id must be 0..4294967295",
                  id="device-id-beyond-32-bits"),
 ]

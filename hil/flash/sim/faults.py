@@ -3,9 +3,16 @@
 Syntax: comma-separated items, each optionally prefixed ``<sim name>:`` to apply to one
 simulated probe only::
 
-    erase@0x08004000        erasing the sector holding this address fails (FlashProgramError, 13)
-    program@0x08000400      programming a page that covers this address fails there (13)
+    erase@0x08004000        the flash controller fails to erase the sector holding this
+                            address and sets its error flags (FlashProgramError, 13)
+    program@0x08000400      the controller fails to program the word holding this address
+                            (13, reported at the page pyOCD was writing)
     corrupt@0x08000010      that byte silently keeps its old value (read-back VerifyError, 14)
+    wrp=4                   the option bytes write-protect sector 4 (the chip's numbering):
+                            erasing or programming it fails with WRPERR, as on the chip (13)
+    locked                  the flash control register is locked until reset, as after a wrong
+                            unlock key: the algorithm's unlock bus-faults and flash init times
+                            out (13)
     disconnect_after=5000   the probe vanishes after this many DAP transfers (ProbeLostError, 11)
     device_id=0x413         the chip reports this device id (WrongChipError, 12)
     slow[=SECONDS]          every flash-algorithm call runs this long (default 0.05 s); past
@@ -34,12 +41,15 @@ class Faults:
     disconnect_after: int | None = None
     device_id: int | None = None
     slow: float = 0.0
+    wrp: tuple[int, ...] = ()
+    locked: bool = False
     source: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def any(self) -> bool:
         return bool(self.erase_at or self.program_at or self.corrupt_at or self.slow
-                    or self.disconnect_after is not None or self.device_id is not None)
+                    or self.wrp or self.locked or self.disconnect_after is not None
+                    or self.device_id is not None)
 
     def merged(self, other: Faults) -> Faults:
         return replace(
@@ -51,6 +61,8 @@ class Faults:
             else self.disconnect_after,
             device_id=other.device_id if other.device_id is not None else self.device_id,
             slow=other.slow or self.slow,
+            wrp=self.wrp + other.wrp,
+            locked=self.locked or other.locked,
             source=self.source + other.source,
         )
 
@@ -76,6 +88,7 @@ def parse_faults(spec: str | None, sim_name: str, origin: str = ENV) -> Faults:
     erase: list[int] = []
     program: list[int] = []
     corrupt: list[int] = []
+    wrp: list[int] = []
     kwargs: dict[str, object] = {}
     for raw in spec.split(","):
         item = raw.strip()
@@ -99,15 +112,20 @@ def parse_faults(spec: str | None, sim_name: str, origin: str = ENV) -> Faults:
                                                  limits.SIM_COUNT)
         elif item.startswith("device_id="):
             kwargs["device_id"] = _number(item.split("=", 1)[1], item, origin, limits.DEVICE_ID)
+        elif item.startswith("wrp="):
+            wrp.append(int(_number(item.split("=", 1)[1], item, origin, limits.SIM_SECTOR)))
+        elif item == "locked":
+            kwargs["locked"] = True
         elif item == "slow" or item.startswith("slow="):
             value = item.split("=", 1)[1] if "=" in item else str(DEFAULT_SLOW)
             kwargs["slow"] = _number(value, item, origin, limits.SIM_SLOW)
         else:
             raise ConfigError(
                 f"unknown fault '{item}'", key=origin,
-                hint="known: erase@ADDR, program@ADDR, corrupt@ADDR, disconnect_after=N, "
-                "device_id=0xID, slow[=SECONDS]")
-    return Faults(tuple(erase), tuple(program), tuple(corrupt), source=(origin,),
+                hint="known: erase@ADDR, program@ADDR, corrupt@ADDR, wrp=SECTOR, locked, "
+                "disconnect_after=N, device_id=0xID, slow[=SECONDS]")
+    return Faults(tuple(erase), tuple(program), tuple(corrupt), wrp=tuple(wrp),
+                  source=(origin,),
                   **kwargs)  # type: ignore[arg-type]
 
 

@@ -21,7 +21,7 @@ from pyocd.probe.debug_probe import DebugProbe
 
 from hil.errors import ConfigError, HilError
 from hil.flash.probe_id import ProbeId
-from hil.flash.sim.chip import BusFault, SimChip
+from hil.flash.sim.chip import BusFault, SectorLayoutError, SimChip
 from hil.flash.sim.registry import PREFIX, SimSpec, known_names, resolve
 from hil.flash.sim.store import SimFlashStore, release_probe, sim_dir, take_probe
 
@@ -34,6 +34,12 @@ CDBGPWRUPREQ, CDBGPWRUPACK = 1 << 28, 1 << 29
 STICKYERR = 1 << 5
 CSW_DEVICEEN = 1 << 6
 AP_CSW, AP_TAR, AP_DRW, AP_CFG, AP_BASE, AP_IDR = 0x00, 0x04, 0x0C, 0xF4, 0xF8, 0xFC
+
+
+class SectorLayoutFault(SectorLayoutError, exceptions.TargetError):
+    """SectorLayoutError that is also a pyOCD error: ``pyocd server`` answers the request
+    with its message (and goes on serving) instead of dropping the client."""
+
 
 # One chip per simulated probe name and process: pyOCD opens and closes probes freely while
 # enumerating, and the chip (core state, RAM) must survive that like real hardware does.
@@ -50,7 +56,7 @@ def _chip_for(spec: SimSpec) -> SimChip:
             int(meta.get("generation", 0)) != chip.store.generation  # another process flashed
         if chip is None or stale or chip.board != spec.board or chip.faults != spec.faults:
             store = SimFlashStore.for_board(spec.name, spec.board)
-            chip = SimChip(spec.board, store, spec.faults)
+            chip = SimChip(spec.board, store, spec.faults, SectorLayoutFault)
             _CHIPS[key] = chip
         return chip
 

@@ -1,7 +1,8 @@
 """What a simulated core is doing, published for the process that emulates its CPU.
 
-The simulated probe (``hil.flash.sim.chip``) models the debug port, not the CPU: the firmware
-itself runs in QEMU, possibly in another process (``hil rack host`` on a rack host, while
+The simulated probe (``hil.flash.sim.chip``) models the debug port and executes only code
+pyOCD runs from RAM (flash algorithms), not the firmware: the firmware itself runs in QEMU,
+possibly in another process (``hil rack host`` on a rack host, while
 ``pyocd server`` serves the probe). The chip therefore publishes its run state in
 ``<simflash dir>/<name>.run``, a small JSON object written atomically:
 
@@ -9,9 +10,10 @@ itself runs in QEMU, possibly in another process (``hil rack host`` on a rack ho
 
 ``resets`` increases by one on every reset of the core (SYSRESETREQ, VECTRESET, nRESET
 released, the probe's reset) and never goes down; ``running`` says whether the core executes
-the firmware (False while halted by the debugger or held in reset). The emulating process
-polls it with ``read_run_state``: a new ``resets`` value means "boot again from flash",
-``running`` False means "pause". Nothing is written while nothing changes.
+the firmware (False while halted by the debugger, held in reset or running a flash
+algorithm). The emulating process polls it with ``read_run_state``: a new ``resets`` value
+means "boot again from flash", ``running`` False means "pause". Nothing is written while
+nothing changes.
 """
 
 from __future__ import annotations
