@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hil.errors import HilError, LeaseError, RecoveryFailed, is_infrastructure
+from hil.errors import HilError, InfrastructureError, LeaseError, RecoveryFailed, is_infrastructure
 
 if TYPE_CHECKING:
     from hil.executors import Executor
@@ -79,7 +79,7 @@ class Timeouts:
                 "reflash": self.reflash}[step]
 
 
-class StepFailed(HilError):
+class StepFailed(InfrastructureError):
     """One step of the ladder did not bring the board back (the climb goes on)."""
 
 

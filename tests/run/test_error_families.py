@@ -48,6 +48,10 @@ EXPECTED = {
     "_ToolFailed": ("error", 5),
     "NoHardwareError": ("error", 4),
     "AuditError": ("error", 21),
+    "PowerError": ("infrastructure", 3),
+    "RecoveryFailed": ("infrastructure", 3),
+    "StepFailed": ("infrastructure", 3),
+    "SmokeFailed": ("test", 1),
 }
 
 
@@ -74,6 +78,8 @@ def _instance(cls: type[HilError]) -> HilError:
         crash = hil.crash.parse_fault_line(FAULT)
         assert crash is not None
         return cls(crash)
+    if cls.__name__ == "SmokeFailed":
+        return cls("no pong from ping", ["boot"])  # type: ignore[call-arg]
     if cls is hil.build._ToolFailed:
         return cls("compile main.c", "main.c:1: error", ["gcc"])
     return cls("something went wrong")
