@@ -12,7 +12,7 @@ from datetime import datetime
 from hil.cli import _args
 from hil.errors import UsageError
 from hil.rack.inventory import Rack
-from hil.rack.leases import HealthEvent, LeaseStore
+from hil.rack.leases import LeaseStore
 from hil.ui import table
 
 CHECK_HELP = "health-check boards: flash the golden image and run the smoke test"
@@ -35,7 +35,6 @@ examples:
   hil rack check f4-a f4-b --json
   hil rack check --due            # from a cron job or a systemd timer, e.g. every 5 minutes
 """
-RECENT = 5  # recovery and health events shown per board
 
 
 def add_check_parser(sub: argparse._SubParsersAction) -> None:
@@ -113,31 +112,20 @@ def _when(t: float) -> str:
         return "?"
 
 
-def _event(ev: HealthEvent) -> dict[str, object]:
-    return {"at": ev.at, "kind": ev.kind, "step": ev.step, "ok": ev.ok,
-            "detail": None if ev.detail is None else _short(ev.detail, 300)}
-
-
 def health_columns(rack: Rack, store: LeaseStore, rack_id: str,
                    since: dict[str, float]) -> tuple[list[str], dict[str, object]]:
     """For ``hil rack status``: the cells "last check" and "recoveries", and the JSON keys
-    last_check, recoveries, history and recheck_at of one board."""
+    last_check, recoveries, history, recheck_at and recheck_in of one board (the rack page's
+    ``health_json``)."""
+    from hil.rack.snapshot import RECOVERIES, health_json
+
     events = store.health_log(rack_id, limit=200)
     checks = [e for e in events if e.kind == "check"]
-    recoveries = [e for e in events if e.kind == "recovery"][-RECENT:]
-    history = [e for e in events if e.kind != "recovery"][-RECENT:]
+    recoveries = [e for e in events if e.kind == "recovery"][-RECOVERIES:]
     last = checks[-1] if checks else None
     cell_check = "-" if last is None else \
         f"{_when(last.at)} {'ok' if last.ok else 'FAILED'}"
     cell_rec = ", ".join(f"{e.step or '?'} {'ok' if e.ok else 'failed'}"
                          for e in recoveries) or "-"
-    entry = rack.entry(rack_id)
-    recheck_at = None
-    if entry is not None and rack_id in since:
-        recheck_at = since[rack_id] + rack.health_for(entry).recheck_after
-    return [cell_check, _short(cell_rec, 60)], {
-        "last_check": None if last is None else _event(last),
-        "recoveries": [_event(e) for e in recoveries],
-        "history": [_event(e) for e in history],
-        "recheck_at": recheck_at,
-        "recheck_in": None if recheck_at is None else round(recheck_at - time.time(), 1)}
+    return [cell_check, _short(cell_rec, 60)], health_json(rack, rack_id, events,
+                                                           since.get(rack_id), time.time())

@@ -125,6 +125,11 @@ class ProbeId:
             return self.address
         return f"{self.kind}:{self.address}" if self.address else self.kind
 
+    def short_name(self, length: int = 4) -> str:
+        """The last ``length`` letters and digits of the serial (lower case), for a name a
+        person can tell apart, e.g. a rack entry id ``nucleo-f4-3f2a``; empty when none."""
+        return re.sub(r"[^a-z0-9]", "", self.address.lower())[-length:] if length > 0 else ""
+
     # ------------------------------------------------------------------ comparing
     @property
     def key(self) -> tuple[str, str]:

@@ -177,6 +177,8 @@ class RackView:
     health: dict[str, Health]
     waiters: list[Waiter]
     events: list[HealthEvent]  # the newest health events, oldest first
+    # unhealthy boards and when that last changed: the start of their re-check cool-down
+    unhealthy_since: dict[str, float] = field(default_factory=dict)
 
 
 def _finite(value: object) -> float | None:
@@ -604,8 +606,12 @@ class LeaseStore:
             leases = {r[0]: LeaseInfo(r[0], r[1], Holder(r[2], r[3], r[4], r[5], r[6]), r[7],
                                       r[8])
                       for r in cur.fetchall() if not self._lease_gone(r[3], r[4], r[8], now)}
-            cur.execute(q("SELECT rack_id, failures, unhealthy_reason FROM hil_health"))
-            health = {r[0]: Health(r[0], r[1], r[2]) for r in cur.fetchall()}
+            cur.execute(q("SELECT rack_id, failures, unhealthy_reason, updated_at FROM "
+                          "hil_health"))
+            health_rows = cur.fetchall()
+            health = {r[0]: Health(r[0], r[1], r[2]) for r in health_rows}
+            since = {r[0]: t for r in health_rows
+                     if r[2] is not None and (t := _finite(r[3])) is not None}
             cur.execute(q("SELECT ticket, candidates, host, pid, since, heartbeat FROM "
                           "hil_waiters ORDER BY ticket"))
             waiters = [Waiter(int(r[0]), _candidates(r[1]) or [], r[2], r[3], _finite(r[4]))
@@ -616,7 +622,7 @@ class LeaseStore:
             log_rows = cur.fetchall()
         history = [HealthEvent(r[0], _finite(r[1]) or 0.0, r[2], r[3], bool(r[4]), r[5], r[6],
                                r[7]) for r in reversed(log_rows)]
-        return RackView(now, leases, health, waiters, history)
+        return RackView(now, leases, health, waiters, history, since)
 
     def lease_log(self) -> list[tuple[int, str, str, str, int | None, float]]:
         with self._tx() as cur:

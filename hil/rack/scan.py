@@ -11,7 +11,6 @@ writes it only if the result is still a valid rack file.
 from __future__ import annotations
 
 import os
-import re
 import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -114,7 +113,7 @@ def _entry_id(board: str | None, unique_id: str, taken: set[str]) -> str:
     if probe.simulated:
         base = probe.address
     else:
-        tail = re.sub(r"[^a-z0-9]", "", probe.address.lower())[-4:] or "1"
+        tail = probe.short_name(4) or "1"
         base = f"{board or 'board'}-{tail}"
     candidate, n = base, 2
     while candidate in taken:

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 HISTORY = 10  # health events per board on the rack page
 RECOVERIES = 5  # recovery-ladder steps per board on the rack page
+REASON_WIDTH = 1000  # an unhealthy reason keeps its history of distinct reasons
 
 
 def clean(value: object, width: int = 60) -> str:
@@ -76,7 +77,7 @@ class BoardRow:
     @property
     def unhealthy_reason(self) -> str | None:
         h = self.health
-        return self.bad or (clean(h.unhealthy_reason, 200) if h and h.unhealthy_reason
+        return self.bad or (clean(h.unhealthy_reason, REASON_WIDTH) if h and h.unhealthy_reason
                             else None)
 
     @property
@@ -151,9 +152,28 @@ def _event(ev: HealthEvent) -> dict[str, Any]:
             "host": clean(ev.host)}
 
 
-def board_json(row: BoardRow, view: RackView, *, history: int = HISTORY) -> dict[str, Any]:
-    """A board as the rack page shows it: the status object, plus the holder's purpose,
-    the failure count, the last health check, recent recoveries and health history."""
+def health_json(rack: Rack, rack_id: str, events: list[HealthEvent], since: float | None,
+                now: float, *, history: int = HISTORY) -> dict[str, Any]:
+    """A board's health history as `hil rack status --json` and the rack page show it: the
+    last check, the recent recovery-ladder steps, the newest events, and when an unhealthy
+    board is checked again (``since``: when it went out or last failed a check)."""
+    events = [ev for ev in events if ev.rack_id == rack_id]
+    checks = [ev for ev in events if ev.kind == "check"]
+    entry = rack.entry(rack_id)
+    recheck_at = None
+    if entry is not None and since is not None:
+        recheck_at = since + rack.health_for(entry).recheck_after
+    return {"last_check": _event(checks[-1]) if checks else None,
+            "recoveries": [_event(ev) for ev in events if ev.kind == "recovery"][-RECOVERIES:],
+            "history": [_event(ev) for ev in events[-history:]],
+            "recheck_at": recheck_at,
+            "recheck_in": None if recheck_at is None else round(recheck_at - now, 1)}
+
+
+def board_json(row: BoardRow, view: RackView, rack: Rack, *,
+               history: int = HISTORY) -> dict[str, Any]:
+    """A board as the rack page shows it: the status object, plus the holder's purpose and
+    the failure count."""
     out = row.to_json(view.at)
     if row.lease is not None and out["lease"] is not None:
         purpose = row.lease.holder.purpose
@@ -161,11 +181,8 @@ def board_json(row: BoardRow, view: RackView, *, history: int = HISTORY) -> dict
     h = row.health
     out["failures"] = h.failures if h and isinstance(h.failures, int) \
         and not isinstance(h.failures, bool) else None
-    events = [ev for ev in view.events if ev.rack_id == row.id]
-    checks = [ev for ev in events if ev.kind == "check"]
-    out["last_check"] = _event(checks[-1]) if checks else None
-    out["recoveries"] = [_event(ev) for ev in events if ev.kind == "recovery"][-RECOVERIES:]
-    out["history"] = [_event(ev) for ev in events[-history:]]
+    out.update(health_json(rack, row.id, view.events, view.unhealthy_since.get(row.id),
+                           view.at, history=history))
     return out
 
 
@@ -198,5 +215,5 @@ def rack_snapshot(rack: Rack, view: RackView) -> dict[str, Any]:
     """The rack page's data (``/api/rack``): every board, the queue per board type."""
     rows = board_rows(rack, view.leases, view.health, now=view.at)
     return {"at": view.at, "rack_file": str(rack.path) if rack.path else None,
-            "boards": [board_json(r, view) for r in rows],
+            "boards": [board_json(r, view, rack) for r in rows],
             "queue": queue_json(rack, view), "waiting": len(view.waiters)}

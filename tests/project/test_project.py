@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -337,11 +338,13 @@ def test_flashing_an_unknown_simulated_probe_says_it_is_a_new_board(project, cap
 
 
 def test_audit_image_shows_a_rebuild_from_the_cache_once(initialised, capsys):
+    out_dir = initialised / "build" / "nucleo-f4" / "hello"
     assert main(["build", "--board", "nucleo-f4", "hello"]) == 0
-    assert main(["build", "--board", "nucleo-f4", "hello"]) == 0  # from the cache
+    assert main(["build", "--board", "nucleo-f4", "hello"]) == 0  # up to date: nothing new
+    shutil.rmtree(out_dir)
+    assert main(["build", "--board", "nucleo-f4", "hello"]) == 0  # linked again from the cache
     capsys.readouterr()
-    hex_file = initialised / "build" / "nucleo-f4" / "hello" / "firmware.hex"
-    assert main(["audit", "image", str(hex_file)]) == 0
+    assert main(["audit", "image", str(out_dir / "firmware.hex")]) == 0
     out = capsys.readouterr().out
     assert out.count("\nbuilt ") == 1
     assert "built again 1 time(s) from the same sources with the same toolchain" in out

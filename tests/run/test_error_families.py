@@ -52,6 +52,8 @@ EXPECTED = {
     "RecoveryFailed": ("infrastructure", 3),
     "StepFailed": ("infrastructure", 3),
     "SmokeFailed": ("test", 1),
+    "SectorLayoutError": ("error", 2),
+    "SectorLayoutFault": ("error", 2),
 }
 
 

@@ -136,7 +136,7 @@ class RackData:
                         if r.id == rack_id), None)
             if row is None:
                 return None
-            out = board_json(row, view, history=100)
+            out = board_json(row, view, rack, history=100)
             out["runs"] = self.runs.recent(rack_id=rack_id)["runs"]
             return out
 
