@@ -161,11 +161,21 @@ def load_image(board: Board, image: Path):  # -> intelhex.IntelHex
     return ih
 
 
+def _pyocd_programs(board: Board) -> bool:
+    """Whether pyOCD has a flash algorithm for the board's chip (a built-in target or pack,
+    or a family hil builds a target for)."""
+    from hil.flash.target import family_for
+
+    return bool(board.flash.pyocd_target or board.flash.pyocd_pack or family_for(board))
+
+
 def make_flasher(board: Board, probe: ProbeId | str, **kwargs) -> Flasher:
     """The backend for this board and probe: pyOCD for Arm, OpenOCD for the RISC-V board,
-    and for a simulated probe on a board pyOCD cannot drive, the simulated flash directly."""
+    and for a simulated probe on a board pyOCD cannot drive (not a pyOCD board, or one whose
+    chip pyOCD has no flash algorithm for, such as the LM3S6965), the simulated flash
+    directly."""
     probe = ProbeId.of(probe)
-    if board.flash.tool != "pyocd" and probe.simulated:
+    if probe.simulated and (board.flash.tool != "pyocd" or not _pyocd_programs(board)):
         from hil.flash.sim.direct import SimDirectFlasher
 
         return SimDirectFlasher(board, probe, **kwargs)

@@ -154,3 +154,24 @@ def test_virtual_hifive_flashes_into_simulated_flash(tmp_path, capsys):
                  "--image", str(image), "--json"]) == 0
     again = json.loads(capsys.readouterr()[0])
     assert (again["erased_sectors"], again["programmed_bytes"]) == (0, 0)
+
+
+def test_a_virtual_board_pyocd_has_no_algorithm_for_flashes_into_simulated_flash(
+        tmp_path, capsys):
+    """The LM3S6965 has no pyOCD flash algorithm (a real one cannot be flashed with pyOCD),
+    but as a virtual board it flashes straight into its simulated flash, like the HiFive1."""
+    from hil.flash.sim.store import SimFlashStore
+
+    vectors = (0x20010000).to_bytes(4, "little") + (0x00000101).to_bytes(4, "little")
+    data = vectors + bytes(range(256)) * 8
+    image = make_hex(tmp_path / "lm3s.hex", [(0x00000000, data)])
+    assert main(["flash", "--board", "lm3s6965evb", "--probe", "hilsim:lm3s-a",
+                 "--image", str(image), "--json"]) == 0
+    report = json.loads(capsys.readouterr()[0])
+    assert report["verified"] and report["tool"] == "sim" and report["erased_sectors"] == 3
+    assert SimFlashStore.open("lm3s-a").read(0, len(data)) == data
+    # a real probe still says why pyOCD cannot flash it
+    code = main(["flash", "--board", "lm3s6965evb", "--probe", "stlink:0670FF", "--image",
+                 str(image)])
+    assert code == ExitCode.USAGE
+    assert "no flash algorithm for family 'stellaris'" in capsys.readouterr()[1]
