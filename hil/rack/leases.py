@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hil.errors import ConfigError, LeaseError, LeaseTimeout
+from hil.errors import ConfigError, LeaseError, LeaseTimeout, UnhealthyBoardsError
 from hil.limits import LEASE_TTL, LEASE_TTL_ANY, LEASE_WAIT
 from hil.settings import current
 from hil.storage import check_store_path, connect_sqlite, redact_url, sqlite_problem
@@ -307,6 +307,13 @@ class LeaseStore:
         cur.execute(self._q("SELECT rack_id FROM hil_health WHERE unhealthy_reason IS NOT NULL"))
         return {row[0] for row in cur.fetchall()}
 
+    def _unhealthy_among(self, cur: Any, candidates: Sequence[str]) -> dict[str, str]:
+        """Rack id -> unhealthy reason, for the ``candidates`` out of service (in their order)."""
+        cur.execute(self._q("SELECT rack_id, unhealthy_reason FROM hil_health "
+                            "WHERE unhealthy_reason IS NOT NULL"))
+        reasons = {row[0]: row[1] for row in cur.fetchall()}
+        return {i: reasons[i] for i in candidates if i in reasons}
+
     def _handout(self, cur: Any) -> tuple[dict[int, str], list[int]]:
         """Free healthy boards handed out to the queue in ticket order (not yet taken)."""
         cur.execute(self._q("SELECT rack_id FROM hil_leases"))
@@ -376,10 +383,17 @@ class LeaseStore:
                         ticket = None  # taken: nothing to clean up
                         return LeaseInfo(rack_id, token, holder, now, now + ttl)
                     position = order.index(ticket) + 1
+                    sick = self._unhealthy_among(cur, candidates)
+                    if len(sick) == len(set(candidates)):  # no board can come free: no wait
+                        raise UnhealthyBoardsError(
+                            sick, what=f"every candidate board ({', '.join(candidates)})")
                 if deadline is not None and time.monotonic() >= deadline:
+                    out = "; ".join(f"{i} unhealthy: {r}" for i, r in sick.items())
+                    held = [i for i in candidates if i not in sick]
                     raise LeaseTimeout(
                         f"no free board among {', '.join(candidates)} after waiting "
-                        f"{wait:.0f} s (place {position} of {len(order)} in the queue)",
+                        f"{wait:.0f} s (place {position} of {len(order)} in the queue; "
+                        f"held: {', '.join(held)}{'; ' + out if out else ''})",
                         hint="'hil rack status' shows who holds them; raise --wait to wait "
                         "longer")
                 if on_wait and position != last_position:

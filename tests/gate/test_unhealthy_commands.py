@@ -1,0 +1,126 @@
+"""Commands that lease a rack board do not wait for boards that are out of service: the
+``--on auto`` choice skips unhealthy entries (plain QEMU, with a note naming them), and a
+command only a rack board can serve fails at once naming each board, its reason and the fix."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from gatesupport import console_app
+
+from hil.cli import main
+from hil.errors import ExitCode, LeaseTimeout, UnhealthyBoardsError
+from hil.rack import lease_store
+from hil.rack.inventory import load_rack
+from hil.rack.leases import Holder, open_store
+
+REASONS = {"f4-a": "probe lost twice", "f4-b": "console dead"}
+
+
+def _rack(root: Path) -> None:
+    (root / "rack.yaml").write_text(
+        "schema: 1\nboards:\n"
+        "  - {id: f4-a, board: nucleo-f4, probe: 'hilsim:unh-f4-a', emulator: qemu}\n"
+        "  - {id: f4-b, board: nucleo-f4, probe: 'hilsim:unh-f4-b', emulator: qemu}\n")
+
+
+def _mark(root: Path, *ids: str) -> None:
+    with lease_store(load_rack(root / "rack.yaml")) as store:
+        for rack_id in ids:
+            store.mark_unhealthy(rack_id, REASONS[rack_id])
+
+
+@pytest.fixture
+def sick_rack(gate_project: Path) -> Path:
+    """Two virtual nucleo-f4 boards, both unhealthy, and an app ``alpha``."""
+    console_app(gate_project, "alpha")
+    _rack(gate_project)
+    _mark(gate_project, "f4-a", "f4-b")
+    return gate_project
+
+
+def _names_both_and_the_fix(err: str) -> None:
+    assert "f4-a: probe lost twice" in err and "f4-b: console dead" in err
+    assert "hil rack check f4-a" in err and "hil rack reset f4-a" in err
+
+
+def test_a_lease_whose_candidates_are_all_unhealthy_does_not_wait(tmp_path: Path):
+    with open_store(tmp_path / "leases.sqlite") as store:
+        for rack_id, reason in REASONS.items():
+            store.mark_unhealthy(rack_id, reason)
+        # a wait that would otherwise run out (LeaseTimeout) ends at once instead
+        with pytest.raises(UnhealthyBoardsError) as info:
+            store.acquire(["f4-a", "f4-b"], wait=30.0)
+        assert info.value.exit_code == ExitCode.NO_HARDWARE
+        assert info.value.reasons == REASONS
+        assert store.queue_length() == 0  # left the queue
+
+
+def test_a_wait_for_held_and_unhealthy_boards_says_which_is_which(tmp_path: Path):
+    with open_store(tmp_path / "leases.sqlite") as store:
+        store.mark_unhealthy("f4-b", "console dead")
+        store.acquire(["f4-a"], holder=Holder.current("another job"))
+        with pytest.raises(LeaseTimeout) as info:  # one healthy but busy: a real wait
+            store.acquire(["f4-a", "f4-b"], wait=0.5)
+        assert "held: f4-a" in str(info.value)
+        assert "f4-b unhealthy: console dead" in str(info.value)
+
+
+def test_hil_flash_fails_at_once_when_every_board_is_unhealthy(sick_rack: Path, capsys):
+    assert main(["flash", "--board", "nucleo-f4", "alpha", "--wait", "30"]) == 4
+    err = capsys.readouterr().err
+    _names_both_and_the_fix(err)
+    assert "holds them" not in err  # nobody holds them
+
+
+def test_hil_flash_on_a_probe_of_an_unhealthy_entry_fails_at_once(gate_project: Path, capsys):
+    console_app(gate_project, "alpha")
+    _rack(gate_project)
+    _mark(gate_project, "f4-a")
+    assert main(["flash", "--board", "nucleo-f4", "alpha", "--probe", "hilsim:unh-f4-a",
+                 "--wait", "30"]) == 4
+    err = capsys.readouterr().err
+    assert "f4-a: probe lost twice" in err and "hil rack check f4-a" in err
+
+
+def test_single_app_hil_test_falls_back_to_plain_qemu(sick_rack: Path, capsys):
+    hil = shutil.which("hil") or str(Path(sys.executable).parent / "hil")
+    proc = subprocess.run([hil, "test", "--board", "nucleo-f4", "alpha"], check=False,
+                          capture_output=True, text=True, env=dict(os.environ), timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "virtual board of the rack" not in proc.stderr
+    assert "running in QEMU (netduinoplus2): every nucleo-f4 of the rack is unhealthy" \
+        in proc.stderr
+    _names_both_and_the_fix(proc.stderr)
+    assert "not a hardware pass" in proc.stdout
+
+
+def test_hil_run_falls_back_to_plain_qemu(sick_rack: Path):
+    hil = shutil.which("hil") or str(Path(sys.executable).parent / "hil")
+    proc = subprocess.Popen([hil, "run", "--board", "nucleo-f4", "alpha"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=dict(os.environ))
+    out, err = proc.communicate(b"\x1d", timeout=300)
+    assert b"hello alpha" in out  # it ran, in plain QEMU
+    assert proc.returncode == 0, err
+    assert b"unhealthy, skipped: f4-a: probe lost twice; f4-b: console dead" in err
+    assert b"waiting for" not in err
+
+
+def test_hil_debug_on_a_probe_of_an_unhealthy_entry_fails_at_once(sick_rack: Path, capsys):
+    assert main(["debug", "--probe", "hilsim:unh-f4-a", "--timeout", "5", "--board",
+                 "nucleo-f4", "alpha"]) == 4
+    err = capsys.readouterr().err
+    assert "f4-a: probe lost twice" in err and "hil rack check f4-a" in err
+
+
+def test_hil_debug_falls_back_to_plain_qemu(sick_rack: Path, capsys):
+    assert main(["debug", "--board", "nucleo-f4", "alpha", "--timeout", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "every nucleo-f4 of the rack is unhealthy" in err
+    _names_both_and_the_fix(err)
