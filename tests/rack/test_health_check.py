@@ -93,7 +93,7 @@ def test_an_unhealthy_board_returns_to_service_when_its_check_passes(rack, capsy
     rack(GOOD)
     with lease_store(load_rack()) as store:
         store.mark_unhealthy("f4-a", "3 infrastructure failures in a row; last: console lost")
-    assert main(["rack", "lease", "--board", "nucleo-f4"]) == ExitCode.LEASE_TIMEOUT
+    assert main(["rack", "lease", "--board", "nucleo-f4"]) == ExitCode.NO_HARDWARE
     capsys.readouterr()
     code, (result,) = _json(capsys, "rack", "check", "f4-a", "--json")
     assert code == 0, result

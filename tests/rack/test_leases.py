@@ -14,7 +14,7 @@ from collections import defaultdict
 
 import pytest
 
-from hil.errors import LeaseError, LeaseTimeout
+from hil.errors import LeaseError, LeaseTimeout, UnhealthyBoardsError
 from hil.rack.leases import Holder, hold, open_store
 
 BOARDS = ["f4-a", "f4-b"]
@@ -81,7 +81,7 @@ def test_only_the_token_releases_and_a_busy_rack_times_out_with_position(store_u
         with pytest.raises(LeaseError, match="no lease with token"):
             store.release("0" * 32)
         with pytest.raises(LeaseTimeout, match=r"no free board among f4-a after waiting 0 s "
-                           r"\(place 1 of 1 in the queue\)"):
+                           r"\(place 1 of 1 in the queue; held: f4-a\)"):
             store.acquire(["f4-a"], wait=0.2)
         assert store.release(a.token) == "f4-a"
         assert store.queue_length() == 0
@@ -137,8 +137,8 @@ def test_unhealthy_board_is_skipped_until_reset(store_url):
             health = store.report_failure("f4-a", "probe not found")
         assert not health.healthy and "probe not found" in health.unhealthy_reason
         assert store.acquire(["f4-a", "f4-b"]).rack_id == "f4-b"
-        with pytest.raises(LeaseTimeout):
-            store.acquire(["f4-a"], wait=0.1)
+        with pytest.raises(UnhealthyBoardsError, match="f4-a: 3 infrastructure failures"):
+            store.acquire(["f4-a"], wait=30)  # only an unhealthy board: no wait
         store.reset("f4-a")
         assert store.acquire(["f4-a"]).rack_id == "f4-a"
 
