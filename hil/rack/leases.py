@@ -115,6 +115,10 @@ class Health:
         return self.unhealthy_reason is None
 
 
+# the unhealthy reason of a board a person switched off (`hil rack power ID off`): it stays
+# out of service, and out of automatic re-checks, until switched on again
+OFF_BY_HAND = "switched off by hand"
+
 HEALTH_EVENTS = ("recovery", "check", "unhealthy", "returned", "power")
 
 
