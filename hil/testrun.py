@@ -89,8 +89,23 @@ class BoardResult:
         return self.suite.count(status)
 
     @property
+    def recoveries(self) -> list[tuple[str, str]]:
+        """``(rack_id, step)`` for each test whose board hung and was brought back by the
+        recovery ladder (``step``: the ladder step that did it), in the order of the tests."""
+        default = self.extra.get("rack_id") or self.plan.board.name
+        return [(c.properties.get("hil.rack_id") or default, c.recovered)
+                for c in self.suite.cases if c.recovered]
+
+    @property
     def verdict(self) -> str:
-        """In words, saying when a pass did not come from hardware."""
+        """In words, saying when a pass did not come from hardware, and when a board had
+        to be recovered during the run (``recovered by power-cycle (f4-a)``)."""
+        note = recovery_words(self.recoveries)
+        return f"{self.verdict_text}, {note}" if note else self.verdict_text
+
+    @property
+    def verdict_text(self) -> str:
+        """The verdict in words without the recoveries."""
         if self.outcome.kind == OutcomeKind.PASSED:
             if self.kind == "qemu":
                 return f"PASSED in {self.executor} - not a hardware pass"
@@ -99,6 +114,19 @@ class BoardResult:
             return f"FAILED on {self.executor}" if self.kind == "hardware" else \
                 f"FAILED in {self.executor}"
         return f"ERROR: {self.error.splitlines()[0] if self.error else 'see log'}"
+
+
+def recovery_words(recoveries: list[tuple[str, str]]) -> str:
+    """``recovered by power-cycle (f4-a)``: each ladder step that brought a board back, and
+    which (with how often, when more than once); "" for none."""
+    counts: dict[tuple[str, str], int] = {}
+    for rack_id, step in recoveries:
+        counts[(rack_id, step)] = counts.get((rack_id, step), 0) + 1
+    if not counts:
+        return ""
+    return "recovered by " + ", ".join(
+        f"{step} ({rack_id}{f', {n} times' if n > 1 else ''})"
+        for (rack_id, step), n in counts.items())
 
 
 def _properties(plan: Plan, kind: str, extra: dict[str, str | None]) -> dict[str, str]:
