@@ -14,6 +14,8 @@ import pytest
 
 from hil.audit.store import open_store
 from hil.cli import main
+from hil.flash.sim.power import switch_power
+from hil.flash.sim.store import sim_dir
 from hil.paths import state_dir
 from hil.rack.leases import open_store as open_leases
 from hil.recovery import STEPS
@@ -158,16 +160,19 @@ def test_a_wedged_virtual_board_is_recovered_by_a_power_cycle(project, tmp_path,
     assert steps == [["power-cycle", "recovered"], ["connect-under-reset", "failed:"],
                      ["swd-reset", "failed:"], ["reconnect-console", "failed:"]]  # newest first
 
-    # the single-app form says it too: its verdict and its report
+    # the single-app form says it too, on a board also left switched off: its start is
+    # power-cycled, then its hang
     mark.unlink()
+    switch_power(sim_dir(), "rec-f4-p", False)
     report = tmp_path / "single.html"
     rc = main(["test", "-b", "nucleo-f4", "fw/shell", "--timeout", "3", "--report", str(report)])
     captured = capsys.readouterr()
     assert rc == 0, captured.out + captured.err
     assert mark.exists()  # hung again
     [row] = [line for line in captured.out.splitlines() if line.startswith("nucleo-f4 ")]
-    assert row.endswith("not a hardware pass, recovered by power-cycle (f4-p)")
-    assert _report_cell(report)["data-recovered"] == "recovered by power-cycle (f4-p)"
+    words = "recovered by power-cycle at start (f4-p), power-cycle (f4-p)"
+    assert row.endswith(f"not a hardware pass, {words}")
+    assert _report_cell(report)["data-recovered"] == words
 
 
 def test_a_wedged_board_without_power_control_is_taken_out_and_the_job_moves(
