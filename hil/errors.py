@@ -197,6 +197,11 @@ class NoHardwareError(HilError):
     exit_code = ExitCode.NO_HARDWARE
 
 
+class BoardsUnhealthy(NoHardwareError):
+    """Every rack board that could serve is out of service (unhealthy): waiting for a lease
+    would wait for nothing, so it is said at once."""
+
+
 class FlashError(InfrastructureError):
     """Base of flashing errors; ``address`` names where on the chip, when known."""
 

@@ -185,6 +185,12 @@ def choose_executor(board: Board, on: str = "auto", require_hardware: bool = Fal
     from hil.executors.hardware import present_hardware
 
     present, why_not = present_hardware(board, rack_path=rack_path)
+    sick = _unhealthy(present, rack_path, board)
+    if sick:  # out of service: never chosen, as in the gate's plan
+        present = [e for e in present if e.id not in sick]
+        ids = ", ".join(sick)
+        why_not = (f"{why_not}; " if not present and why_not else "") + \
+            f"unhealthy, skipped: {ids} ({'; '.join(sick.values())})"
     if present:
         ids = ", ".join(e.id for e in present)
         return Choice("hardware", f"rack entries {ids} present (one is leased per run)",
@@ -202,9 +208,25 @@ def choose_executor(board: Board, on: str = "auto", require_hardware: bool = Fal
 
     virtual = tuple(e for e in load_rack(rack_path).entries_for_board(board.name)
                     if e.is_virtual)
+    sick_virtual = _unhealthy(virtual, rack_path, board)
+    if sick_virtual:
+        virtual = tuple(e for e in virtual if e.id not in sick_virtual)
+        why_not += "; virtual boards unhealthy, skipped: " + ", ".join(sick_virtual)
     if virtual:
         return Choice("qemu", f"no hardware present ({why_not})", entries=virtual)
     return Choice("qemu", f"no hardware present ({why_not})")
+
+
+def _unhealthy(entries, rack_path: Path | None, board: Board) -> dict[str, str]:
+    """Rack id -> reason, for those of ``entries`` out of service."""
+    if not entries:
+        return {}
+    from hil.rack import lease_store
+    from hil.rack.inventory import load_rack
+    from hil.rack.leases import unhealthy_reasons
+
+    with lease_store(load_rack(rack_path)) as store:
+        return unhealthy_reasons(store, [e.id for e in entries])
 
 
 def make_executor(board: Board, choice: Choice, *, work_dir: Path,

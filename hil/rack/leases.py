@@ -805,6 +805,29 @@ class Lease:
         self.release()
 
 
+def unhealthy_reasons(store: LeaseStore, ids: Sequence[str]) -> dict[str, str]:
+    """Rack id -> why it is out of service, for those of ``ids`` that are unhealthy."""
+    health = store.health()
+    return {i: str(health[i].unhealthy_reason) for i in ids
+            if i in health and health[i].unhealthy_reason is not None}
+
+
+def refuse_if_all_unhealthy(store: LeaseStore, candidates: Sequence[str]) -> None:
+    """Raise ``BoardsUnhealthy`` naming each board and its reason when every candidate is
+    out of service: no lease would ever come (a busy but healthy board is waited for)."""
+    sick = unhealthy_reasons(store, candidates)
+    if not candidates or len(sick) < len(set(candidates)):
+        return
+    from hil.errors import BoardsUnhealthy
+
+    listed = "; ".join(f"{i}: {reason}" for i, reason in sick.items())
+    first = next(iter(sick))
+    raise BoardsUnhealthy(
+        f"every rack board that could serve is out of service (unhealthy): {listed}",
+        hint=f"'hil rack check {first}' re-checks a board and returns it when it passes; "
+        f"'hil rack reset {first}' forces it back; 'hil rack status' shows the history")
+
+
 def hold(store: LeaseStore, candidates: Sequence[str], *, ttl: float = 60.0,
          wait: float | None = 0.0, purpose: str | None = None,
          on_wait: Callable[[int, int], None] | None = None) -> Lease:
@@ -827,6 +850,7 @@ def hold(store: LeaseStore, candidates: Sequence[str], *, ttl: float = 60.0,
                              f"{', '.join(candidates)}",
                              hint="lease a matching board, or unset HIL_LEASE")
         return Lease(store, held, ttl, borrowed=True)
+    refuse_if_all_unhealthy(store, candidates)
     info = store.acquire(candidates, holder=Holder.current(purpose), ttl=ttl, wait=wait,
                          on_wait=on_wait)
     lease = Lease(store, info, ttl)
