@@ -88,6 +88,7 @@ class Console:
         self.name = name or url
         self.elf = elf
         self.monitor = monitor
+        self._monitored = 0.0  # when the monitor last ran (monotonic)
         self.detect_faults = detect_faults
         self.banner: str | None = None
         self.crashed: Crash | None = None  # set by a crash, cleared by discard() (a reset)
@@ -294,11 +295,16 @@ class Console:
             self._tail = self._tail[-TAIL_CHARS:]
         if self.detect_faults:
             self._check_faults(text)
+        if self.monitor is not None and time.monotonic() - self._monitored >= POLL:
+            # a board that talks all the time is watched too (e.g. switched off mid-test)
+            self._monitored = time.monotonic()
+            self.monitor()
         return True
 
     def _idle(self) -> None:
         self.flush()
         if self.monitor is not None:
+            self._monitored = time.monotonic()
             self.monitor()
 
     def _lost(self, exc: BaseException) -> None:

@@ -197,20 +197,9 @@ class NoHardwareError(HilError):
     exit_code = ExitCode.NO_HARDWARE
 
 
-class UnhealthyBoardsError(NoHardwareError):
-    """Every rack board that could serve is out of service (unhealthy); ``reasons`` maps
-    each rack id to why."""
-
-    def __init__(self, reasons: dict[str, str], *, what: str = "") -> None:
-        ids = ", ".join(reasons)
-        details = "; ".join(f"{i}: {r}" for i, r in reasons.items())
-        first = next(iter(reasons), "ID")
-        super().__init__(f"{what or 'every matching rack board'} is unhealthy, so nothing "
-                         f"can be leased ({details})",
-                         hint=f"'hil rack check {first}' re-checks a board and returns it to "
-                         f"service when it passes; 'hil rack reset {first}' forces it back "
-                         f"(unhealthy: {ids})")
-        self.reasons = dict(reasons)
+class BoardsUnhealthy(NoHardwareError):
+    """Every rack board that could serve is out of service (unhealthy): waiting for a lease
+    would wait for nothing, so it is said at once."""
 
 
 class FlashError(InfrastructureError):

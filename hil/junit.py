@@ -59,6 +59,8 @@ class Case:
     ``reruns``: the earlier attempts, oldest first (see the module doc). ``properties``:
     where the case ran (``hil.rack_id``, ``hil.probe``, ``hil.executor``), when it is known
     per case; ``split`` moves them to the suite (the schema has no testcase properties).
+    ``recovered``: the recovery-ladder step that brought its board back (the XML says it in
+    the case's ``system-out``).
     """
 
     name: str
@@ -70,6 +72,9 @@ class Case:
     output: str = ""
     reruns: list[Attempt] = field(default_factory=list)
     properties: dict[str, str] = field(default_factory=dict)
+    # the recovery-ladder step that brought the case's board back during it (the test then
+    # ran again on it): pytest's ``hil.recovered`` property; "" when the board did not hang
+    recovered: str = ""
 
     @property
     def flaky(self) -> bool:
@@ -234,7 +239,8 @@ def read_pytest(path: Path) -> list[Case]:
                    f"{props['hil.recovered']}; the test ran again on it\n") + out
         cases.append(Case(tc.get("name", "?"), tc.get("classname", ""), status,
                           float(tc.get("time", "0") or 0), message, text, out,
-                          properties={k: v for k, v in props.items() if k in PLACEMENT}))
+                          properties={k: v for k, v in props.items() if k in PLACEMENT},
+                          recovered=props.get("hil.recovered", "")))
     return cases
 
 

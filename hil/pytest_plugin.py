@@ -448,6 +448,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                     probe=",".join(sorted({str(e.probe) for e in entries})) or None)
     except HilError as exc:
         info.update(error=ErrorRecord.of(exc).as_dict())
+    # boards whose failed start the recovery ladder fixed: [rack_id, step] each
+    info["recovered_at_start"] = [[e.entry.id, e.recovered_at_start] for e in executors
+                                  if getattr(e, "recovered_at_start", None) and e.entry]
     if executors:
         ex = executors[0]
         info.update(description=ex.description, image_sha256=ex.image.sha256 if ex.image

@@ -1,8 +1,9 @@
 """The HTML run report of ``hil test --report FILE.html``: one self-contained page.
 
-It shows the app x board matrix (each cell's verdict, with links to its transcripts), the
-footprint of each image (flash/RAM use per region, and the delta against a baseline when the
-caller has one) and a per-board timeline of the runs. No CDN, no script: inline CSS and SVG,
+It shows the app x board matrix (each cell's verdict, any board the recovery ladder brought
+back during the run, links to its transcripts), the footprint of each image (flash/RAM use
+per region, and the delta against a baseline when the caller has one) and a per-board
+timeline of the runs. No CDN, no script: inline CSS and SVG,
 every value escaped. ``render`` takes plain data (``Cell``), so it is fed from ``hil test``'s
 board results (``cells_from_results``) or from any other scheduler that fills cells.
 """
@@ -53,6 +54,9 @@ class Cell:
     board: str
     verdict: str  # a key of VERDICTS
     detail: str = ""  # in words: "PASSED in QEMU (netduinoplus2) ...", or why it did not run
+    # the recovery ladder brought a board back during the run: "recovered by power-cycle
+    # (f4-a)"; shown beside the verdict, so a recovered pass never reads as a clean one
+    recovered: str = ""
     executor: str = ""
     rack_id: str | None = None
     passed: int = 0
@@ -81,6 +85,7 @@ td.cell{min-width:11em}
 .passed-qemu{background:#eef7d0}.flaky{background:#ffe9a8}.failed{background:#f7c1c1}
 .infrastructure,.error{background:#f3c9ef}.cancelled{background:#ddd}
 .not-run{background:#fafafa;color:#666}
+.recovered{font-weight:600;color:#8a4b00}
 .bar{display:inline-block;width:10em;height:.8em;background:#eee;border:1px solid #bbb;
 vertical-align:middle}
 .fill{display:block;height:100%;background:#5b8dd6}
@@ -124,7 +129,9 @@ def _cell_html(cell: Cell, base: Path) -> str:
     where = " ".join(x for x in (cell.executor, f"[{cell.rack_id}]" if cell.rack_id else "")
                      if x)
     links = "<br>".join(_link(t, base) for t in cell.transcripts)
-    parts = [f'<span class="v">{_e(VERDICTS.get(cell.verdict, cell.verdict))}</span>']
+    parts = [f'<span class="v">{_e(VERDICTS.get(cell.verdict, cell.verdict))}</span>'
+             + (f'<span class="recovered">, {_e(cell.recovered)}</span>'
+                if cell.recovered else "")]
     if cell.verdict != "not-run":
         parts.append(f"<small>{_e(counts)}</small>")
     if where:
@@ -134,7 +141,8 @@ def _cell_html(cell: Cell, base: Path) -> str:
     if links:
         parts.append(f'<span class="transcripts">{links}</span>')
     return (f'<td class="cell {_e(cell.verdict)}" data-app="{_e(cell.app)}" '
-            f'data-board="{_e(cell.board)}" data-verdict="{_e(cell.verdict)}">'
+            f'data-board="{_e(cell.board)}" data-verdict="{_e(cell.verdict)}"'
+            + (f' data-recovered="{_e(cell.recovered)}"' if cell.recovered else "") + ">"
             + "<br>".join(parts) + "</td>")
 
 
@@ -205,6 +213,7 @@ def _timeline(cells: list[Cell]) -> str:
                        f'x="{x:.1f}" y="{y + 4}" width="{w:.1f}" height="{lane_h - 8}" '
                        f'fill="{color}"><title>{_e(c.app)} on {_e(lane)}: '
                        f"{c.end - c.start:.1f} s, {_e(VERDICTS.get(c.verdict, c.verdict))}"  # type: ignore[operator]
+                       f"{_e(', ' + c.recovered) if c.recovered else ''}"
                        "</title></rect>")
     out.append(f'<text x="{label_w}" y="{height - 4}" font-size="11">0 s</text>'
                f'<text x="{label_w + width}" y="{height - 4}" font-size="11" '
@@ -218,6 +227,9 @@ def render(cells: list[Cell], *, base: Path, title: str = "hil test run") -> str
     for c in cells:
         counts[c.verdict] = counts.get(c.verdict, 0) + 1
     summary = ", ".join(f"{n} {VERDICTS.get(v, v)}" for v, n in counts.items())
+    recovered = sum(1 for c in cells if c.recovered)
+    if recovered:
+        summary += f" ({recovered} with a board recovered by the recovery ladder)"
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     heads, rows = _matrix(cells, base)
     legend = " ".join(f'<span class="{_e(k)}">{_e(v)}</span>' for k, v in VERDICTS.items())
@@ -247,6 +259,7 @@ def regions_of(build_json: Path) -> list[Region]:
 def cells_from_results(results: Iterable) -> list[Cell]:
     """Cells from ``hil test``'s board results (hil.testrun.BoardResult)."""
     from hil.outcome import OutcomeKind
+    from hil.testrun import recovery_words
 
     cells = []
     for r in results:
@@ -265,7 +278,8 @@ def cells_from_results(results: Iterable) -> list[Cell]:
             transcripts.append(r.log)
         cells.append(Cell(
             app=r.plan.app, board=r.plan.board.name, verdict=verdict,
-            detail=r.verdict if kind == OutcomeKind.PASSED else (r.error or r.verdict),
+            detail=r.verdict_text if kind == OutcomeKind.PASSED else
+            (r.error or r.verdict_text), recovered=recovery_words(r.recoveries),
             executor=r.executor, rack_id=rack_id, passed=r.count("passed") - flaky,
             failed=r.count("failed"), errors=r.count("error"), skipped=r.count("skipped"),
             flaky=flaky, start=r.started, end=r.started + r.seconds if r.started else None,

@@ -303,16 +303,19 @@ class Reader:
                 "letter or digit, and no '..'")
         return value
 
-    def done(self) -> None:
-        """Reject keys nobody read: a typo must not be silently ignored."""
+    def done(self, known: tuple[builtins.str, ...] = ()) -> None:
+        """Reject keys nobody read: a typo must not be silently ignored. ``known``: keys this
+        mapping takes that were not read (optional ones read only when present), for the
+        hint."""
         unknown = [k for k in self.data if k not in self._seen]
         if unknown:
             name = str(unknown[0])
+            keys = tuple(sorted(self._seen | set(known)))
             raise self.error(
                 name,
                 "unknown key",
-                hint=_did_you_mean(name, tuple(sorted(self._seen)))
-                or f"remove it; known keys here: {', '.join(sorted(self._seen))}",
+                hint=_did_you_mean(name, keys)
+                or f"remove it; known keys here: {', '.join(keys)}",
             )
 
 

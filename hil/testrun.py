@@ -84,13 +84,31 @@ class BoardResult:
     # module failed to collect (then only the whole suite can run again)
     failed_ids: tuple[str, ...] = ()
     collect_failed: bool = False
+    # ``(rack_id, step)`` of each board whose failed start the recovery ladder fixed
+    start_recoveries: list[tuple[str, str]] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return self.suite.count(status)
 
     @property
+    def recoveries(self) -> list[tuple[str, str]]:
+        """``(rack_id, step)`` for each board the recovery ladder brought back: a failed
+        start (``step`` ends ``at start``), then each test whose board hung, in order."""
+        default = self.extra.get("rack_id") or self.plan.board.name
+        return [(rack_id, f"{step} at start") for rack_id, step in self.start_recoveries] + \
+            [(c.properties.get("hil.rack_id") or default, c.recovered)
+             for c in self.suite.cases if c.recovered]
+
+    @property
     def verdict(self) -> str:
-        """In words, saying when a pass did not come from hardware."""
+        """In words, saying when a pass did not come from hardware, and when a board had
+        to be recovered during the run (``recovered by power-cycle (f4-a)``)."""
+        note = recovery_words(self.recoveries)
+        return f"{self.verdict_text}, {note}" if note else self.verdict_text
+
+    @property
+    def verdict_text(self) -> str:
+        """The verdict in words without the recoveries."""
         if self.outcome.kind == OutcomeKind.PASSED:
             if self.kind == "qemu":
                 return f"PASSED in {self.executor} - not a hardware pass"
@@ -99,6 +117,19 @@ class BoardResult:
             return f"FAILED on {self.executor}" if self.kind == "hardware" else \
                 f"FAILED in {self.executor}"
         return f"ERROR: {self.error.splitlines()[0] if self.error else 'see log'}"
+
+
+def recovery_words(recoveries: list[tuple[str, str]]) -> str:
+    """``recovered by power-cycle (f4-a)``: each ladder step that brought a board back, and
+    which (with how often, when more than once); "" for none."""
+    counts: dict[tuple[str, str], int] = {}
+    for rack_id, step in recoveries:
+        counts[(rack_id, step)] = counts.get((rack_id, step), 0) + 1
+    if not counts:
+        return ""
+    return "recovered by " + ", ".join(
+        f"{step} ({rack_id}{f', {n} times' if n > 1 else ''})"
+        for (rack_id, step), n in counts.items())
 
 
 def _properties(plan: Plan, kind: str, extra: dict[str, str | None]) -> dict[str, str]:
@@ -323,6 +354,9 @@ def _run_pytest(plan: Plan) -> BoardResult:
     result.failed_ids = tuple(dict.fromkeys(
         str(node) for i in infos for node in i.get("failed") or ()))
     result.collect_failed = any(i.get("collect_failed") for i in infos)
+    result.start_recoveries = [(str(r[0]), str(r[1])) for i in infos
+                               for r in i.get("recovered_at_start") or ()
+                               if isinstance(r, list) and len(r) == 2]
     ids = (result.extra["rack_id"] or "").split(",")
     if len(ids) > 1:  # workers leased different rack entries
         machine = f", QEMU {plan.board.qemu.machine}" if kind == "qemu" and plan.board.qemu \
@@ -446,6 +480,9 @@ def _run_lines(plan: Plan) -> BoardResult:
         if executor.entry is not None:  # a leased rack entry: the verdict names it
             result.extra = {"rack_id": executor.entry.id, "probe": str(executor.entry.probe)}
             result.executor = executor.description
+            step = getattr(executor, "recovered_at_start", None)  # (a leased executor's)
+            if step:
+                result.start_recoveries = [(executor.entry.id, step)]
         outcome = run(console, harness, config)
         if plan.debug is not None and outcome.stop is not None:
             from hil.debug.session import keep_for_debugger

@@ -229,6 +229,10 @@ def load_settings(args: argparse.Namespace) -> Settings:
     settings = settings_load()
     settings = settings.override("option --state-dir", state_dir=args.global_state_dir)
     settings = settings.override("option --build-root", build_dir=args.global_build_dir)
+    # a command's --rack FILE is the rack of the whole run: the simulated probes' boards and
+    # faults, and the pytest child, read the same file
+    rack = getattr(args, "scan_rack", None) or getattr(args, "rack", None)
+    settings = settings.override("option --rack", rack=rack)
     return settings.override("option --cache-dir", cache_dir=args.global_cache_dir)
 
 

@@ -16,7 +16,7 @@ from hil.gate.scheduler import CellResult, Limits, first_choice, merged, run_cel
 from hil.gate.verdict import Policy, gate_outcomes, print_matrix
 from hil.image import Image
 from hil.settings import current
-from hil.testrun import BoardResult, Plan
+from hil.testrun import BoardResult, Plan, recovery_words
 
 
 def run_plan(args: argparse.Namespace, *, harness: str, on: str, run_root: Path,
@@ -128,8 +128,12 @@ def _verdict(args, results: list[CellResult], run_root: Path, print_summary) -> 
     if args.report:
         from hil import runreport
 
-        runreport.write(args.report, runreport.cells_from_results(finals),
-                        title="hil test: the project's test plan")
+        cells = runreport.cells_from_results(finals)
+        for cell, r in zip(cells, [r for r in results if r.attempts], strict=True):
+            # every attempt's recoveries, as the matrix says (a final leaves out attempts
+            # lost to infrastructure)
+            cell.recovered = recovery_words(r.recoveries)
+        runreport.write(args.report, cells, title="hil test: the project's test plan")
         print(f"hil: run report written to {args.report}", file=sys.stderr)
     print(f"hil: transcripts and logs in {run_root}", file=sys.stderr)
     cancelled = next((a.cancelled for a in attempts if a.cancelled is not None), None)

@@ -114,9 +114,9 @@ def _when(t: float) -> str:
 
 def health_columns(rack: Rack, store: LeaseStore, rack_id: str,
                    since: dict[str, float]) -> tuple[list[str], dict[str, object]]:
-    """For ``hil rack status``: the cells "last check" and "recoveries", and the JSON keys
-    last_check, recoveries, history, recheck_at and recheck_in of one board (the rack page's
-    ``health_json``)."""
+    """For ``hil rack status``: the cells "last check" and "recoveries" (the last ladder
+    steps, newest first), and the JSON keys last_check, recoveries (oldest first), history,
+    recheck_at and recheck_in of one board (the rack page's ``health_json``)."""
     from hil.rack.snapshot import RECOVERIES, health_json
 
     events = store.health_log(rack_id, limit=200)
@@ -125,7 +125,9 @@ def health_columns(rack: Rack, store: LeaseStore, rack_id: str,
     last = checks[-1] if checks else None
     cell_check = "-" if last is None else \
         f"{_when(last.at)} {'ok' if last.ok else 'FAILED'}"
+    # newest first, as the rack page lists them: the step that brought the board back
+    # leads, so the width cut cannot hide it
     cell_rec = ", ".join(f"{e.step or '?'} {'ok' if e.ok else 'failed'}"
-                         for e in recoveries) or "-"
+                         for e in reversed(recoveries)) or "-"
     return [cell_check, _short(cell_rec, 60)], health_json(rack, rack_id, events,
                                                            since.get(rack_id), time.time())

@@ -24,7 +24,7 @@ fine. Each switch is kept in the board's health history (hil rack status).
 
 examples:
   hil rack power f4-a cycle            # off, a pause, on: f4-a: power cycled (uhubctl ...)
-  hil rack power f4-a off              # keep a board dark (it stays leasable)
+  hil rack power f4-a off              # keep a board dark: out of service until switched on
   hil rack power f4-a cycle --force    # even while another job holds it
 
 exit status: 0 switched, 2 no such entry / no power: key / leased by another holder,
@@ -91,7 +91,7 @@ def run(rack: Rack, store: LeaseStore, rack_id: str, action: str, *, force: bool
         forced = f" (--force over the lease of {lease.holder.user}@{lease.holder.host})"
         print(f"hil: warning: {rack_id} is leased by {_who(lease)}; switching anyway "
               "(--force)", file=sys.stderr)
-    what = driver.describe()
+    what = driver.describe(action)
     print(f"{rack_id}: switching power {action} ({what})...", file=sys.stderr, flush=True)
     me = Holder.current()
     detail = f"by hand: {me.user}@{me.host}{forced}"
@@ -109,4 +109,24 @@ def run(rack: Rack, store: LeaseStore, rack_id: str, action: str, *, force: bool
     store.record_health_event(rack_id, "power", ok=True, step=action, detail=detail)
     log.info("%s: %s (%s) %s", rack_id, DONE[action], what, detail)
     print(f"{rack_id}: {DONE[action]} ({what})")
+    _out_of_service_while_off(store, rack_id, action, me)
     return 0
+
+
+def _out_of_service_while_off(store, rack_id: str, action: str, me: Holder) -> None:
+    from hil.rack.leases import OFF_BY_HAND
+
+    """A board a person switched off stays out of service (no job leases it and powers it
+    on again) until it is switched on; switching it on returns it."""
+    if action == "off":
+        store.mark_unhealthy(rack_id, f"{OFF_BY_HAND} by {me.user}@{me.host}; switch it on "
+                             f"with 'hil rack power {rack_id} on'")
+        print(f"{rack_id}: out of service until switched on", file=sys.stderr)
+        return
+    health = store.health().get(rack_id)
+    reason = health.unhealthy_reason if health else None
+    if isinstance(reason, str) and reason.startswith(OFF_BY_HAND):
+        store.reset(rack_id)
+        store.record_health_event(rack_id, "returned", ok=True,
+                                  detail=f"switched {action} by hand by {me.user}@{me.host}")
+        print(f"{rack_id}: back in service", file=sys.stderr)

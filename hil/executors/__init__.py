@@ -32,13 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 from hil.boards import Board
-from hil.errors import (
-    ConfigError,
-    InfrastructureError,
-    NoHardwareError,
-    UnhealthyBoardsError,
-    UsageError,
-)
+from hil.errors import ConfigError, InfrastructureError, NoHardwareError, UsageError
 from hil.image import Image
 
 if TYPE_CHECKING:
@@ -162,8 +156,6 @@ class Choice:
     entry: RackEntry | None = None  # the rack entry for hardware
     extra: dict[str, str] = field(default_factory=dict)
     entries: tuple[RackEntry, ...] = ()  # rack entries to lease one of (hardware or virtual)
-    # matching rack entries left out as unhealthy: ((rack id, reason), ...)
-    unhealthy: tuple[tuple[str, str], ...] = ()
 
     @property
     def virtual(self) -> bool:
@@ -174,17 +166,8 @@ class Choice:
             machine = board.qemu.machine if board.qemu else "?"
             where = (f" on a virtual board of the rack ({', '.join(e.id for e in self.entries)}:"
                      " flashed into its simulated probe)" if self.virtual else "")
-            return f"{board.name}: running in QEMU ({machine}){where}: {self.reason}" \
-                + self._skipped()
-        return f"{board.name}: running on hardware: {self.reason}" + self._skipped()
-
-    def _skipped(self) -> str:
-        if not self.unhealthy:
-            return ""
-        details = "; ".join(f"{i}: {r}" for i, r in self.unhealthy)
-        first = self.unhealthy[0][0]
-        return (f" (unhealthy, skipped: {details}; 'hil rack check {first}' re-checks, "
-                f"'hil rack reset {first}' forces it back)")
+            return f"{board.name}: running in QEMU ({machine}){where}: {self.reason}"
+        return f"{board.name}: running on hardware: {self.reason}"
 
 
 def choose_executor(board: Board, on: str = "auto", require_hardware: bool = False, *,
@@ -200,56 +183,55 @@ def choose_executor(board: Board, on: str = "auto", require_hardware: bool = Fal
                               hint="run it on hardware (--on hardware)")
         return Choice("qemu", "requested with --on qemu")
     from hil.executors.hardware import present_hardware
-    from hil.rack.inventory import load_rack
 
     present, why_not = present_hardware(board, rack_path=rack_path)
-    rack = load_rack(rack_path)
-    virtual = [e for e in rack.entries_for_board(board.name) if e.is_virtual]
-    sick = _unhealthy(rack, present + virtual)
-    healthy = [e for e in present if e.id not in sick]
-    skipped = tuple((e.id, sick[e.id]) for e in present + virtual if e.id in sick)
-    if healthy:
-        ids = ", ".join(e.id for e in healthy)
+    sick = _unhealthy(present, rack_path, board)
+    if sick:  # out of service: never chosen, as in the gate's plan
+        present = [e for e in present if e.id not in sick]
+        ids = ", ".join(sick)
+        why_not = (f"{why_not}; " if not present and why_not else "") + \
+            f"unhealthy, skipped: {ids} ({'; '.join(sick.values())})"
+    if present:
+        ids = ", ".join(e.id for e in present)
         return Choice("hardware", f"rack entries {ids} present (one is leased per run)",
-                      healthy[0], entries=tuple(healthy), unhealthy=skipped)
+                      present[0], entries=tuple(present))
+    if (on == "hardware" or require_hardware) and sick:  # only rack boards serve: no wait
+        from hil.rack.leases import boards_unhealthy
+
+        raise boards_unhealthy(sick)
     if on == "hardware" or require_hardware:
         flag = "--require-hardware" if require_hardware else "--on hardware"
-        if present:  # all present boards are out of service: fail now, never wait
-            raise UnhealthyBoardsError({e.id: sick[e.id] for e in present},
-                                       what=f"board {board.name} is required ({flag}) but "
-                                       f"every present {board.name}")
         raise NoHardwareError(f"board {board.name} is required ({flag}) but no {board.name} "
                               f"hardware is present: {why_not}",
                               hint="attach the board and list it in rack.yaml, or drop "
                               f"{flag} to fall back to QEMU")
-    if present:
-        why_not = "every present board is unhealthy"
     if board.qemu is None:
-        if present:
-            raise UnhealthyBoardsError({e.id: sick[e.id] for e in present},
-                                       what=f"every present {board.name} (and the board has "
-                                       "no QEMU machine to fall back to)")
         raise NoHardwareError(f"no {board.name} hardware is present ({why_not}) and the "
                               "board has no QEMU machine to fall back to")
-    usable = tuple(e for e in virtual if e.id not in sick)
-    if usable:
-        return Choice("qemu", f"no hardware present ({why_not})", entries=usable,
-                      unhealthy=skipped)
-    if skipped:
-        return Choice("qemu", f"every {board.name} of the rack is unhealthy", unhealthy=skipped)
+    from hil.rack.inventory import load_rack
+
+    virtual = tuple(e for e in load_rack(rack_path).entries_for_board(board.name)
+                    if e.is_virtual)
+    sick_virtual = _unhealthy(virtual, rack_path, board)
+    if sick_virtual:
+        virtual = tuple(e for e in virtual if e.id not in sick_virtual)
+        why_not += "; virtual boards unhealthy, skipped: " + ", ".join(sick_virtual) + \
+            f" ({'; '.join(sick_virtual.values())}; 'hil rack check ID' re-checks one)"
+    if virtual:
+        return Choice("qemu", f"no hardware present ({why_not})", entries=virtual)
     return Choice("qemu", f"no hardware present ({why_not})")
 
 
-def _unhealthy(rack, entries: list[RackEntry]) -> dict[str, str]:
-    """Rack id -> reason, for those of ``entries`` the lease store has out of service."""
+def _unhealthy(entries, rack_path: Path | None, board: Board) -> dict[str, str]:
+    """Rack id -> reason, for those of ``entries`` out of service."""
     if not entries:
         return {}
     from hil.rack import lease_store
+    from hil.rack.inventory import load_rack
+    from hil.rack.leases import unhealthy_reasons
 
-    with lease_store(rack) as store:
-        health = store.health()
-    return {e.id: reason for e in entries
-            if (reason := health[e.id].unhealthy_reason if e.id in health else None)}
+    with lease_store(load_rack(rack_path)) as store:
+        return unhealthy_reasons(store, [e.id for e in entries])
 
 
 def make_executor(board: Board, choice: Choice, *, work_dir: Path,

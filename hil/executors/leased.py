@@ -44,6 +44,9 @@ class LeasedExecutor(Executor):
         self.rack_path = rack_path
         self.lease: Lease | None = None
         self._store: LeaseStore | None = None
+        # the ladder step that brought the board back when its start failed (the verdict
+        # says so: a run on a recovered board never reads as a clean one)
+        self.recovered_at_start: str | None = None
 
     @property
     def description(self) -> str:
@@ -83,7 +86,7 @@ class LeasedExecutor(Executor):
                 # the flash or boot failed on a board with power control: power-cycle it
                 # and start again (the recovery ladder's top for a start)
                 self._store.report_failure(entry.id, str(exc).splitlines()[0])
-                self._ladder(entry, self).climb_start(
+                self.recovered_at_start = self._ladder(entry, self).climb_start(
                     exc, lambda: self._start_inner(entry, image))
         except BaseException as exc:
             if is_infrastructure(exc) and not isinstance(exc, RecoveryFailed):

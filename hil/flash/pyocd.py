@@ -128,7 +128,9 @@ class PyOCDFlasher(Flasher):
             at = f" at 0x{address:08X}" if address is not None else ""
             return FlashProgramError(
                 f"{doing} failed{at} on {where}: {exc}", address=address,
-                hint="the flash may be worn or protected; retry, then try --erase chip")
+                hint="the sector may be write-protected (option bytes: clear its write "
+                "protection with the vendor's tool, e.g. STM32CubeProgrammer) or the flash "
+                "worn; retry once, and if it fails again the board needs attention")
         if isinstance(exc, exceptions.ProbeDisconnected):
             return ProbeLostError(f"probe lost while {doing} on {where}: {exc}",
                                   hint="check the USB cable and the board's power; the board "

@@ -24,7 +24,7 @@ from hil.executors import Choice
 from hil.gate.plan import HARDWARE, QEMU, VIRTUAL, Cell
 from hil.image import Image
 from hil.outcome import Outcome, OutcomeKind
-from hil.testrun import BoardResult, Plan, run_board
+from hil.testrun import BoardResult, Plan, recovery_words, run_board
 
 # A cell's status in the verdict matrix
 PASSED_HARDWARE = "passed on hardware"
@@ -78,12 +78,19 @@ class CellResult:
                 OutcomeKind.CANCELLED: CANCELLED}.get(kind, ERROR)
 
     @property
+    def recoveries(self) -> list[tuple[str, str]]:
+        """``(rack_id, step)`` of every test of every attempt whose board the recovery
+        ladder brought back (hil.testrun.BoardResult.recoveries)."""
+        return [r for a in self.attempts for r in a.recoveries]
+
+    @property
     def boards(self) -> list[str]:
         """Where each attempt ran: its rack entry, else ``qemu``."""
         return [a.extra.get("rack_id") or "qemu" for a in self.attempts]
 
     def describe(self) -> str:
-        """The matrix cell in words: ``passed after 1 infrastructure retry (f4-a -> f4-b)``."""
+        """The matrix cell in words: ``passed after 1 infrastructure retry (f4-a -> f4-b)``,
+        ``passed on a virtual board, recovered by power-cycle (f4-a)``."""
         status = self.status
         if status == NOT_RUN:
             return f"not run: {self.cell.reason}"
@@ -105,7 +112,9 @@ class CellResult:
             text += f" ({' -> '.join(self.boards)})"
         if status.startswith("passed") and self.infra_retries:
             text += ", " + status.removeprefix("passed ")
-        return text
+        # a pass stays a pass (the firmware passed), but never reads as a clean one
+        note = recovery_words(self.recoveries)
+        return f"{text}, {note}" if note else text
 
 
 def retry_choice(cell: Cell, choice: Choice, failed: set[str]) -> Choice:

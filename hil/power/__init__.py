@@ -85,8 +85,10 @@ class PowerDriver(ABC):
         time.sleep(self.off_time)
         self.on()
 
-    def describe(self) -> str:
-        """One line for status output and transcripts, e.g. ``uhubctl 1-1.4 port 2``."""
+    def describe(self, action: str | None = None) -> str:
+        """One line for status output and transcripts, e.g. ``uhubctl 1-1.4 port 2``;
+        ``action`` (on, off, cycle): what is about to be done, for drivers whose means
+        differ per action."""
         return self.name
 
 

@@ -107,8 +107,13 @@ class CommandDriver(PowerDriver):
         else:
             self._run("cycle", self.cycle_argv)
 
-    def describe(self) -> str:
-        return f"command {shlex.join(self.cycle_argv or self.on_argv)}"
+    def describe(self, action: str | None = None) -> str:
+        argv = {"on": self.on_argv, "off": self.off_argv}.get(action or "")
+        if argv is None:  # a cycle (or no action named): its own command, else off then on
+            argv = self.cycle_argv
+        if argv is None:
+            return f"command {shlex.join(self.off_argv)}, then {shlex.join(self.on_argv)}"
+        return f"command {shlex.join(argv)}"
 
     def _run(self, action: str, argv: tuple[str, ...]) -> None:
         what = f"{self.rack_id}: power {action}"

@@ -102,7 +102,7 @@ class PdudaemonDriver(PowerDriver):
     def cycle(self) -> None:
         self._request("cycle")
 
-    def describe(self) -> str:
+    def describe(self, action: str | None = None) -> str:
         return f"pdudaemon {self.server} pdu {self.pdu} port {self.port}"
 
     def _request(self, action: str) -> None:

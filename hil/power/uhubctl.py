@@ -88,7 +88,7 @@ class UhubctlDriver(PowerDriver):
     def cycle(self) -> None:
         self._run("cycle")
 
-    def describe(self) -> str:
+    def describe(self, action: str | None = None) -> str:
         return f"uhubctl {self.location} port {self.port}"
 
     def _run(self, action: str) -> None:

@@ -79,5 +79,5 @@ class VirtualDriver(PowerDriver):
 
         return read_power_state(sim_dir(), self.sim_name).on
 
-    def describe(self) -> str:
+    def describe(self, action: str | None = None) -> str:
         return f"virtual (hilsim:{self.sim_name}, QEMU stopped while off)"

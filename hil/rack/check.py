@@ -226,6 +226,16 @@ class HealthChecker:
                     f" ({who.purpose})" if who.purpose else "")
             time.sleep(LEASE_POLL)
 
+    def _off_by_hand(self, entry: RackEntry) -> str | None:
+        """Why not to check a board a person switched off (checking would power it on)."""
+        from hil.rack.leases import OFF_BY_HAND
+
+        health = self.store.health().get(entry.id)
+        reason = health.unhealthy_reason if health else None
+        if isinstance(reason, str) and reason.startswith(OFF_BY_HAND):
+            return f"{OFF_BY_HAND}: 'hil rack power {entry.id} on' first"
+        return None
+
     def _executor(self, entry: RackEntry, board: Board, work_dir: Path,
                   timeout: float) -> Executor:
         from hil.executors.hardware import HardwareExecutor
@@ -255,7 +265,7 @@ class HealthChecker:
             result.detail, result.error = _first_line(exc), exc
             result.seconds = time.monotonic() - t0
             return result
-        got = self._lease(entry, wait)
+        got = self._off_by_hand(entry) or self._lease(entry, wait)
         if isinstance(got, str):
             result.status, result.detail = "skipped", got
             result.seconds = time.monotonic() - t0
@@ -322,12 +332,18 @@ def due_checks(rack: Rack, store: LeaseStore, entries: Sequence[RackEntry], *,
     """The checks due among ``entries``: an unhealthy board whose cool-down
     (``recheck_after`` since it went out or since its last failed check) has passed, and,
     with ``idle_every``, a healthy unleased board not checked for that many seconds."""
+    from hil.rack.leases import OFF_BY_HAND
+
     now = time.time() if now is None else now
     since = store.unhealthy_since()
     leased = store.leases()
+    health = store.health()
     out = []
     for entry in entries:
         spec = rack.health_for(entry)
+        reason = health[entry.id].unhealthy_reason if entry.id in health else None
+        if isinstance(reason, str) and reason.startswith(OFF_BY_HAND):
+            continue  # a person switched it off: it waits for them, not for a re-check
         if entry.id in since:
             if now >= since[entry.id] + spec.recheck_after:
                 out.append(Due(entry, f"unhealthy; re-check after {spec.recheck_after:g} s"))

@@ -152,5 +152,5 @@ def parse_health(r: Reader, name: str, base: HealthSpec) -> HealthSpec:
             spec = replace(spec, golden=golden, golden_path=None)
     if h.has("smoke"):
         spec = replace(spec, smoke=_smoke(h))
-    h.done()
+    h.done(known=("recheck_after", "timeout", "golden", "smoke"))
     return spec

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hil.errors import ConfigError, LeaseError, LeaseTimeout, UnhealthyBoardsError
+from hil.errors import BoardsUnhealthy, ConfigError, LeaseError, LeaseTimeout
 from hil.limits import LEASE_TTL, LEASE_TTL_ANY, LEASE_WAIT
 from hil.settings import current
 from hil.storage import check_store_path, connect_sqlite, redact_url, sqlite_problem
@@ -114,6 +114,10 @@ class Health:
     def healthy(self) -> bool:
         return self.unhealthy_reason is None
 
+
+# the unhealthy reason of a board a person switched off (`hil rack power ID off`): it stays
+# out of service, and out of automatic re-checks, until switched on again
+OFF_BY_HAND = "switched off by hand"
 
 HEALTH_EVENTS = ("recovery", "check", "unhealthy", "returned", "power")
 
@@ -338,8 +342,10 @@ class LeaseStore:
 
         ``wait``: seconds to wait for a free board (None: forever; 0: not at all).
         ``on_wait(position, queue_length)`` is called when the queue position changes.
-        Raises LeaseTimeout when no board became free in time, UsageError when ``ttl`` or
-        ``wait`` is not a finite number in range (a lease must not be born expired)."""
+        Raises BoardsUnhealthy at once when every candidate is out of service (also when
+        that happens during the wait), LeaseTimeout when no board became free in time,
+        UsageError when ``ttl`` or ``wait`` is not a finite number in range (a lease must not
+        be born expired)."""
         LEASE_TTL_ANY.check(ttl, "lease ttl")
         LEASE_WAIT.check(wait, "lease wait")
         if not candidates:
@@ -385,8 +391,7 @@ class LeaseStore:
                     position = order.index(ticket) + 1
                     sick = self._unhealthy_among(cur, candidates)
                     if len(sick) == len(set(candidates)):  # no board can come free: no wait
-                        raise UnhealthyBoardsError(
-                            sick, what=f"every candidate board ({', '.join(candidates)})")
+                        raise boards_unhealthy(sick)
                 if deadline is not None and time.monotonic() >= deadline:
                     out = "; ".join(f"{i} unhealthy: {r}" for i, r in sick.items())
                     held = [i for i in candidates if i not in sick]
@@ -815,6 +820,32 @@ class Lease:
         self.release()
 
 
+def unhealthy_reasons(store: LeaseStore, ids: Sequence[str]) -> dict[str, str]:
+    """Rack id -> why it is out of service, for those of ``ids`` that are unhealthy."""
+    health = store.health()
+    return {i: str(health[i].unhealthy_reason) for i in ids
+            if i in health and health[i].unhealthy_reason is not None}
+
+
+def refuse_if_all_unhealthy(store: LeaseStore, candidates: Sequence[str]) -> None:
+    """Raise ``BoardsUnhealthy`` naming each board and its reason when every candidate is
+    out of service: no lease would ever come (a busy but healthy board is waited for)."""
+    sick = unhealthy_reasons(store, candidates)
+    if not candidates or len(sick) < len(set(candidates)):
+        return
+    raise boards_unhealthy(sick)
+
+
+def boards_unhealthy(sick: dict[str, str]) -> BoardsUnhealthy:
+    """The error naming each out-of-service board (rack id -> reason) and the fix."""
+    listed = "; ".join(f"{i}: {reason}" for i, reason in sick.items())
+    first = next(iter(sick))
+    return BoardsUnhealthy(
+        f"every rack board that could serve is out of service (unhealthy): {listed}",
+        hint=f"'hil rack check {first}' re-checks a board and returns it when it passes; "
+        f"'hil rack reset {first}' forces it back; 'hil rack status' shows the history")
+
+
 def hold(store: LeaseStore, candidates: Sequence[str], *, ttl: float = 60.0,
          wait: float | None = 0.0, purpose: str | None = None,
          on_wait: Callable[[int, int], None] | None = None) -> Lease:
@@ -837,6 +868,7 @@ def hold(store: LeaseStore, candidates: Sequence[str], *, ttl: float = 60.0,
                              f"{', '.join(candidates)}",
                              hint="lease a matching board, or unset HIL_LEASE")
         return Lease(store, held, ttl, borrowed=True)
+    refuse_if_all_unhealthy(store, candidates)
     info = store.acquire(candidates, holder=Holder.current(purpose), ttl=ttl, wait=wait,
                          on_wait=on_wait)
     lease = Lease(store, info, ttl)

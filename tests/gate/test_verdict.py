@@ -90,3 +90,44 @@ def test_filtered_cells_are_left_out_of_the_matrix_and_the_code(cell):
     assert matrix_rows([ran, filtered]) == \
         (["app", "nucleo-f4"], [["alpha", "passed on a virtual board"]])
     assert gate_outcomes([filtered], Policy()) == []
+
+
+def _recovered(name: str, rack_id: str, step: str = "") -> junit.Case:
+    return junit.Case(name, "tests.test_hang", properties={"hil.rack_id": rack_id},
+                      recovered=step)
+
+
+def test_a_recovered_pass_stays_a_pass_but_never_reads_as_a_clean_one(cell, tmp_path):
+    first = attempt(cell, Outcome.of_error(ConsoleError("lost")), "f4-a")
+    first.suite.cases = [_recovered("test_ping", "f4-a", "swd-reset")]
+    last = attempt(cell, Outcome.passed(), "f4-b")
+    last.suite.cases = [_recovered("test_ping", "f4-b", "power-cycle"),
+                        _recovered("test_add", "f4-b", "power-cycle"),
+                        _recovered("test_echo", "f4-b")]
+    result = CellResult(cell, [first, last], infra_retries=1)
+    assert result.status == "passed on a virtual board"
+    assert exit_code_for(gate_outcomes([result], Policy())) == 0
+    assert matrix_rows([result])[1] == [[
+        "alpha", "passed after 1 infrastructure retry (f4-a -> f4-b), on a virtual board, "
+        "recovered by swd-reset (f4-a), power-cycle (f4-b, 2 times)"]]
+    assert last.verdict.endswith("not a hardware pass, recovered by power-cycle (f4-b, "
+                                 "2 times)")
+    clean = attempt(cell, Outcome.passed(), "f4-a")
+    clean.suite.cases = [_recovered("test_echo", "f4-a")]
+    assert CellResult(cell, [clean]).describe() == "passed on a virtual board"
+    assert "recovered" not in clean.verdict
+
+
+def test_the_report_shows_the_recovery_beside_the_verdict(cell, tmp_path):
+    from hil import runreport
+
+    ran = attempt(cell, Outcome.passed(), "f4-a")
+    ran.suite.cases = [_recovered("test_ping", "f4-a", "power-cycle")]
+    [shown] = runreport.cells_from_results([ran])
+    assert (shown.verdict, shown.recovered) == \
+        ("passed-virtual", "recovered by power-cycle (f4-a)")
+    page = runreport.render([shown], base=tmp_path)
+    assert 'data-recovered="recovered by power-cycle (f4-a)"' in page
+    assert '<span class="v">passed on a virtual board</span><span class="recovered">, ' \
+        'recovered by power-cycle (f4-a)</span>' in page
+    assert "1 passed on a virtual board (1 with a board recovered" in page

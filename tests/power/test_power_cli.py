@@ -59,6 +59,26 @@ def test_power_cycle_prints_what_it_did_and_keeps_it_in_the_health_history(relay
     assert (event.step, event.ok) == ("cycle", True) and event.detail.startswith("by hand: ")
 
 
+def test_a_board_switched_off_by_hand_stays_out_of_service_until_switched_on(relay_rack,
+                                                                            capsys):
+    path, log = relay_rack
+    assert main(["rack", "--rack", str(path), "power", "f4-a", "off"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "f4-a: power off (command ./relay.sh off f4-a)\n"
+    assert "out of service until switched on" in err
+    with lease_store(load_rack(path)) as store:
+        reason = store.health()["f4-a"].unhealthy_reason
+        assert reason.startswith("switched off by hand") and "power f4-a on" in reason
+        # no job gets it (and powers it on again): only f4-b is handed out
+        assert store.acquire(["f4-a", "f4-b"], wait=None, ttl=60).rack_id == "f4-b"
+    assert main(["rack", "--rack", str(path), "power", "f4-a", "on"]) == 0
+    assert "back in service" in capsys.readouterr().err
+    with lease_store(load_rack(path)) as store:
+        assert "f4-a" not in store.health()
+        assert store.health_log("f4-a")[-1].kind == "returned"
+    assert calls(log) == ["off f4-a", "on f4-a"]
+
+
 def test_entry_without_power_key_is_refused_with_an_example(relay_rack, capsys):
     path, _ = relay_rack
     assert main(["rack", "--rack", str(path), "power", "f4-b", "off"]) == ExitCode.USAGE

@@ -42,8 +42,13 @@ def test_cycle_without_a_cycle_command_is_off_then_on(tmp_path, relay):
         off: ./relay.sh off
         off_time: 0
     """)
-    driver(path).cycle()
+    power = driver(path)
+    power.cycle()
     assert calls(relay) == ["off|", "on|"]
+    # what `hil rack power` prints names the command it is about to run
+    assert power.describe("off").endswith("relay.sh off")
+    assert power.describe("on").endswith("relay.sh on")
+    assert "relay.sh off, then ./relay.sh on" in power.describe("cycle")
 
 
 def test_cycle_command_is_used_when_given(tmp_path, relay):

@@ -165,7 +165,7 @@ def test_status_shows_the_last_check_and_the_recovery_history(rack, capsys):
     header, _rule, row = out.splitlines()[:3]
     assert header.split()[-4:] == ["health", "last", "check", "recoveries"]
     assert "UNHEALTHY: health check failed: no pong" in row
-    assert "FAILED" in row and row.endswith("console-reconnect failed, power-cycle ok")
+    assert "FAILED" in row and row.endswith("power-cycle ok, console-reconnect failed")
     status = _status(capsys)["f4-a"]
     assert [(r["step"], r["ok"]) for r in status["recoveries"]] == [
         ("console-reconnect", False), ("power-cycle", True)]

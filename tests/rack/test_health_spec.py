@@ -77,6 +77,15 @@ def test_a_bad_health_key_names_the_file_and_the_key(tmp_path, health, key, mess
     assert message in text
 
 
+def test_a_mistyped_health_key_gets_the_key_it_meant_and_the_known_keys(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        _rack(tmp_path, "schema: 1\nhealth: {smok: []}\nboards:\n" + ENTRY)
+    assert "did you mean 'smoke'" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        _rack(tmp_path, "schema: 1\nhealth: {colour: red}\nboards:\n" + ENTRY)
+    assert "known keys here: golden, recheck_after, smoke, timeout" in str(info.value)
+
+
 def test_a_bad_health_key_of_a_board_names_its_entry(tmp_path):
     with pytest.raises(ConfigError, match=re.escape("boards[0].health.timeout: must be")):
         _rack(tmp_path, "schema: 1\nboards:\n"
@@ -154,3 +163,6 @@ def test_a_recheck_is_due_after_the_cool_down_from_the_last_failed_check(store, 
     assert due(checked_at + 51, idle_every=50) == ["f4-b"]
     store.acquire(["f4-b"], holder=_holder("a job"))
     assert due(checked_at + 51, idle_every=50) == []  # leased: not idle
+    # a board a person switched off waits for them, not for a re-check that would power it
+    store.mark_unhealthy("f4-a", "switched off by hand by ann@lab; switch it on with ...")
+    assert due(store.unhealthy_since()["f4-a"] + 1e6) == []

@@ -14,7 +14,7 @@ from collections import defaultdict
 
 import pytest
 
-from hil.errors import LeaseError, LeaseTimeout, UnhealthyBoardsError
+from hil.errors import BoardsUnhealthy, LeaseError, LeaseTimeout
 from hil.rack.leases import Holder, hold, open_store
 
 BOARDS = ["f4-a", "f4-b"]
@@ -137,7 +137,7 @@ def test_unhealthy_board_is_skipped_until_reset(store_url):
             health = store.report_failure("f4-a", "probe not found")
         assert not health.healthy and "probe not found" in health.unhealthy_reason
         assert store.acquire(["f4-a", "f4-b"]).rack_id == "f4-b"
-        with pytest.raises(UnhealthyBoardsError, match="f4-a: 3 infrastructure failures"):
+        with pytest.raises(BoardsUnhealthy, match="f4-a: 3 infrastructure failures"):
             store.acquire(["f4-a"], wait=30)  # only an unhealthy board: no wait
         store.reset("f4-a")
         assert store.acquire(["f4-a"]).rack_id == "f4-a"

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import shutil
 import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from hil.audit.store import open_store
 from hil.cli import main
+from hil.flash.sim.power import switch_power
+from hil.flash.sim.store import sim_dir
 from hil.paths import state_dir
 from hil.rack.leases import open_store as open_leases
 from hil.recovery import STEPS
@@ -92,16 +95,51 @@ def _health(rack_id: str):
         return store.health().get(rack_id), store.health_log(rack_id)
 
 
+def _report_cell(path: Path) -> dict[str, str]:
+    """The one matrix cell of an HTML run report: its attributes and its text."""
+    class Cells(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.cells: list[dict[str, str]] = []
+            self.inside = False
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "td" and "cell" in (dict(attrs).get("class") or "").split():
+                self.cells.append({k: v or "" for k, v in attrs} | {"text": ""})
+                self.inside = True
+
+        def handle_endtag(self, tag):
+            self.inside = self.inside and tag != "td"
+
+        def handle_data(self, data):
+            if self.inside:
+                self.cells[-1]["text"] += data
+
+    parser = Cells()
+    parser.feed(path.read_text(encoding="utf-8"))
+    [cell] = parser.cells
+    return cell
+
+
 def test_a_wedged_virtual_board_is_recovered_by_a_power_cycle(project, tmp_path, capsys):
     mark = tmp_path / "hung"
     _app(project, mark)
     _rack(project, ("f4-p", True))
-    junit = tmp_path / "verdict.xml"
-    rc = main(["test", "-b", "nucleo-f4", "-j", "1", "--timeout", "3", "--junit", str(junit)])
+    junit, report = tmp_path / "verdict.xml", tmp_path / "report.html"
+    rc = main(["test", "-b", "nucleo-f4", "-j", "1", "--timeout", "3", "--junit", str(junit),
+               "--report", str(report)])
     captured = capsys.readouterr()
-    assert rc == 0, captured.out + captured.err
+    assert rc == 0, captured.out + captured.err  # a recovered pass is a pass for the gate
     assert mark.exists()  # the board was hung once
-    assert "passed on a virtual board" in captured.out
+    # ... but never reads as a clean one: the matrix cell, the run's verdict, the report
+    matrix = captured.out.split("test plan's verdict", 1)[1]
+    assert "passed on a virtual board, recovered by power-cycle (f4-p)" in matrix
+    runs = captured.out.split("test plan's verdict", 1)[0]
+    assert "recovered by power-cycle (f4-p)" in runs
+    cell = _report_cell(report)
+    assert cell["data-verdict"] == "passed-virtual"
+    assert cell["data-recovered"] == "recovered by power-cycle (f4-p)"
+    assert "passed on a virtual board, recovered by power-cycle (f4-p)" in cell["text"]
     ping, after = ET.parse(junit).getroot().iter("testcase")
     for case in (ping, after):
         assert case.find("failure") is None and case.find("error") is None
@@ -121,6 +159,20 @@ def test_a_wedged_virtual_board_is_recovered_by_a_power_cycle(project, tmp_path,
     steps = [row[1:3] for row in rows if len(row) > 2 and row[1] in STEPS]
     assert steps == [["power-cycle", "recovered"], ["connect-under-reset", "failed:"],
                      ["swd-reset", "failed:"], ["reconnect-console", "failed:"]]  # newest first
+
+    # the single-app form says it too, on a board also left switched off: its start is
+    # power-cycled, then its hang
+    mark.unlink()
+    switch_power(sim_dir(), "rec-f4-p", False)
+    report = tmp_path / "single.html"
+    rc = main(["test", "-b", "nucleo-f4", "fw/shell", "--timeout", "3", "--report", str(report)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.out + captured.err
+    assert mark.exists()  # hung again
+    [row] = [line for line in captured.out.splitlines() if line.startswith("nucleo-f4 ")]
+    words = "recovered by power-cycle at start (f4-p), power-cycle (f4-p)"
+    assert row.endswith(f"not a hardware pass, {words}")
+    assert _report_cell(report)["data-recovered"] == words
 
 
 def test_a_wedged_board_without_power_control_is_taken_out_and_the_job_moves(

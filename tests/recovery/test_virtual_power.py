@@ -99,6 +99,28 @@ def test_a_test_run_follows_the_power_of_its_virtual_board(entry, shell_hex, tmp
     assert executor.proc is None or executor.proc.poll() is not None
 
 
+@pytest.mark.slow
+@needs_qemu
+def test_a_board_that_answers_at_once_is_still_switched_off(entry, shell_hex, tmp_path):
+    """The power is followed while the firmware talks, not only while the console is quiet:
+    a test that pings without pause sees the switch within a few commands."""
+    board = load_board("nucleo-f4")
+    power = driver_for(entry)
+    assert power is not None
+    with VirtualBoardExecutor(board, entry, work_dir=tmp_path / "run") as executor:
+        console = executor.start(Image.from_path(shell_hex, work_dir=tmp_path / "img"))
+        console.wait_ready(20)
+        qemu = executor.proc
+        assert qemu is not None
+        assert console.command("ping") == ["pong"]
+        power.off()
+        deadline = time.monotonic() + 20
+        with pytest.raises(PowerError, match="is powered off"):
+            while time.monotonic() < deadline:
+                console.command("ping", 5)
+        assert qemu.poll() is not None
+
+
 def _read_until(port: serial.Serial, text: bytes, timeout: float = 30.0) -> bytes:
     got = b""
     deadline = time.monotonic() + timeout

@@ -47,7 +47,7 @@ EXPECTED = {
     "FootprintError": ("error", 5),
     "_ToolFailed": ("error", 5),
     "NoHardwareError": ("error", 4),
-    "UnhealthyBoardsError": ("error", 4),
+    "BoardsUnhealthy": ("error", 4),
     "AuditError": ("error", 21),
     "PowerError": ("infrastructure", 3),
     "RecoveryFailed": ("infrastructure", 3),
