@@ -128,3 +128,36 @@ def test_hil_debug_falls_back_to_plain_qemu(sick_rack: Path, capsys):
     err = capsys.readouterr().err
     assert "running in QEMU (netduinoplus2): no hardware present" in err
     _names_both_skipped(err)
+
+
+@pytest.fixture
+def sick_hardware(gate_project: Path) -> Path:
+    """A real nucleo-f4 entry that counts as present (a remote probe, a loop:// console;
+    nothing is contacted), unhealthy, and an app ``alpha``."""
+    console_app(gate_project, "alpha")
+    (gate_project / "rack.yaml").write_text(
+        "schema: 1\nboards:\n"
+        "  - {id: f4-a, board: nucleo-f4, probe: 'remote:127.0.0.1:9', console: 'loop://'}\n")
+    _mark(gate_project, "f4-a")
+    return gate_project
+
+
+@pytest.mark.parametrize("argv", [
+    pytest.param(["run", "--on", "hardware"], id="run-on-hardware"),
+    pytest.param(["debug", "--require-hardware", "--timeout", "5"], id="debug-require-hw"),
+    pytest.param(["test", "--require-hardware"], id="test-require-hardware"),
+])
+def test_commands_that_need_hardware_fail_at_once_on_unhealthy_hardware(
+        sick_hardware: Path, capsys, argv):
+    assert main([*argv, "--board", "nucleo-f4", "alpha"]) == 4
+    err = capsys.readouterr().err
+    assert "out of service (unhealthy): f4-a: probe lost twice" in err
+    assert "hil rack check f4-a" in err and "hil rack reset f4-a" in err
+
+
+def test_auto_never_counts_unhealthy_hardware_as_hardware(sick_hardware: Path, capsys):
+    assert main(["debug", "--board", "nucleo-f4", "alpha", "--timeout", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "running in QEMU (netduinoplus2): no hardware present" in err
+    assert "unhealthy, skipped: f4-a (probe lost twice)" in err
+    assert "running on hardware" not in err
