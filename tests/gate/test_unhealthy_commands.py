@@ -161,3 +161,35 @@ def test_auto_never_counts_unhealthy_hardware_as_hardware(sick_hardware: Path, c
     assert "running in QEMU (netduinoplus2): no hardware present" in err
     assert "unhealthy, skipped: f4-a (probe lost twice)" in err
     assert "running on hardware" not in err
+
+
+def test_a_wait_ends_when_its_last_candidate_turns_unhealthy(tmp_path: Path):
+    import threading
+    import time
+
+    path = tmp_path / "leases.sqlite"
+    with open_store(path) as store:
+        store.acquire(["f4-a"], holder=Holder.current("another job"))
+    raised: list[BaseException] = []
+
+    def wait_for_f4a() -> None:
+        with open_store(path) as waiter:
+            try:
+                waiter.acquire(["f4-a"], wait=120.0)
+            except BaseException as exc:  # noqa: BLE001 - handed to the test
+                raised.append(exc)
+
+    thread = threading.Thread(target=wait_for_f4a)
+    thread.start()
+    with open_store(path) as store:
+        for _ in range(600):  # until the waiter is queued
+            if store.queue_length() == 1:
+                break
+            time.sleep(0.05)
+        assert store.queue_length() == 1
+        store.mark_unhealthy("f4-a", "probe lost twice")
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+        assert store.queue_length() == 0
+    (exc,) = raised
+    assert isinstance(exc, BoardsUnhealthy) and "f4-a: probe lost twice" in str(exc)
