@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hil.errors import ConfigError, LeaseError
+from hil.errors import BoardsUnhealthy, ConfigError
 from hil.rack.health_spec import DEFAULT_SMOKE, SmokeStep
 from hil.rack.inventory import load_rack
 from hil.rack.leases import Holder, open_store
@@ -111,8 +111,9 @@ def test_a_check_never_takes_a_leased_board(store):
 
 def test_a_check_leases_an_unhealthy_board_that_jobs_cannot_have(store):
     store.mark_unhealthy("f4-a", "console dead")
-    with pytest.raises(LeaseError):
+    with pytest.raises(BoardsUnhealthy, match="f4-a: console dead"):
         store.acquire(["f4-a"], holder=_holder("a job"), wait=0)
+    assert store.queue_length() == 0  # the refused job left no queue place behind
     info = store.lease_for_check("f4-a", holder=_holder("check"), ttl=60)
     assert info is not None and store.leases()["f4-a"].holder.purpose == "check"
 
