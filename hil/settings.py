@@ -288,12 +288,9 @@ def _parse_table(data: dict[str, Any], path: Path, root: Path, prefix: str) -> d
         if "timeout" in test:
             out["test_timeout"] = _seconds(test["timeout"], f"{path}: {prefix}test.timeout")
         if "pytest_plugins" in test:
-            value = test["pytest_plugins"]
-            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-                raise ConfigError("expected a list of pytest plugin module names", path=path,
-                                  key=prefix + "test.pytest_plugins",
-                                  hint='e.g. pytest_plugins = ["pytest_timeout"]')
-            out["test_pytest_plugins"] = tuple(value)
+            out["test_pytest_plugins"] = _names(
+                test["pytest_plugins"], "pytest plugin module names", path,
+                prefix + "test.pytest_plugins", 'e.g. pytest_plugins = ["pytest_timeout"]')
     if "gate" in data:
         out.update(_gate_table(data["gate"], path, prefix))
     if "size" in data:
@@ -301,6 +298,13 @@ def _parse_table(data: dict[str, Any], path: Path, root: Path, prefix: str) -> d
     if "rack_serve" in data:
         out.update(_rack_serve_table(data["rack_serve"], path, root, prefix + "rack_serve"))
     return out
+
+
+def _names(value: object, what: str, path: Path, key: str, hint: str) -> tuple[str, ...]:
+    """A list of non-empty strings from the project file, or a ConfigError naming the key."""
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"expected a list of {what}", path=path, key=key, hint=hint)
+    return tuple(value)
 
 
 def _gate_table(gate: object, path: Path, prefix: str) -> dict[str, Any]:
@@ -312,12 +316,9 @@ def _gate_table(gate: object, path: Path, prefix: str) -> dict[str, Any]:
     _unknown(gate, _GATE_KEYS, path, prefix + "gate.")
     out: dict[str, Any] = {}
     if "require_hardware" in gate:
-        value = gate["require_hardware"]
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise ConfigError("expected a list of board names", path=path,
-                              key=prefix + "gate.require_hardware",
-                              hint='e.g. require_hardware = ["nucleo-f4"]')
-        out["gate_require_hardware"] = tuple(value)
+        out["gate_require_hardware"] = _names(
+            gate["require_hardware"], "board names", path, prefix + "gate.require_hardware",
+            'e.g. require_hardware = ["nucleo-f4"]')
     if "allow_flaky" in gate:
         if not isinstance(gate["allow_flaky"], bool):
             raise ConfigError("expected true or false", path=path,

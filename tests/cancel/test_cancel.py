@@ -23,6 +23,7 @@ from pathlib import Path
 
 import junit_rules
 import pytest
+from procscan import processes_marked
 
 from hil.audit.store import open_store
 
@@ -100,21 +101,7 @@ class Run:
 
     def leftovers(self) -> list[str]:
         """Live processes carrying this run's marker (zombies do not count)."""
-        needle = f"HIL_CANCEL_MARKER={self.marker}".encode()
-        found = []
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open(f"/proc/{pid}/environ", "rb") as fh:
-                    environ = fh.read().split(b"\0")
-                with open(f"/proc/{pid}/stat", "rb") as fh:
-                    state = fh.read().rsplit(b")", 1)[1].split()[0]
-                with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                    cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if needle in environ and state != b"Z":
-                found.append(f"{pid}: {cmdline[:200]}")
-        return found
+        return processes_marked("HIL_CANCEL_MARKER", self.marker)
 
     def no_leftovers(self) -> list[str]:
         """Wait (bounded) until no process of the run is left; returns what is."""

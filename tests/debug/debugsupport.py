@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from procscan import processes_marked
 
 HIL = str(Path(sys.executable).parent / "hil")
 START_S = 180.0  # generous: a build and a QEMU start on a loaded 2-core machine
@@ -137,22 +138,9 @@ class HilProcess:
 
     def leftovers(self, bound: float = 10.0) -> list[str]:
         """Live processes carrying this run's marker, after waiting up to ``bound`` s."""
-        needle = f"HIL_DEBUG_TEST_MARKER={self.marker}".encode()
         deadline = time.monotonic() + bound
         while True:
-            found = []
-            for pid in filter(str.isdigit, os.listdir("/proc")):
-                try:
-                    with open(f"/proc/{pid}/environ", "rb") as fh:
-                        environ = fh.read().split(b"\0")
-                    with open(f"/proc/{pid}/stat", "rb") as fh:
-                        state = fh.read().rsplit(b")", 1)[1].split()[0]
-                    with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                        cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
-                except OSError:
-                    continue
-                if needle in environ and state != b"Z":
-                    found.append(f"{pid}: {cmdline[:200]}")
+            found = processes_marked("HIL_DEBUG_TEST_MARKER", self.marker)
             if not found or time.monotonic() > deadline:
                 return found
             time.sleep(0.1)

@@ -7,46 +7,16 @@ from __future__ import annotations
 
 import re
 import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from debugsupport import HilProcess, held_leases, printed_gdb
+from pyocdserver import pyocd_server
 
 pytestmark = pytest.mark.slow
-
-SERVING = re.compile(r"Serving debug probe .* on port (\d+)")
-
-
-@contextmanager
-def pyocd_server(probe: str, log: Path, env: dict[str, str]) -> Iterator[int]:
-    """``pyocd server`` for one probe on a port it picks (``-p 0``); yields the port."""
-    pyocd = str(Path(sys.executable).parent / "pyocd")
-    with open(log, "w") as out:
-        proc = subprocess.Popen([pyocd, "server", "--probe", probe, "-p", "0", "--no-config",
-                                 "-W"], stdout=out, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        serving = None
-        while serving is None and time.monotonic() < deadline and proc.poll() is None:
-            serving = SERVING.search(log.read_text())
-            time.sleep(0.05)
-        if serving is None:
-            pytest.fail(f"pyocd server did not start: {log.read_text()}")
-        yield int(serving.group(1))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
 
 @contextmanager
 def silent_console() -> Iterator[int]:

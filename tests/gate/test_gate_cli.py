@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from gatesupport import console_app, unity_failing_app
 from junit_rules import assert_valid
+from procscan import QEMU_CHILDREN_SOURCE
 
 from hil.audit.store import open_store
 from hil.cli import main
@@ -133,18 +134,7 @@ from pathlib import Path
 MARK = Path({mark!r})
 
 
-def _qemu_children():
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmd = (d / "cmdline").read_bytes()
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == os.getpid() and b"qemu-system" in cmd:
-            yield int(d.name)
-
+""" + QEMU_CHILDREN_SOURCE + """
 
 def test_console_stays(dut):  # the first run kills its board's emulator mid-test
     if not MARK.exists():

@@ -15,6 +15,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from procscan import processes_marked
 from test_ladder_e2e import _app
 
 HIL = str(Path(sys.executable).parent / "hil")
@@ -24,21 +25,7 @@ pytestmark = pytest.mark.slow
 
 
 def _leftovers(marker: str) -> list[str]:
-    needle = f"HIL_CANCEL_MARKER={marker}".encode()
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as fh:
-                environ = fh.read().split(b"\0")
-            with open(f"/proc/{pid}/stat", "rb") as fh:
-                state = fh.read().rsplit(b")", 1)[1].split()[0]
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if needle in environ and state != b"Z":
-            found.append(f"{pid}: {cmdline[:160]}")
-    return found
+    return processes_marked("HIL_CANCEL_MARKER", marker, width=160)
 
 
 def test_ctrl_c_during_the_ladder_leaves_no_qemu_and_no_lease(project, tmp_path):

@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from procscan import QEMU_CHILDREN_SOURCE
 
 from hil.audit.store import open_store
 from hil.cli import main
@@ -33,18 +34,7 @@ from pathlib import Path
 MARK = Path({mark!r})
 
 
-def _qemu_children():
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmd = (d / "cmdline").read_bytes()
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == os.getpid() and b"qemu-system" in cmd:
-            yield int(d.name)
-
+""" + QEMU_CHILDREN_SOURCE + """
 
 def test_ping(dut, hil_executor):
     if not MARK.exists():
