@@ -7,12 +7,13 @@ import json
 import math
 import sys
 import time
-from datetime import datetime
 
 from hil.cli import _args
 from hil.errors import UsageError
 from hil.rack.inventory import Rack
 from hil.rack.leases import LeaseStore
+from hil.rack.snapshot import clean as _short
+from hil.rack.snapshot import local_time as _when
 from hil.ui import table
 
 CHECK_HELP = "health-check boards: flash the golden image and run the smoke test"
@@ -99,18 +100,6 @@ def run_check(rack: Rack, store: LeaseStore, args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- status columns
-
-def _short(text: str, width: int) -> str:
-    text = "".join(c if c.isprintable() else " " for c in str(text))
-    return text if len(text) <= width else text[:width - 3] + "..."
-
-
-def _when(t: float) -> str:
-    try:
-        return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
-    except (OverflowError, ValueError, OSError):
-        return "?"
-
 
 def health_columns(rack: Rack, store: LeaseStore, rack_id: str,
                    since: dict[str, float]) -> tuple[list[str], dict[str, object]]:

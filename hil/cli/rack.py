@@ -7,7 +7,6 @@ import json
 import logging
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 from hil.cli import _args, _rack_health
@@ -16,6 +15,7 @@ from hil.rack import lease_store, load_rack, matching_entries
 from hil.rack.leases import Holder
 from hil.rack.snapshot import board_rows, probe_presence
 from hil.rack.snapshot import clean as _clean
+from hil.rack.snapshot import local_time as _when
 from hil.ui import table
 
 log = logging.getLogger(__name__)
@@ -149,15 +149,6 @@ def _serve(rack, args: argparse.Namespace) -> int:
             if started:
                 print("hil rack serve: stopped", file=sys.stderr, flush=True)
     return 0
-
-
-def _when(t: object) -> str:
-    if t is None or t == 0:
-        return "-"
-    try:
-        return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")  # type: ignore[arg-type]
-    except (OverflowError, ValueError, OSError, TypeError):
-        return f"invalid ({_clean(t, 20)})"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,6 +31,18 @@ def clean(value: object, width: int = 60) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
+def local_time(t: object) -> str:
+    """A time from the database as status tables print it (local time), ``-`` for none."""
+    from datetime import datetime
+
+    if t is None or t == 0:
+        return "-"
+    try:
+        return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")  # type: ignore[arg-type]
+    except (OverflowError, ValueError, OSError, TypeError):
+        return f"invalid ({clean(t, 20)})"
+
+
 def json_time(value: object) -> float | None:
     """A time from the database as JSON can carry it (NaN and infinities are not JSON)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
