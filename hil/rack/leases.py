@@ -13,6 +13,11 @@ Crash safety: a lease has an expiry renewed by a heartbeat thread while the hold
 An expired lease is reclaimed by the next transaction, and so is a lease or queue place
 whose holder was on this host and whose pid is gone. Only the lease token releases or
 renews a lease.
+
+Waiting: a waiter sleeps on a doorbell (``hil.rack.bell``) that the transaction freeing a
+board for it rings, so a hand-over costs a wake-up, not a poll interval; it still polls,
+slowly, in case a ring is lost. Reads that change nothing (status, the rack page) do not
+take the write lock.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from typing import Any
 
 from hil.errors import BoardsUnhealthy, ConfigError, LeaseError, LeaseTimeout
 from hil.limits import LEASE_TTL, LEASE_TTL_ANY, LEASE_WAIT
+from hil.rack.bell import Bell, SocketBell, ring_sockets
 from hil.settings import current
 from hil.storage import check_store_path, connect_sqlite, redact_url, sqlite_problem
 
@@ -42,7 +48,8 @@ log = logging.getLogger(__name__)
 
 UNHEALTHY_AFTER = 3  # consecutive infrastructure failures
 WAITER_STALE_S = 15.0  # a queue place whose heartbeat is older is dropped
-POLL_S = 0.05
+POLL_S = 0.05  # a waiter's poll interval without a doorbell (at the head of the queue)
+BELL_POLL_S = 0.5  # ... with one: only a lost ring waits this long
 _ADVISORY_KEY = 0x68696C  # "hil"
 
 SCHEMA = [
@@ -73,6 +80,7 @@ SCHEMA = [
         rack_id TEXT NOT NULL, token TEXT NOT NULL, event TEXT NOT NULL,
         ticket INTEGER, at DOUBLE PRECISION NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL)""",
 ]
+_TABLES = tuple(stmt.split()[5] for stmt in SCHEMA)  # CREATE TABLE IF NOT EXISTS <name>
 
 
 @dataclass(frozen=True)
@@ -247,9 +255,17 @@ class LeaseStore:
 
     # -- backend hooks -------------------------------------------------------------------
     @contextmanager
-    def _tx(self) -> Iterator[Any]:  # pragma: no cover - implemented by backends
+    def _tx(self, *, read: bool = False) -> Iterator[Any]:  # pragma: no cover - backends
+        """A transaction; ``read``: it changes nothing, so it need not take the write lock."""
         raise NotImplementedError
         yield
+
+    def _listen(self, ticket: int) -> Bell | None:
+        """A doorbell for queue place ``ticket``, or None: the waiter polls."""
+        return None
+
+    def _ring(self, cur: Any, tickets: set[int]) -> None:
+        """Ring the bells of ``tickets`` when this transaction commits (not if it fails)."""
 
     def _now(self, cur: Any) -> float:
         return time.time()
@@ -265,6 +281,17 @@ class LeaseStore:
 
     def _q(self, sql: str) -> str:
         return sql
+
+    def _create_tables(self, count_sql: str, autoinc: str) -> None:
+        """Create the tables unless they all exist (most opens: then without the write
+        lock, so opening a store never waits for a writer)."""
+        with self._tx(read=True) as cur:
+            cur.execute(self._q(count_sql.format(", ".join("?" * len(_TABLES)))), _TABLES)
+            if cur.fetchone()[0] == len(_TABLES):
+                return
+        with self._tx() as cur:
+            for stmt in SCHEMA:
+                cur.execute(stmt.format(autoinc=autoinc))
 
     # -- housekeeping (inside a transaction) ---------------------------------------------
     def _lease_gone(self, host: object, pid: object, expires: object,
@@ -289,10 +316,12 @@ class LeaseStore:
 
     def _reap(self, cur: Any, now: float) -> None:
         q = self._q
+        freed = False
         cur.execute(q("SELECT rack_id, token, host, pid, expires_at FROM hil_leases"))
         for rack_id, token, host, pid, expires in cur.fetchall():
             why = self._lease_gone(host, pid, expires, now)
             if why:
+                freed = True
                 cur.execute(q("DELETE FROM hil_leases WHERE token = ?"), (token,))
                 self._log(cur, rack_id, token, why, None, now)
                 log.info("lease %s on %s reclaimed: %s", str(token)[:8], rack_id, why)
@@ -300,6 +329,20 @@ class LeaseStore:
         for ticket, host, pid, raw_beat, candidates in cur.fetchall():
             if self._waiter_gone(host, pid, raw_beat, candidates, now):
                 cur.execute(q("DELETE FROM hil_waiters WHERE ticket = ?"), (ticket,))
+                freed = True
+        if freed:
+            self._wake(cur)
+
+    def _wake(self, cur: Any, *, everyone: bool = False) -> None:
+        """Ring the waiters that the hand-out now gives a board (``everyone``: all of them,
+        e.g. a board went out of service and a waiter's last candidate may be gone)."""
+        cur.execute(self._q("SELECT 1 FROM hil_waiters LIMIT 1"))
+        if cur.fetchone() is None:  # nobody waits (the common case): nothing to work out
+            return
+        assigned, order = self._handout(cur)
+        tickets = set(order) if everyone else set(assigned)
+        if tickets:
+            self._ring(cur, tickets)
 
     def _log(self, cur: Any, rack_id: str, token: str, event: str, ticket: int | None,
              now: float) -> None:
@@ -354,6 +397,8 @@ class LeaseStore:
         holder = holder or Holder.current()
         deadline = None if wait is None else time.monotonic() + wait
         ticket: int | None = None
+        bell: Bell | None = None
+        listened = False
         last_position = None
         try:
             while True:
@@ -404,13 +449,28 @@ class LeaseStore:
                 if on_wait and position != last_position:
                     on_wait(position, len(order))
                 last_position = position
-                # the head of the queue polls fast; places far back poll less often, so
-                # many waiters do not keep the database's lock busy
-                time.sleep(POLL_S * min(max(1.0, position / len(candidates)), 10.0))
+                if not listened:
+                    listened = True
+                    bell = self._listen(ticket)
+                    if bell is not None:
+                        continue  # listening now: look once more, a ring may have gone unheard
+                # places far back in the queue poll less often, so many waiters do not keep
+                # the database's lock busy
+                pause = (BELL_POLL_S if bell else POLL_S) * \
+                    min(max(1.0, position / len(candidates)), 10.0 if bell is None else 4.0)
+                if deadline is not None:
+                    pause = min(pause, max(0.0, deadline - time.monotonic()))
+                if bell is not None:
+                    bell.wait(pause)
+                else:
+                    time.sleep(pause)
         finally:
+            if bell is not None:
+                bell.close()
             if ticket is not None:  # gave up or failed: leave the queue
                 with self._tx() as cur:
                     cur.execute(self._q("DELETE FROM hil_waiters WHERE ticket = ?"), (ticket,))
+                    self._wake(cur)  # a board the hand-out gave this place goes to the next
 
     def release(self, token: str) -> str:
         """Release the lease with ``token``; returns its rack id."""
@@ -424,6 +484,7 @@ class LeaseStore:
                                  hint="'hil rack status' lists the current leases")
             cur.execute(self._q("DELETE FROM hil_leases WHERE token = ?"), (token,))
             self._log(cur, row[0], token, "release", None, now)
+            self._wake(cur)
             return str(row[0])
 
     def renew(self, token: str, ttl: float) -> float:
@@ -447,12 +508,12 @@ class LeaseStore:
                     for r in cur.fetchall()}
 
     def queue_length(self) -> int:
-        with self._tx() as cur:
+        with self._tx(read=True) as cur:
             cur.execute(self._q("SELECT COUNT(*) FROM hil_waiters"))
             return int(cur.fetchone()[0])
 
     def health(self) -> dict[str, Health]:
-        with self._tx() as cur:
+        with self._tx(read=True) as cur:
             cur.execute(self._q("SELECT rack_id, failures, unhealthy_reason FROM hil_health"))
             return {r[0]: Health(r[0], r[1], r[2]) for r in cur.fetchall()}
 
@@ -471,6 +532,8 @@ class LeaseStore:
                 "VALUES (?, ?, ?, ?) ON CONFLICT (rack_id) DO UPDATE SET "
                 "failures = excluded.failures, unhealthy_reason = excluded.unhealthy_reason, "
                 "updated_at = excluded.updated_at"), (rack_id, failures, reason_text, now))
+            if reason_text is not None:
+                self._wake(cur, everyone=True)  # a waiter's last candidate may be gone
             return Health(rack_id, failures, reason_text)
 
     def record_health_event(self, rack_id: str, kind: str, *, ok: bool,
@@ -486,7 +549,7 @@ class LeaseStore:
 
     def health_log(self, rack_id: str | None = None, *, limit: int = 50) -> list[HealthEvent]:
         """The newest ``limit`` health events (of one board, or all), oldest first."""
-        with self._tx() as cur:
+        with self._tx(read=True) as cur:
             where = "WHERE rack_id = ? " if rack_id is not None else ""
             args: tuple[Any, ...] = (rack_id,) if rack_id is not None else ()
             cur.execute(self._q("SELECT rack_id, at, kind, step, ok, detail, host, pid FROM "
@@ -512,6 +575,7 @@ class LeaseStore:
             cur.execute(self._q("INSERT INTO hil_health_log (rack_id, at, kind, step, ok, "
                                 "detail, host, pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
                         (rack_id, now, "unhealthy", None, 0, reason, self.host, os.getpid()))
+            self._wake(cur, everyone=True)  # a waiter's last candidate may be gone
             return Health(rack_id, count + 1, reason)
 
     # -- health checks (hil rack check, rack-host --idle-checks) --------------------------
@@ -567,12 +631,14 @@ class LeaseStore:
                 if before is not None:
                     cur.execute(log_sql, (rack_id, now, "returned", None, 1,
                                           "health check passed", self.host, os.getpid()))
+                    self._wake(cur)
                 return CheckRecord(rack_id, True, before, None)
             reason = f"health check failed: {detail or 'no reason given'}"
             if before is None:
                 cur.execute(upsert, (rack_id, count + 1, reason, now))
                 cur.execute(log_sql, (rack_id, now, "unhealthy", None, 0, reason, self.host,
                                       os.getpid()))
+                self._wake(cur, everyone=True)
                 return CheckRecord(rack_id, False, None, reason)
             reasons = [p for p in str(before).split(REASON_SEP) if p and p != reason]
             text = REASON_SEP.join([reason, *reasons][:REASONS_KEPT])
@@ -582,7 +648,7 @@ class LeaseStore:
     def unhealthy_since(self) -> dict[str, float]:
         """Unhealthy boards and when that last changed (taken out, or a failed re-check):
         the start of their re-check cool-down."""
-        with self._tx() as cur:
+        with self._tx(read=True) as cur:
             cur.execute(self._q("SELECT rack_id, updated_at FROM hil_health "
                                 "WHERE unhealthy_reason IS NOT NULL"))
             return {r[0]: t for r in cur.fetchall() if (t := _finite(r[1])) is not None}
@@ -601,6 +667,7 @@ class LeaseStore:
         with self._tx() as cur:
             now = self._now(cur)
             cur.execute(self._q("DELETE FROM hil_health WHERE rack_id = ?"), (rack_id,))
+            self._wake(cur)
             cur.execute(self._q("SELECT token, user_name, host, pid, acquired_at, expires_at "
                                 "FROM hil_leases WHERE rack_id = ?"), (rack_id,))
             row = cur.fetchone()
@@ -611,6 +678,7 @@ class LeaseStore:
             if why:
                 cur.execute(self._q("DELETE FROM hil_leases WHERE rack_id = ?"), (rack_id,))
                 self._log(cur, rack_id, str(row[0]), "reset", None, now)
+                self._wake(cur)
             return why
 
     def view(self, *, events: int = 500) -> RackView:
@@ -618,7 +686,7 @@ class LeaseStore:
         leases and queue places the next transaction would reclaim are left out (not
         deleted); ``events``: how many of the newest health events to read."""
         q = self._q
-        with self._tx() as cur:
+        with self._tx(read=True) as cur:
             now = self._now(cur)
             cur.execute(q("SELECT rack_id, token, user_name, host, pid, ci_job, purpose, "
                           "acquired_at, expires_at FROM hil_leases"))
@@ -644,7 +712,7 @@ class LeaseStore:
         return RackView(now, leases, health, waiters, history, since)
 
     def lease_log(self) -> list[tuple[int, str, str, str, int | None, float]]:
-        with self._tx() as cur:
+        with self._tx(read=True) as cur:
             cur.execute(self._q("SELECT seq, rack_id, token, event, ticket, at FROM "
                                 "hil_lease_log ORDER BY seq"))
             return [tuple(r) for r in cur.fetchall()]
@@ -662,9 +730,8 @@ class SqliteLeaseStore(LeaseStore):
         self.path = path
         check_store_path(path, "lease database", _SQLITE_FIX, LeaseError)
         self._local = threading.local()
-        with self._tx() as cur:
-            for stmt in SCHEMA:
-                cur.execute(stmt.format(autoinc="INTEGER PRIMARY KEY AUTOINCREMENT"))
+        self._create_tables("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND "
+                            "name IN ({})", "INTEGER PRIMARY KEY AUTOINCREMENT")
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -676,14 +743,16 @@ class SqliteLeaseStore(LeaseStore):
         return conn
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Cursor]:
+    def _tx(self, *, read: bool = False) -> Iterator[sqlite3.Cursor]:
         try:
             conn = self._conn()
             cur = conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
+            # a read in WAL mode sees one snapshot without the write lock
+            cur.execute("BEGIN" if read else "BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             message, hint = sqlite_problem(exc, self.path, "lease database", _SQLITE_FIX)
             raise LeaseError(message, hint=hint) from exc
+        self._local.rings = set()
         try:
             yield cur
             conn.execute("COMMIT")
@@ -696,6 +765,15 @@ class SqliteLeaseStore(LeaseStore):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        finally:
+            rings, self._local.rings = self._local.rings, set()
+        ring_sockets(self.path, rings)  # committed: the rung waiter sees the change
+
+    def _ring(self, cur: Any, tickets: set[int]) -> None:
+        self._local.rings |= tickets
+
+    def _listen(self, ticket: int) -> Bell | None:
+        return SocketBell.listen(self.path, ticket)
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -711,9 +789,9 @@ class PostgresLeaseStore(LeaseStore):
         super().__init__()
         self.url = url
         self._local = threading.local()
-        with self._tx() as cur:
-            for stmt in SCHEMA:
-                cur.execute(stmt.format(autoinc="BIGSERIAL PRIMARY KEY"))
+        self._create_tables("SELECT COUNT(*) FROM information_schema.tables WHERE "
+                            "table_schema = current_schema() AND table_name IN ({})",
+                            "BIGSERIAL PRIMARY KEY")
 
     def _conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
@@ -738,17 +816,70 @@ class PostgresLeaseStore(LeaseStore):
         return float(cur.fetchone()[0])
 
     @contextmanager
-    def _tx(self) -> Iterator[Any]:
+    def _tx(self, *, read: bool = False) -> Iterator[Any]:
         conn = self._conn()
         with conn.transaction(), conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_KEY,))
+            if not read:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_KEY,))
             yield cur
+
+    def _ring(self, cur: Any, tickets: set[int]) -> None:
+        for ticket in sorted(tickets):  # NOTIFY is delivered when the transaction commits
+            cur.execute("SELECT pg_notify(%s, '')", (_channel(ticket),))
+
+    def _listen(self, ticket: int) -> Bell | None:
+        return _PgBell.listen(self._conn(), _channel(ticket))
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _channel(ticket: int) -> str:
+    return f"hil_lease_{int(ticket)}"
+
+
+class _PgBell:
+    """A waiter's bell for a PostgreSQL store: ``LISTEN`` on its ticket's channel, on the
+    waiting thread's own connection."""
+
+    def __init__(self, conn: Any, channel: str) -> None:
+        self._conn = conn
+        self._channel = channel
+
+    @classmethod
+    def listen(cls, conn: Any, channel: str) -> _PgBell | None:
+        import psycopg
+
+        try:
+            with conn.transaction():
+                conn.execute(f"LISTEN {channel}")
+        except psycopg.Error as exc:
+            log.debug("LISTEN %s failed, polling instead: %s", channel, exc)
+            return None
+        return cls(conn, channel)
+
+    def wait(self, timeout: float) -> bool:
+        import psycopg
+
+        try:
+            return any(True for _ in self._conn.notifies(timeout=max(0.0, timeout),
+                                                         stop_after=1))
+        except psycopg.Error:  # the connection broke: the next transaction says so
+            return False
+
+    def close(self) -> None:
+        import psycopg
+
+        try:
+            with self._conn.transaction():
+                self._conn.execute(f"UNLISTEN {self._channel}")
+            for _ in self._conn.notifies(timeout=0):  # rings that came in meanwhile
+                pass
+        except psycopg.Error:
+            pass
 
 
 def open_store(url: str | Path) -> LeaseStore:
