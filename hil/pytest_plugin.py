@@ -100,9 +100,29 @@ def pytest_configure(config: pytest.Config) -> None:
 
         config.stash[_SIGNALS] = procs.install()
         config.stash[_PARENT] = os.getppid()
+    _live_past_capture(config)
+
+
+def _live_past_capture(config: pytest.Config) -> None:
+    """Progress of long steps (a wait for a board, a recovery) reaches the terminal while
+    the test runs, not in the captured output after it (``hil.ui.live``)."""
+    from hil import ui
+
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if capture is None:
+        return
+
+    def write(text: str) -> None:
+        with capture.global_and_fixture_disabled():
+            print(text, file=sys.stderr, flush=True)
+
+    ui.set_live_writer(write)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    from hil import ui
+
+    ui.set_live_writer(None)
     if _SIGNALS in config.stash:
         from hil import procs
 

@@ -26,13 +26,13 @@ The executor supplies the steps (``reconnect_console``, ``swd_reset``,
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hil.errors import HilError, InfrastructureError, LeaseError, RecoveryFailed, is_infrastructure
+from hil.ui import live
 
 if TYPE_CHECKING:
     from hil.executors import Executor
@@ -235,4 +235,4 @@ def _left(deadline: float) -> float:
 
 
 def _stderr(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    live(text)

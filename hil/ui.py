@@ -3,8 +3,26 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from typing import TextIO
+
+_live_writer: list[Callable[[str], None]] = []  # the writer behind ``live``, if any
+
+
+def live(text: str) -> None:
+    """Say ``text`` on stderr now. A long step (a wait for a board, a recovery climbing its
+    ladder) must show while it happens, also inside a pytest test, whose output is held
+    until the test ends: there hil's plugin installs a writer that suspends the capture."""
+    if _live_writer and threading.current_thread() is threading.main_thread():
+        _live_writer[0](text)
+    else:
+        print(text, file=sys.stderr, flush=True)
+
+
+def set_live_writer(writer: Callable[[str], None] | None) -> None:
+    """Install (None: remove) the writer behind ``live``."""
+    _live_writer[:] = [writer] if writer is not None else []
 
 
 def bar(fraction: float, width: int = 20) -> str:

@@ -9,7 +9,6 @@ the count.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +20,7 @@ from hil.image import Image
 from hil.rack.inventory import RackEntry
 from hil.rack.leases import Lease, LeaseStore
 from hil.settings import current
+from hil.ui import live
 
 if TYPE_CHECKING:
     from hil.debug import GdbAccess
@@ -61,9 +61,8 @@ class LeasedExecutor(Executor):
         return f"a leased {self.board.name} ({ids})"
 
     def _announce(self, position: int, total: int) -> None:
-        print(f"hil: waiting for a free {self.board.name} "
-              f"({', '.join(e.id for e in self.choice.entries)}): place {position} of {total}",
-              file=sys.stderr, flush=True)
+        live(f"hil: waiting for a free {self.board.name} "
+             f"({', '.join(e.id for e in self.choice.entries)}): place {position} of {total}")
 
     def start(self, image: Image) -> Console:
         from hil.rack import lease_store, load_rack

@@ -180,3 +180,40 @@ def test_status_reads_do_not_wait_for_a_writer(backend, request, tmp_path):
         assert done == [({}, {}, 0)]
     finally:
         release()
+
+
+def test_hil_test_shows_its_wait_for_a_board_while_it_waits_and_starts_on_release(tmp_path):
+    """The real ``hil test`` queued behind two held boards says so while it waits (not in
+    the test's captured output afterwards) and runs as soon as one is released."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from hil.rack import lease_store, load_rack
+
+    hil = str(Path(sys.executable).parent / "hil")
+    log = tmp_path / "hil.log"
+    with lease_store(load_rack()) as store:
+        held = [store.acquire(["f4-a"], ttl=120), store.acquire(["f4-b"], ttl=120)]
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([hil, "test", "--board", "nucleo-f4", "shell"],
+                                    env=dict(os.environ, HIL_LEASE_WAIT="120"),
+                                    stdout=out, stderr=out)
+        try:
+            deadline = time.monotonic() + 120
+            while "hil: waiting for a free nucleo-f4 (f4-a, f4-b): place 1 of 1" \
+                    not in log.read_text(errors="replace"):
+                assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
+                assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+                time.sleep(0.05)
+            assert store.queue_length() == 1  # still waiting: the line came while it waited
+            store.release(held[1].token)
+            assert proc.wait(timeout=120) == 0, log.read_text(errors="replace")[-3000:]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        text = log.read_text(errors="replace")
+        assert "f4-b" in text and "not a hardware pass" in text
+        store.release(held[0].token)

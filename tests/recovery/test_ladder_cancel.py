@@ -50,6 +50,11 @@ def test_ctrl_c_during_the_ladder_leaves_no_qemu_and_no_lease(project, tmp_path)
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)  # hil alone, as a terminal's Ctrl-C reaches it first
         assert proc.wait(timeout=BOUND_S) == 130, log.read_text(errors="replace")[-3000:]
+        # the progress came while the ladder climbed (not with the test's captured output),
+        # so the Ctrl-C landed on the next step: the ladder did not finish
+        text = log.read_text(errors="replace")
+        assert "recovery step connect-under-reset" not in text, text[-3000:]
+        assert "cancelled by SIGINT" in text
         deadline = time.monotonic() + BOUND_S
         while (left := _leftovers(marker)) and time.monotonic() < deadline:
             time.sleep(0.05)
