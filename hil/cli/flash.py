@@ -207,11 +207,11 @@ def run(args: argparse.Namespace) -> int:
         choice = select_probe(board, probe_arg, rack)
         return _flash(args, board, image, choice)
     from hil.rack import lease_store
-    from hil.rack.leases import hold
+    from hil.rack.leases import hold, wait_message
+    from hil.ui import live
 
     def waiting(position: int, total: int) -> None:
-        print(f"hil: waiting for {', '.join(e.id for e in candidates)}: place {position} of "
-              f"{total} in the queue", file=sys.stderr, flush=True)
+        live(wait_message(board.name, [e.id for e in candidates], position, total))
 
     with lease_store(rack) as store:
         with hold(store, [e.id for e in candidates], ttl=60.0, wait=wait,

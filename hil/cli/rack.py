@@ -12,7 +12,7 @@ from pathlib import Path
 from hil.cli import _args, _rack_health
 from hil.errors import UsageError
 from hil.rack import lease_store, load_rack, matching_entries
-from hil.rack.leases import Holder
+from hil.rack.leases import Holder, wait_message
 from hil.rack.snapshot import board_rows, probe_presence
 from hil.rack.snapshot import clean as _clean
 from hil.rack.snapshot import local_time as _when
@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
             holder = Holder(holder.user, holder.host, 0, holder.ci_job, holder.purpose)
 
             def waiting(position: int, total: int) -> None:
-                print(f"waiting for a {args.board}: place {position} of {total} in the queue",
+                print(wait_message(args.board, [e.id for e in entries], position, total),
                       file=sys.stderr, flush=True)
 
             info = store.acquire([e.id for e in entries], holder=holder, ttl=args.ttl,

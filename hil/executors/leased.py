@@ -18,7 +18,7 @@ from hil.errors import EmulatorError, HilError, LeaseLost, RecoveryFailed, is_in
 from hil.executors import Choice, Executor, Outcome
 from hil.image import Image
 from hil.rack.inventory import RackEntry
-from hil.rack.leases import Lease, LeaseStore
+from hil.rack.leases import Lease, LeaseStore, wait_message
 from hil.settings import current
 from hil.ui import live
 
@@ -61,8 +61,8 @@ class LeasedExecutor(Executor):
         return f"a leased {self.board.name} ({ids})"
 
     def _announce(self, position: int, total: int) -> None:
-        live(f"hil: waiting for a free {self.board.name} "
-             f"({', '.join(e.id for e in self.choice.entries)}): place {position} of {total}")
+        live(wait_message(self.board.name, [e.id for e in self.choice.entries], position,
+                          total))
 
     def start(self, image: Image) -> Console:
         from hil.rack import lease_store, load_rack

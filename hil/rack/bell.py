@@ -45,27 +45,32 @@ def socket_name(db: Path, ticket: int) -> str:
 class SocketBell:
     """A waiter's bell for a SQLite store: an abstract-namespace datagram socket."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, poller: select.poll) -> None:
         self._sock = sock
+        self._poller = poller
 
     @classmethod
     def listen(cls, db: Path, ticket: int) -> SocketBell | None:
         """A bell for ``ticket``, or None where abstract sockets cannot be bound (the caller
         polls instead)."""
-        if not hasattr(socket, "AF_UNIX"):
+        if not hasattr(socket, "AF_UNIX") or not hasattr(select, "poll"):
             return None
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        except OSError:  # e.g. out of file descriptors
+            return None
         try:
             sock.bind(socket_name(db, ticket))
+            sock.setblocking(False)
+            poller = select.poll()  # not select(): a process may hold fds past 1024
+            poller.register(sock, select.POLLIN)
         except OSError:  # not Linux (no abstract namespace), or the name is taken
             sock.close()
             return None
-        sock.setblocking(False)
-        return cls(sock)
+        return cls(sock, poller)
 
     def wait(self, timeout: float) -> bool:
-        ready, _, _ = select.select([self._sock], [], [], max(0.0, timeout))
-        rung = bool(ready)
+        rung = bool(self._poller.poll(max(0.0, timeout) * 1000))
         while True:  # several rings queued while we looked are one ring
             try:
                 self._sock.recv(16)
@@ -81,7 +86,11 @@ def ring_sockets(db: Path, tickets: Iterable[int]) -> None:
     tickets = list(tickets)
     if not tickets or not hasattr(socket, "AF_UNIX"):
         return
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+    try:  # runs after the commit: a failure here must not read as a failed release
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    except OSError:  # e.g. out of file descriptors: the waiters' slow poll finds it
+        return
+    with sock:
         sock.setblocking(False)
         for ticket in tickets:
             try:

@@ -23,6 +23,7 @@ take the write lock.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import logging
 import math
@@ -440,9 +441,10 @@ class LeaseStore:
                 if deadline is not None and time.monotonic() >= deadline:
                     out = "; ".join(f"{i} unhealthy: {r}" for i, r in sick.items())
                     held = [i for i in candidates if i not in sick]
+                    waited = f"after waiting {wait:g} s" if wait else "now"
                     raise LeaseTimeout(
-                        f"no free board among {', '.join(candidates)} after waiting "
-                        f"{wait:.0f} s (place {position} of {len(order)} in the queue; "
+                        f"no free board among {', '.join(candidates)} {waited} (place "
+                        f"{position} of {len(order)} in the queue; "
                         f"held: {', '.join(held)}{'; ' + out if out else ''})",
                         hint="'hil rack status' shows who holds them; raise --wait to wait "
                         "longer")
@@ -468,9 +470,19 @@ class LeaseStore:
             if bell is not None:
                 bell.close()
             if ticket is not None:  # gave up or failed: leave the queue
-                with self._tx() as cur:
-                    cur.execute(self._q("DELETE FROM hil_waiters WHERE ticket = ?"), (ticket,))
-                    self._wake(cur)  # a board the hand-out gave this place goes to the next
+                self._leave_queue(ticket)
+
+    def _leave_queue(self, ticket: int) -> None:
+        """Give up queue place ``ticket``. This runs while an error or Ctrl-C ends the
+        wait: a failure here (the database went away meanwhile) is logged, not raised over
+        it, and the place is dropped by others after WAITER_STALE_S."""
+        try:
+            with self._tx() as cur:
+                cur.execute(self._q("DELETE FROM hil_waiters WHERE ticket = ?"), (ticket,))
+                self._wake(cur)  # a board the hand-out gave this place goes to the next
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            log.warning("could not leave the lease queue (place %s; it is dropped after "
+                        "%.0f s): %s", ticket, WAITER_STALE_S, exc)
 
     def release(self, token: str) -> str:
         """Release the lease with ``token``; returns its rack id."""
@@ -792,6 +804,10 @@ class PostgresLeaseStore(LeaseStore):
         self._create_tables("SELECT COUNT(*) FROM information_schema.tables WHERE "
                             "table_schema = current_schema() AND table_name IN ({})",
                             "BIGSERIAL PRIMARY KEY")
+        with self._tx(read=True) as cur:
+            cur.execute("SELECT current_schema()")
+            schema = str(cur.fetchone()[0])
+        self._schema_key = hashlib.sha256(schema.encode()).hexdigest()[:12]
 
     def _conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
@@ -819,26 +835,29 @@ class PostgresLeaseStore(LeaseStore):
     def _tx(self, *, read: bool = False) -> Iterator[Any]:
         conn = self._conn()
         with conn.transaction(), conn.cursor() as cur:
-            if not read:
+            if read:  # one snapshot for every SELECT of the read, as SQLite's WAL gives
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            else:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_KEY,))
             yield cur
 
     def _ring(self, cur: Any, tickets: set[int]) -> None:
         for ticket in sorted(tickets):  # NOTIFY is delivered when the transaction commits
-            cur.execute("SELECT pg_notify(%s, '')", (_channel(ticket),))
+            cur.execute("SELECT pg_notify(%s, '')", (self._channel(ticket),))
 
     def _listen(self, ticket: int) -> Bell | None:
-        return _PgBell.listen(self._conn(), _channel(ticket))
+        return _PgBell.listen(self._conn(), self._channel(ticket))
+
+    def _channel(self, ticket: int) -> str:
+        """The NOTIFY channel of queue place ``ticket``: channels are per database, so the
+        name carries the schema the tables live in (two stores in one database)."""
+        return f"hil_lease_{self._schema_key}_{int(ticket)}"
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
-
-
-def _channel(ticket: int) -> str:
-    return f"hil_lease_{int(ticket)}"
 
 
 class _PgBell:
@@ -949,6 +968,12 @@ class Lease:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def wait_message(what: str, ids: Sequence[str], position: int, total: int) -> str:
+    """The line a command prints while it waits in the lease queue."""
+    return (f"hil: waiting for a free {what} ({', '.join(ids)}): place {position} of {total} "
+            "in the queue")
 
 
 def unhealthy_reasons(store: LeaseStore, ids: Sequence[str]) -> dict[str, str]:

@@ -148,6 +148,57 @@ def test_ringing_a_place_nobody_listens_on_is_harmless(tmp_path):
         mine.close()
 
 
+def test_a_bell_works_in_a_process_holding_over_a_thousand_files(tmp_path):
+    """A rack host or CI runner may hold many files: the bell's socket number is past what
+    select() handles, and the wait must still work (not raise)."""
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the hard limit of open files is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    fds = []
+    try:
+        while not fds or fds[-1] < 1040:
+            fds.append(os.open(os.devnull, os.O_RDONLY))
+        mine = bell.SocketBell.listen(tmp_path / "a.sqlite", 1)
+        assert mine is not None and mine._sock.fileno() > 1024
+        try:
+            bell.ring_sockets(tmp_path / "a.sqlite", [1])
+            assert mine.wait(GUARD_S) is True
+        finally:
+            mine.close()
+    finally:
+        for fd in fds:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_postgresql_stores_in_two_schemas_of_one_database_ring_apart(pg_url):
+    """NOTIFY channels are per database: each store's carry its schema."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS rack_a")
+        conn.execute("CREATE SCHEMA IF NOT EXISTS rack_b")
+    sep = "&" if "?" in pg_url else "?"
+    a = open_store(f"{pg_url}{sep}options=-csearch_path%3Drack_a")
+    b = open_store(f"{pg_url}{sep}options=-csearch_path%3Drack_b")
+    try:
+        assert isinstance(a, leases.PostgresLeaseStore)
+        assert isinstance(b, leases.PostgresLeaseStore)
+        assert a._channel(1) != b._channel(1)
+        assert a._channel(1) == a._channel(1) and a._channel(1).startswith("hil_lease_")
+        with a._tx(read=True) as cur:
+            cur.execute("SELECT count(*) FROM information_schema.tables WHERE "
+                        "table_schema = 'rack_a' AND table_name = 'hil_leases'")
+            assert cur.fetchone()[0] == 1  # the store really lives in its schema
+    finally:
+        a.close()
+        b.close()
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_status_reads_do_not_wait_for_a_writer(backend, request, tmp_path):
     """A transaction holding the write lock (a slow writer, a stuck process) does not stall

@@ -80,9 +80,12 @@ def test_only_the_token_releases_and_a_busy_rack_times_out_with_position(store_u
         a = store.acquire(["f4-a"], ttl=30)
         with pytest.raises(LeaseError, match="no lease with token"):
             store.release("0" * 32)
-        with pytest.raises(LeaseTimeout, match=r"no free board among f4-a after waiting 0 s "
+        with pytest.raises(LeaseTimeout, match=r"no free board among f4-a after waiting 0.2 s "
                            r"\(place 1 of 1 in the queue; held: f4-a\)"):
             store.acquire(["f4-a"], wait=0.2)
+        with pytest.raises(LeaseTimeout, match=r"no free board among f4-a now \(place 1 of 1 "
+                           r"in the queue; held: f4-a\)"):
+            store.acquire(["f4-a"], wait=0)
         assert store.release(a.token) == "f4-a"
         assert store.queue_length() == 0
 
