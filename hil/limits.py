@@ -130,3 +130,5 @@ SIM_SECTOR = Limit("a sector number", 0, 11, integer=True)  # STM32F4 nWRP bits
 ADDRESS32 = Limit("an address", 0, 2**32 - 1, integer=True)
 DEVICE_ID = Limit("a device id", 0, 2**32 - 1, integer=True)
 PORT = Limit("a TCP port", 1, 65535, integer=True)
+LISTEN_PORT = Limit("a TCP port to listen on (0: any free one)", 0, 65535, integer=True)
+IDLE_CHECKS = Limit("the idle-check period", 1.0, 7 * DAY, "seconds")

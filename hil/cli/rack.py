@@ -110,21 +110,12 @@ def _add_serve_arguments(sub) -> None:
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1; a non-loopback address "
                        "needs a token)")
-    serve.add_argument("--port", type=_port, default=8700,
+    serve.add_argument("--port", type=_args.listen_port, default=8700,
                        help="TCP port (default 8700; 0: any free port)")
     serve.add_argument("--token-file", type=Path, default=None, metavar="FILE",
                        help="file holding the access token (default: HIL_RACK_TOKEN, else "
                        "[rack_serve] token_file in hil.toml)")
 
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a port number") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port {port} is not in 0..65535")
-    return port
 
 
 def _serve(rack, args: argparse.Namespace) -> int:

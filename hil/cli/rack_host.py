@@ -7,6 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
+from hil.cli import _args
 from hil.rack.host import RackHost, host_entries
 from hil.rack.inventory import load_rack
 
@@ -45,20 +46,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "or rack.yaml in the project)")
     p.add_argument("--console-dir", type=Path, default=None,
                    help="where the console symlinks go (default: <state dir>/consoles)")
-    p.add_argument("--idle-checks", type=_idle_period, nargs="?", const=3600.0, default=None,
-                   metavar="SECONDS",
+    p.add_argument("--idle-checks", type=_args.idle_checks, nargs="?", const=3600.0,
+                   default=None, metavar="SECONDS",
                    help="health-check idle boards every SECONDS (default 3600) and re-check "
                    "unhealthy ones after their cool-down (health.recheck_after)")
 
-
-def _idle_period(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
-    if not 1.0 <= value <= 7 * 24 * 3600:
-        raise argparse.ArgumentTypeError(f"{text}: must be between 1 and 604800 seconds")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -47,9 +47,10 @@ def silent_console() -> Iterator[int]:
         listener.close()
 
 
-def test_a_rack_board_is_served_by_pyocd_gdbserver_under_its_lease(
-        tmp_path: Path, shared_cache: Path) -> None:
-    run = HilProcess(tmp_path / "run", cache=shared_cache)
+@contextmanager
+def hardware_rack(run: HilProcess, tmp_path: Path) -> Iterator[None]:
+    """``run``'s rack file names one non-virtual nucleo-f4: its probe a ``pyocd server`` on
+    loopback sharing a simulated probe, its console a silent loopback port."""
     env = dict(run.env, HIL_SIM_BOARDS="hw-sim=nucleo-f4")
     with pyocd_server("hilsim:hw-sim", tmp_path / "server.log", env) as probe_port, \
             silent_console() as console_port:
@@ -57,6 +58,13 @@ def test_a_rack_board_is_served_by_pyocd_gdbserver_under_its_lease(
             "schema: 1\nboards:\n  - {id: f4-hw, board: nucleo-f4, "
             f"probe: 'remote:127.0.0.1:{probe_port}', "
             f"console: 'socket://127.0.0.1:{console_port}'}}\n")
+        yield
+
+
+def test_a_rack_board_is_served_by_pyocd_gdbserver_under_its_lease(
+        tmp_path: Path, shared_cache: Path) -> None:
+    run = HilProcess(tmp_path / "run", cache=shared_cache)
+    with hardware_rack(run, tmp_path):
         run.start("debug", "--board", "nucleo-f4", "shell")
         try:
             run.gdb_address()
@@ -78,13 +86,7 @@ def test_debug_on_failure_on_a_rack_board_starts_pyocd_gdbserver(
         tmp_path: Path, shared_cache: Path) -> None:
     """The silent console times the test out; the board is offered to gdb where it is."""
     run = HilProcess(tmp_path / "run", cache=shared_cache)
-    env = dict(run.env, HIL_SIM_BOARDS="hw-sim=nucleo-f4")
-    with pyocd_server("hilsim:hw-sim", tmp_path / "server.log", env) as probe_port, \
-            silent_console() as console_port:
-        run.rack.write_text(
-            "schema: 1\nboards:\n  - {id: f4-hw, board: nucleo-f4, "
-            f"probe: 'remote:127.0.0.1:{probe_port}', "
-            f"console: 'socket://127.0.0.1:{console_port}'}}\n")
+    with hardware_rack(run, tmp_path):
         run.start("test", "--board", "nucleo-f4", "blinky", "--expect", "^never printed$",
                   "--timeout", "2", "--debug-on-failure", "--debug-wait", "600")
         try:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import serial
 import shell_image
+from projects import read_until
 
 from hil.cli import main
 from hil.errors import ConfigError
@@ -71,14 +72,6 @@ def test_host_entries_are_virtual_boards(rack):
         host_entries(load_rack(), ["nope"])
 
 
-def _read_until(port: serial.Serial, text: bytes, timeout: float = 30.0) -> bytes:
-    got = b""
-    deadline = time.monotonic() + timeout
-    while text not in got and time.monotonic() < deadline:
-        got += port.read(256)
-    assert text in got, got
-    return got
-
 
 def _poll_until(host: VirtualBoardHost, boots: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
@@ -102,17 +95,17 @@ def test_host_boots_from_flash_and_restarts_on_reset(rack, shell_hex, tmp_path):
         with serial.Serial(str(host.console_path), 115200, timeout=0.1) as console:
             _flash(shell_hex)
             _poll_until(host, 1)
-            _read_until(console, b"READY")
+            read_until(console, b"READY")
             console.write(b"ping\n")
-            _read_until(console, b"pong")
+            read_until(console, b"pong")
             first_qemu = host.proc
 
             _flash(shell_hex)  # unchanged image: nothing written, but a reset
             _poll_until(host, 2)
             assert host.proc is not first_qemu and first_qemu.poll() is not None
-            _read_until(console, b"hil-shell nucleo-f4")
+            read_until(console, b"hil-shell nucleo-f4")
             console.write(b"add 2 3\n")
-            _read_until(console, b"5\r\nOK")
+            read_until(console, b"5\r\nOK")
 
             _flash(shell_hex, "--no-reset")  # the core stays halted: QEMU is paused
             host.poll()

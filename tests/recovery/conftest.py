@@ -5,17 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from projects import empty_project
 
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty hil project as the current directory: apps/ and an empty rack."""
-    root = tmp_path / "proj"
-    (root / "apps").mkdir(parents=True)
-    (root / "hil.toml").write_text('apps = ["apps/*"]\nrack = "rack.yaml"\n')
-    (root / "rack.yaml").write_text("schema: 1\nboards: []\n")
-    monkeypatch.chdir(root)
-    monkeypatch.delenv("HIL_PROJECT_ROOT", raising=False)
+    root = empty_project(tmp_path, monkeypatch)
     monkeypatch.setenv("HIL_LEASE_WAIT", "60")
     return root
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import serial
 import yaml
+from projects import read_until
 
 from hil.boards import load_board
 from hil.errors import ConfigError, PowerError, ProbeLostError
@@ -121,14 +122,6 @@ def test_a_board_that_answers_at_once_is_still_switched_off(entry, shell_hex, tm
         assert qemu.poll() is not None
 
 
-def _read_until(port: serial.Serial, text: bytes, timeout: float = 30.0) -> bytes:
-    got = b""
-    deadline = time.monotonic() + timeout
-    while text not in got and time.monotonic() < deadline:
-        got += port.read(256)
-    assert text in got, got
-    return got
-
 
 @pytest.mark.slow
 @needs_qemu
@@ -146,7 +139,7 @@ def test_the_rack_host_stops_and_boots_a_virtual_board_with_its_power(entry, she
             assert main(["flash", "--board", "nucleo-f4", "--probe", str(entry.probe),
                          "--image", str(shell_hex)]) == 0
             _until("boot", lambda: (host.poll(), host.boots)[1] == 1)
-            _read_until(console, b"READY")
+            read_until(console, b"READY")
             first = host.proc
             assert first is not None
 
@@ -160,9 +153,9 @@ def test_the_rack_host_stops_and_boots_a_virtual_board_with_its_power(entry, she
 
             power.on()
             _until("boot after power on", lambda: (host.poll(), host.boots)[1] == 2)
-            _read_until(console, b"READY")  # the same console pty, a fresh boot
+            read_until(console, b"READY")  # the same console pty, a fresh boot
             console.write(b"ping\n")
-            _read_until(console, b"pong")
+            read_until(console, b"pong")
     finally:
         host.stop()
     assert host.proc is None
